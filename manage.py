@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Set up the course and run it, or run the tests: the two commands of README.md.
+
+    python3 manage.py lab     set everything up, then open the course in JupyterLab
+    python3 manage.py test    set everything up, then run the whole test suite
+
+Set-up happens on first use and whenever pyproject.toml changes: a project-local
+virtual environment in .venv with the pinned dependencies, this project installed
+in editable mode, and Graphviz's `dot` (which draws computational graphs) where it
+can be installed. Run again, set-up takes well under a second.
+
+Only the standard library is used here, so this file runs on a fresh Python 3.11.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".autograd-lab-setup"
+EXTRAS = "course,test,dask"
+WORKSPACE = ROOT / "workspace"
+STUDENT_NOTEBOOKS = ROOT / "course" / "release"
+
+
+def say(message: str) -> None:
+    print(f"[manage] {message}", flush=True)
+
+
+def venv_python() -> Path:
+    scripts = "Scripts" if os.name == "nt" else "bin"
+    return VENV / scripts / ("python.exe" if os.name == "nt" else "python")
+
+
+def setup_fingerprint() -> str:
+    """What the environment is built from; a change means set-up runs again."""
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "manage.py"):
+        digest.update((ROOT / name).read_bytes())
+    digest.update(sys.version.encode())
+    return digest.hexdigest()
+
+
+def check_python() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(
+            f"This course needs Python 3.11 or newer; this is {sys.version.split()[0]}.\n"
+            "Install Python 3.11 (https://www.python.org/downloads/) and run this command with it, "
+            "for example: python3.11 manage.py test"
+        )
+
+
+def ensure_venv() -> None:
+    python = venv_python()
+    fingerprint = setup_fingerprint()
+    if python.exists() and STAMP.exists() and STAMP.read_text() == fingerprint:
+        return
+    if not python.exists():
+        say(f"creating a virtual environment in {VENV.relative_to(ROOT)}/")
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    say("installing the pinned dependencies (the first time takes a minute or two)")
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
+    run(pip + ["install", "--quiet", "--upgrade", "pip"])
+    run(pip + ["install", "--quiet", "--editable", f".[{EXTRAS}]"])
+    STAMP.write_text(fingerprint)
+    say("environment ready")
+
+
+def ensure_graphviz() -> None:
+    """Graphviz's `dot` renders the computational graphs torchviz and autograd_lab draw.
+
+    Everything else works without it: graph-drawing cells then print how to install it.
+    """
+    if shutil.which("dot"):
+        return
+    apt = shutil.which("apt-get")
+    if apt and hasattr(os, "geteuid") and os.geteuid() == 0:
+        say("installing Graphviz (Debian package 'graphviz') for drawing computational graphs")
+        try:
+            run([apt, "update", "-qq"], quiet=True)
+            run([apt, "install", "-y", "-qq", "graphviz"], quiet=True)
+            return
+        except subprocess.CalledProcessError:
+            say("could not install Graphviz with apt-get; continuing without it")
+    say(
+        "Graphviz's `dot` is not installed, so computational graphs will not be drawn "
+        "(everything else works). Install it with one of:\n"
+        "    sudo apt-get install graphviz      (Debian, Ubuntu)\n"
+        "    brew install graphviz              (macOS)\n"
+        "    conda install -c conda-forge graphviz\n"
+        "    https://graphviz.org/download/     (Windows)"
+    )
+
+
+def run(command: list[str], quiet: bool = False, **kwargs) -> subprocess.CompletedProcess:
+    output = subprocess.DEVNULL if quiet else None
+    return subprocess.run(command, cwd=ROOT, check=True, stdout=output, **kwargs)
+
+
+def setup() -> None:
+    check_python()
+    ensure_venv()
+    ensure_graphviz()
+
+
+def copy_student_notebooks() -> None:
+    """Give the learner their own copies to work in; never overwrite their work."""
+    for notebook in sorted(STUDENT_NOTEBOOKS.glob("*/*.ipynb")):
+        target = WORKSPACE / notebook.relative_to(STUDENT_NOTEBOOKS)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(notebook, target)
+            say(f"new notebook: workspace/{target.relative_to(WORKSPACE)}")
+
+
+def lab(extra: list[str]) -> int:
+    setup()
+    copy_student_notebooks()
+    say("opening JupyterLab in workspace/ (your copies of the notebooks); stop it with Ctrl+C")
+    command = [str(venv_python()), "-m", "jupyter", "lab", f"--notebook-dir={WORKSPACE}", *extra]
+    return subprocess.call(command, cwd=ROOT)
+
+
+def test(extra: list[str]) -> int:
+    setup()
+    say("running the test suite: " + " ".join(["pytest", *extra]))
+    return subprocess.call([str(venv_python()), "-m", "pytest", *extra], cwd=ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Anything after the command is passed on, e.g. `python3 manage.py test -m 'not slow'`.",
+    )
+    parser.add_argument("command", choices=["lab", "test", "setup"], help="what to do")
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "setup":
+        setup()
+        return 0
+    return {"lab": lab, "test": test}[args.command](extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
