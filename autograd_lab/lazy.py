@@ -1,0 +1,147 @@
+"""Lazy stand-ins for the student's names, used when the grader plans a test cell.
+
+To keep verdicts out of the student's reach, the grader runs each test cell in its
+own trusted process, where the student's functions do not exist. There, every
+name the test cell does not define itself (``poly_grad``, ``Variable``…) is a
+:class:`Lazy` value that records what the test does with it
+(``poly_grad(3.0)`` → "call poly_grad with 3.0"). The record travels to the
+sandboxed kernel, which evaluates it against the student's real objects
+(:func:`autograd_lab.probes.evaluate`).
+
+Test cells may call, index and take attributes of student objects, and must hand
+the result to a ``checks.*`` function. Anything else (``if answer > 0``,
+``len(answer)``, arithmetic) needs the real value and is refused with a message
+for the course author.
+"""
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from autograd_lab.probes import AuthoringError, encode
+
+
+_STUDENT_DUNDERS = {"__name__", "__qualname__", "__doc__", "__module__", "__bases__", "__mro__"}
+
+
+class Lazy:
+    """An expression over the student's namespace, not evaluated here."""
+
+    __slots__ = ("_expr",)
+
+    def __init__(self, expr: dict) -> None:
+        object.__setattr__(self, "_expr", expr)
+
+    def __getattr__(self, name: str) -> "Lazy":
+        # Libraries probe objects for protocols (__array_interface__, ...): those are not the
+        # student's attributes. A few dunders are fair questions about the student's code.
+        if name.startswith("__") and name.endswith("__") and name not in _STUDENT_DUNDERS:
+            raise AttributeError(name)
+        return Lazy({"op": "attr", "of": self._expr, "name": name})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "Lazy":
+        return Lazy({
+            "op": "call",
+            "fn": self._expr,
+            "args": [encode(arg) for arg in args],
+            "kwargs": {key: encode(value) for key, value in kwargs.items()},
+        })
+
+    def __getitem__(self, key: Any) -> "Lazy":
+        return Lazy({"op": "item", "of": self._expr, "key": encode(key)})
+
+    def __repr__(self) -> str:
+        return render(self._expr)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._refuse(f"setting .{name}")
+
+    def _refuse(self, what: str) -> None:
+        raise AuthoringError(
+            f"A test cell used the student's `{render(self._expr)}` outside a check ({what}). "
+            "When grading, the student's values exist only in their sandboxed kernel: pass them "
+            "to a checks.* function (checks.close, checks.function, ...) instead."
+        )
+
+    def __bool__(self) -> bool:
+        self._refuse("as a truth value")
+
+    def __len__(self) -> int:
+        self._refuse("len()")
+
+    def __iter__(self):
+        self._refuse("iteration")
+
+    def __float__(self) -> float:
+        self._refuse("float()")
+
+    def __int__(self) -> int:
+        self._refuse("int()")
+
+    def __index__(self) -> int:
+        self._refuse("as an index")
+
+    def __array__(self, *args: Any, **kwargs: Any):
+        self._refuse("as an array")
+
+    def __eq__(self, other: Any):
+        self._refuse("==")
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def _arith(self, *args: Any) -> Any:
+        self._refuse("arithmetic")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _arith
+    __truediv__ = __rtruediv__ = __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _arith
+    __neg__ = __lt__ = __le__ = __gt__ = __ge__ = __ne__ = _arith
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        lazy = next((a for a in args if isinstance(a, Lazy)), None)
+        if lazy is not None:
+            lazy._refuse(f"in {getattr(func, '__name__', 'a torch function')}")
+        raise AuthoringError("a student value was passed to a torch function in a test cell")
+
+
+def render(expr: dict) -> str:
+    """Source-like text for an expression, for messages: ``poly_grad(3.0)``."""
+    op = expr["op"]
+    if op == "name":
+        return expr["id"]
+    if op == "attr":
+        return f"{render(expr['of'])}.{expr['name']}"
+    if op == "item":
+        return f"{render(expr['of'])}[{_render_arg(expr['key'])}]"
+    if op == "call":
+        parts = [_render_arg(arg) for arg in expr["args"]]
+        parts += [f"{key}={_render_arg(value)}" for key, value in expr["kwargs"].items()]
+        return f"{render(expr['fn'])}({', '.join(parts)})"
+    return "<expression>"
+
+
+def _render_arg(data: Any) -> str:
+    if isinstance(data, dict):
+        if "__lazy__" in data:
+            return render(data["__lazy__"])
+        if "__tuple__" in data:
+            return "(" + ", ".join(_render_arg(item) for item in data["__tuple__"]) + ")"
+        if "__tensor__" in data:
+            return "tensor(…)"
+        if "__ndarray__" in data:
+            return "array(…)"
+        return "…"
+    if isinstance(data, list):
+        return "[" + ", ".join(_render_arg(item) for item in data) + "]"
+    return repr(data)
+
+
+class PlanNamespace(dict):
+    """Globals for planning a test cell: names it does not define are the student's."""
+
+    def __missing__(self, name: str) -> Any:
+        if hasattr(builtins, name):
+            return getattr(builtins, name)
+        return Lazy({"op": "name", "id": name})
+

@@ -1,0 +1,420 @@
+"""Probes: the part of a check that runs the student's code and records what it did.
+
+A check has three parts: a *probe* that calls the student's code and observes
+the result, an *expected* value computed with PyTorch, and a *comparison*.
+In a notebook on your machine or on Colab all three run in your kernel. When the
+course is graded, only the probe runs in the (sandboxed) kernel that ran the
+submission; the grader computes the expected value and compares in a process the
+submission cannot reach. That is why probes only record: they never decide.
+
+Probes receive their arguments as plain data (numbers, arrays, tensors, the
+names of the student's functions), encoded by :func:`encode` into JSON, so the
+kernel gets fresh copies it cannot share with the grader.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import traceback
+import warnings
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from autograd_lab.observed import Observed, observe, exception_record
+
+
+class AuthoringError(Exception):
+    """A test cell uses the checks in a way the grader cannot run; a message for the course author."""
+
+
+# --- arguments on the wire ----------------------------------------------------------------
+
+def encode(obj: Any) -> Any:
+    """Encode a probe argument as JSON data. Student objects travel as lazy expressions."""
+    from autograd_lab.lazy import Lazy
+
+    if isinstance(obj, Lazy):
+        return {"__lazy__": obj._expr}
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, float)) and type(obj) in (int, float):
+        if isinstance(obj, float) and not np.isfinite(obj):
+            return {"__float__": repr(obj)}
+        return obj
+    if isinstance(obj, np.generic):
+        return {"__scalar__": _array_json(np.asarray(obj))}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": _array_json(obj)}
+    if type(obj).__module__.startswith("torch"):
+        import torch
+
+        if isinstance(obj, torch.Tensor):
+            return {
+                "__tensor__": _array_json(obj.detach().cpu().numpy()),
+                "dtype": str(obj.dtype).removeprefix("torch."),
+                "requires_grad": bool(obj.requires_grad),
+            }
+        if isinstance(obj, torch.dtype):
+            return {"__torch_dtype__": str(obj).removeprefix("torch.")}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [encode(item) for item in obj]}
+    if isinstance(obj, list):
+        return [encode(item) for item in obj]
+    if isinstance(obj, dict):
+        if not all(isinstance(key, str) for key in obj):
+            raise AuthoringError("probe arguments: dict keys must be strings")
+        return {"__dict__": {key: encode(value) for key, value in obj.items()}}
+    if isinstance(obj, slice):
+        return {"__slice__": [encode(obj.start), encode(obj.stop), encode(obj.step)]}
+    if obj is Ellipsis:
+        return {"__ellipsis__": True}
+    raise AuthoringError(
+        f"A check cannot send a {type(obj).__name__} to the student's code. Pass numbers, "
+        "numpy arrays, torch tensors, strings, tuples/lists/dicts of those, or the student's own names."
+    )
+
+
+def decode(data: Any, namespace: dict | None = None) -> Any:
+    """Rebuild a probe argument; lazy expressions are evaluated in ``namespace``."""
+    if isinstance(data, list):
+        return [decode(item, namespace) for item in data]
+    if not isinstance(data, dict):
+        return data
+    if "__lazy__" in data:
+        return evaluate(data["__lazy__"], namespace or {})
+    if "__tuple__" in data:
+        return tuple(decode(item, namespace) for item in data["__tuple__"])
+    if "__dict__" in data:
+        return {key: decode(value, namespace) for key, value in data["__dict__"].items()}
+    if "__ndarray__" in data:
+        return _array_from(data["__ndarray__"])
+    if "__scalar__" in data:
+        return _array_from(data["__scalar__"])[()]
+    if "__float__" in data:
+        return float(data["__float__"])
+    if "__tensor__" in data:
+        import torch
+
+        array = _array_from(data["__tensor__"])
+        tensor = torch.tensor(array, dtype=getattr(torch, data["dtype"]))
+        return tensor.requires_grad_(True) if data.get("requires_grad") else tensor
+    if "__torch_dtype__" in data:
+        import torch
+
+        return getattr(torch, data["__torch_dtype__"])
+    if "__slice__" in data:
+        return slice(*(decode(part, namespace) for part in data["__slice__"]))
+    if "__ellipsis__" in data:
+        return Ellipsis
+    raise ValueError(f"unknown probe argument {sorted(data)}")
+
+
+def _array_json(array: np.ndarray) -> dict:
+    from autograd_lab.observed import to_json
+
+    return to_json(Observed("array", data=np.asarray(array)))["data"]
+
+
+def _array_from(payload: dict) -> np.ndarray:
+    from autograd_lab.observed import _array_from_json
+
+    return _array_from_json(payload)
+
+
+# --- lazy expressions, evaluated in the kernel ---------------------------------------------
+
+class StudentNameError(NameError):
+    pass
+
+
+def evaluate(expr: dict, namespace: dict) -> Any:
+    """Evaluate a lazy expression recorded by the grader against the student's namespace."""
+    op = expr["op"]
+    if op == "name":
+        name = expr["id"]
+        if name in namespace:
+            return namespace[name]
+        import builtins
+
+        if hasattr(builtins, name):
+            return getattr(builtins, name)
+        raise StudentNameError(
+            f"name '{name}' is not defined: run the cell that defines `{name}` first "
+            "(and keep the name the exercise asks for)"
+        )
+    if op == "attr":
+        return getattr(evaluate(expr["of"], namespace), expr["name"])
+    if op == "item":
+        return evaluate(expr["of"], namespace)[decode(expr["key"], namespace)]
+    if op == "call":
+        fn = evaluate(expr["fn"], namespace)
+        args = [decode(arg, namespace) for arg in expr["args"]]
+        kwargs = {key: decode(value, namespace) for key, value in expr["kwargs"].items()}
+        return fn(*args, **kwargs)
+    raise ValueError(f"unknown lazy expression {op!r}")
+
+
+# --- watching for PyTorch ------------------------------------------------------------------
+
+_TORCH_DIR = None
+
+
+def _torch_dir() -> str | None:
+    global _TORCH_DIR
+    if _TORCH_DIR is None:
+        module = sys.modules.get("torch")
+        _TORCH_DIR = os.path.dirname(module.__file__) if module is not None and getattr(module, "__file__", None) else ""
+    return _TORCH_DIR or None
+
+
+class TorchWatch:
+    """Notices when code calls into PyTorch, for exercises that must be built without it.
+
+    It watches function calls with ``sys.setprofile``. It catches ``torch.exp(...)``,
+    ``t.sum()`` and any Python function in the torch package; results whose data is
+    a tensor are caught by the checks themselves.
+    """
+
+    def __init__(self) -> None:
+        self.used: list[str] = []
+
+    def _profile(self, frame: Any, event: str, arg: Any) -> None:
+        if self.used:
+            return
+        if event == "c_call":
+            module = getattr(arg, "__module__", None) or ""
+            owner = type(getattr(arg, "__self__", None))
+            if module.startswith("torch") or owner.__module__.startswith("torch"):
+                name = getattr(arg, "__name__", "?")
+                self.used.append(f"Tensor.{name}" if owner.__module__.startswith("torch") and module == "" else f"torch.{name}")
+        elif event == "call":
+            torch_dir = _torch_dir()
+            if torch_dir and frame.f_code.co_filename.startswith(torch_dir):
+                self.used.append(f"torch ({frame.f_code.co_name})")
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator["TorchWatch"]:
+        previous = sys.getprofile()
+        sys.setprofile(self._profile)
+        try:
+            yield self
+        finally:
+            sys.setprofile(previous)
+
+
+# --- the probes ---------------------------------------------------------------------------
+
+def _call_observed(fn: Callable, args: tuple, kwargs: dict) -> Observed:
+    try:
+        result = fn(*args, **kwargs)
+    except Exception as error:  # the student's code raising is an observation, not a crash
+        return exception_record(error, _short_traceback(error))
+    return observe(result)
+
+
+def _short_traceback(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    own = os.path.dirname(__file__)
+    kept = [frame for frame in frames if not frame.filename.startswith(own)]
+    return "".join(traceback.format_list(kept[-3:]))
+
+
+def probe_value(value: Any) -> Observed:
+    """The value itself (already computed by the student's expression)."""
+    return observe(value)
+
+
+def probe_call(fn: Callable, inputs: list, *, repeat: int = 1) -> Observed:
+    """Call ``fn(*args)`` for each argument tuple in ``inputs``; observe each result.
+
+    With ``repeat=2`` each input is used twice (with fresh copies); a function whose
+    answer changes between the two calls (typically gradients that accumulate
+    because ``x.grad`` is never reset) is then caught.
+    """
+    results = []
+    for args in inputs:
+        args = args if isinstance(args, tuple) else (args,)
+        first = _call_observed(fn, _fresh(args), {})
+        if repeat > 1 and first.kind != "exception":
+            second = _call_observed(fn, _fresh(args), {})
+            results.append(Observed("sequence", type="repeat", items=[first, second]))
+        else:
+            results.append(first)
+    return Observed("sequence", type="calls", items=results)
+
+
+def probe_backward(fn: Callable, cases: list, *, leaf: Any = "torch", seed: str = "leaf") -> Observed:
+    """For each ``(inputs, upstream)`` case: run ``fn`` on fresh leaves, back-propagate, observe.
+
+    ``leaf="torch"`` makes float64 tensors that require grad (for PyTorch code);
+    any other value is a Variable class (``autograd_lab.Variable`` or the student's
+    own) called on a float64 array. ``upstream`` is the gradient fed into the
+    output: random in the checks, so a backward that forgets to multiply by its
+    incoming gradient is caught; None means a scalar output seeded with 1. For a
+    Variable class, ``upstream`` is set as ``output.grad`` before ``backward()``
+    (DeZero's engines start from an existing grad), as a Variable (``seed="leaf"``)
+    or, for early engines whose gradients are plain arrays, as an array (``seed="array"``).
+    """
+    items = [_backward_once(fn, inputs, upstream, leaf, seed) for inputs, upstream in cases]
+    return Observed("sequence", type="cases", items=items)
+
+
+def _backward_once(fn: Callable, inputs: Any, upstream: Any, leaf: Any, seed: str) -> Observed:
+    try:
+        leaves = [_make_leaf(value, leaf) for value in inputs]
+        output = fn(*leaves)
+        _run_backward(output, upstream, leaf, seed)
+    except Exception as error:
+        return exception_record(error, _short_traceback(error))
+    grads = [getattr(x, "grad", None) for x in leaves]
+    return Observed("sequence", type="backward", items=[observe(output), observe(grads)])
+
+
+def _make_leaf(value: Any, leaf: Any) -> Any:
+    array = np.array(value, dtype=np.float64)
+    if leaf == "torch":
+        import torch
+
+        return torch.tensor(array, dtype=torch.float64, requires_grad=True)
+    return leaf(array)
+
+
+def _run_backward(output: Any, upstream: Any, leaf: Any, seed: str) -> None:
+    if leaf == "torch":
+        import torch
+
+        gradient = None if upstream is None else torch.as_tensor(np.asarray(upstream, dtype=np.float64))
+        output.backward(gradient=gradient)
+        return
+    if upstream is not None:
+        array = np.asarray(upstream, dtype=np.float64)
+        output.grad = leaf(array) if seed == "leaf" else array
+    output.backward()
+
+
+def _fresh(args: tuple) -> tuple:
+    """Deep copies of data arguments, so a function that mutates its input cannot affect later calls."""
+    return tuple(decode(encode(arg)) if _is_data(arg) else arg for arg in args)
+
+
+def _is_data(obj: Any) -> bool:
+    try:
+        encode(obj)
+    except AuthoringError:
+        return False
+    return True
+
+
+# --- computational graphs given as data --------------------------------------------------
+
+#: Operations a graph spec may use, and how PyTorch computes each (the reference).
+#: Python operators are applied with Python syntax, so operator overloading is tested too.
+GRAPH_OPERATORS: dict[str, Callable[..., Any]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+    "neg": lambda a: -a,
+    "**": lambda a, b: a ** b,
+}
+TORCH_OPS: dict[str, str] = {
+    "square": "square", "exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "tanh": "tanh",
+    "sigmoid": "sigmoid", "relu": "relu", "add": "add", "mul": "mul", "sub": "sub", "div": "div", "neg": "neg",
+    "sum": "sum", "matmul": "matmul",
+}
+
+
+def probe_graph(ops: dict, specs: list, *, leaf: Any, seed: str = "array", retain_grad: bool = False) -> Observed:
+    """Build each graph of ``specs`` with the engine's ``ops``, run backward, observe.
+
+    A spec is ``{"inputs": [values], "nodes": [[op, [refs]], ...], "upstream": value or None}``.
+    A ref is an int (inputs first, then earlier nodes' outputs, in order) or
+    ``{"const": number}``. ``ops`` maps an op name to a Function class (applied as
+    ``Op()(*args)``), a function, or ``"torch"`` for PyTorch itself (the reference).
+    The last node is the output; the gradients of every input are observed.
+    """
+    return Observed("sequence", type="cases", items=[_graph_once(ops, spec, leaf, seed) for spec in specs])
+
+
+def _graph_once(ops: dict, spec: dict, leaf: Any, seed: str) -> Observed:
+    try:
+        leaves = [_make_leaf(value, leaf) for value in spec["inputs"]]
+        values = list(leaves)
+        for op, refs in spec["nodes"]:
+            args = [ref["const"] if isinstance(ref, dict) else values[ref] for ref in refs]
+            values.append(_apply(op, ops, args))
+        output = values[-1]
+        _run_backward(output, spec.get("upstream"), leaf, seed)
+    except Exception as error:
+        return exception_record(error, _short_traceback(error))
+    return Observed("sequence", type="backward", items=[observe(output), observe([x.grad for x in leaves])])
+
+
+def _apply(op: str, ops: dict, args: list) -> Any:
+    if op in GRAPH_OPERATORS and op not in ops:
+        return GRAPH_OPERATORS[op](*args)
+    impl = ops.get(op)
+    if impl is None:
+        raise KeyError(f"the graph uses {op!r}, which the check did not map to one of your functions")
+    if impl == "torch":
+        import torch
+
+        args = [torch.as_tensor(a, dtype=torch.float64) if not isinstance(a, torch.Tensor) else a for a in args]
+        return getattr(torch, TORCH_OPS[op])(*args)
+    if isinstance(impl, type):
+        return impl()(*args)
+    return impl(*args)
+
+
+PROBES: dict[str, Callable[..., Observed]] = {
+    "graph": probe_graph,
+    "value": probe_value,
+    "call": probe_call,
+    "backward": probe_backward,
+}
+
+
+def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_torch: bool = False) -> Observed:
+    """Run one probe quietly: warnings and anything printed to stderr are kept, not shown.
+
+    ``arguments()`` produces the probe's arguments; it runs inside the watch too,
+    because evaluating them may call the student's code (``f(3.0)``). nbgrader
+    scores a test cell 0 when anything reaches stderr, a harmless PyTorch warning
+    included, so nothing may escape there.
+    """
+    probe = PROBES[name]
+    watch = TorchWatch()
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        with watch.watching() if forbid_torch else contextlib.nullcontext():
+            try:
+                args, kwargs = arguments()
+                record = probe(*args, **kwargs)
+            except Exception as error:  # the student's code raised while we evaluated it
+                record = exception_record(error, _short_traceback(error))
+    if watch.used:
+        record = Observed("sequence", type="used_torch", items=[record], message=watch.used[0])
+    return record
+
+
+def run_planned(specs: list[dict], namespace: dict) -> list[dict]:
+    """Kernel side of grading: run each planned probe against the student's namespace.
+
+    Returns one JSON observation per probe. A missing name or an error in the
+    student's code is an observation too, never a crash of the grading run.
+    """
+    from autograd_lab.observed import to_json
+
+    results = []
+    for spec in specs:
+        def arguments(spec: dict = spec) -> tuple[list, dict]:
+            args = [decode(arg, namespace) for arg in spec["args"]]
+            kwargs = {key: decode(value, namespace) for key, value in spec.get("kwargs", {}).items()}
+            return args, kwargs
+
+        record = run_probe(spec["probe"], arguments, forbid_torch=spec.get("forbid_torch", False))
+        results.append(to_json(record))
+    return results

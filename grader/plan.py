@@ -1,0 +1,124 @@
+"""Planning a notebook's tests in the grader's trusted process.
+
+Each test cell runs here in plan mode (:func:`autograd_lab.checks.plan_cell`):
+the expected values are computed now, with this process's PyTorch, and what
+must run on the student's code is recorded as probe specs. The sandboxed kernel
+later receives only those specs — never the test code, never the expected values.
+
+A plan depends only on the test cells, so one plan serves every submission of a
+notebook; :func:`plan_for` caches it.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+from dataclasses import dataclass
+
+from autograd_lab.checks import AuthoringError, PlannedCheck, plan_cell
+from autograd_lab.lazy import PlanNamespace
+
+def is_test_cell(cell: dict) -> bool:
+    """An autograded test cell: a graded, non-solution code cell (nbgrader's "Autograder tests")."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+@dataclass
+class NotebookPlan:
+    """The planned checks of every test cell of one notebook, by grade id."""
+
+    checks: dict[str, list[PlannedCheck]]
+    fingerprint: str
+
+
+def test_sources(cells: list[dict]) -> list[tuple[str, str]]:
+    """(grade id, source) of the notebook's test cells, in order."""
+    return [(cell["metadata"]["nbgrader"]["grade_id"], _source(cell)) for cell in cells if is_test_cell(cell)]
+
+
+def _source(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def lint_test_cell(grade_id: str, source: str) -> None:
+    """Test cells may bind only ``_private`` names (and imports).
+
+    A test cell runs in the student's kernel under stock nbgrader, on Colab and in
+    JupyterLab, but not when this grader grades: a public name it bound would
+    change the student's later cells in one case and not the other.
+    """
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        tree = ast.parse(TransformerManager().transform_cell(source))
+    except SyntaxError as error:
+        raise AuthoringError(f"test cell {grade_id!r} has a syntax error: {error}") from error
+    collector = _GlobalBindings()
+    collector.visit(tree)
+    for name in collector.names:
+        if not name.startswith("_"):
+            raise AuthoringError(
+                f"test cell {grade_id!r} binds the name {name!r}: call it _{name} so that it cannot "
+                "overwrite a student's variable (test cells share the student's namespace in a notebook)"
+            )
+
+
+class _GlobalBindings(ast.NodeVisitor):
+    """The names a cell binds at the notebook's top level (imports are allowed and not collected)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def visit_FunctionDef(self, node: ast.AST) -> None:
+        self.names.append(node.name)  # its body is a scope of its own
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
+
+    def visit_Lambda(self, node: ast.AST) -> None:
+        pass
+
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_Lambda
+    visit_Import = visit_ImportFrom = visit_Lambda
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Store):
+            self.names.append(node.id)
+
+
+def plan_notebook(tests: list[tuple[str, str]]) -> NotebookPlan:
+    """Plan every test cell (in order, sharing one namespace, as in a notebook)."""
+    namespace = PlanNamespace()
+    planned: dict[str, list[PlannedCheck]] = {}
+    for grade_id, source in tests:
+        lint_test_cell(grade_id, source)
+        try:
+            planned[grade_id] = plan_cell(source, namespace, filename=f"<test cell {grade_id}>")
+        except AuthoringError as error:
+            raise AuthoringError(f"test cell {grade_id!r}: {error}") from error
+        except Exception as error:
+            raise AuthoringError(
+                f"test cell {grade_id!r} failed while planning ({type(error).__name__}: {error}); "
+                "test cells must compute their expected values without the student's objects"
+            ) from error
+        if not planned[grade_id]:
+            raise AuthoringError(f"test cell {grade_id!r} has no checks: every test cell must call checks.*")
+    return NotebookPlan(planned, fingerprint(tests))
+
+
+def fingerprint(tests: list[tuple[str, str]]) -> str:
+    digest = hashlib.sha256()
+    for grade_id, source in tests:
+        digest.update(grade_id.encode() + b"\0" + source.encode() + b"\0")
+    return digest.hexdigest()
+
+
+_cache: dict[str, NotebookPlan] = {}
+
+
+def plan_for(tests: list[tuple[str, str]]) -> NotebookPlan:
+    """The plan of these test cells, computed once per process."""
+    key = fingerprint(tests)
+    if key not in _cache:
+        _cache[key] = plan_notebook(tests)
+    return _cache[key]
