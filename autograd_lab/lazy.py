@@ -8,10 +8,10 @@ name the test cell does not define itself (``poly_grad``, ``Variable``…) is a
 sandboxed kernel, which evaluates it against the student's real objects
 (:func:`autograd_lab.probes.evaluate`).
 
-Test cells may call, index and take attributes of student objects, and must hand
-the result to a ``checks.*`` function. Anything else (``if answer > 0``,
-``len(answer)``, arithmetic) needs the real value and is refused with a message
-for the course author.
+Test cells may call, index, do arithmetic with and take attributes of student
+objects, and must hand the result to a ``checks.*`` function. Anything else
+(``if answer > 0``, ``len(answer)``, ``float(answer)``) needs the real value and
+is refused with a message for the course author.
 """
 from __future__ import annotations
 
@@ -90,12 +90,27 @@ class Lazy:
     def __hash__(self) -> int:
         return id(self)
 
-    def _arith(self, *args: Any) -> Any:
-        self._refuse("arithmetic")
+    def _compare(self, *args: Any) -> Any:
+        self._refuse("a comparison")
 
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _arith
-    __truediv__ = __rtruediv__ = __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _arith
-    __neg__ = __lt__ = __le__ = __gt__ = __ge__ = __ne__ = _arith
+    __lt__ = __le__ = __gt__ = __ge__ = __ne__ = _compare
+
+    def _binary(name: str, reflected: bool = False):  # noqa: N805 (builds methods)
+        def method(self: "Lazy", other: Any) -> "Lazy":
+            left, right = (other, self) if reflected else (self, other)
+            return Lazy({"op": "binop", "operator": name, "left": encode(left), "right": encode(right)})
+        return method
+
+    __add__, __radd__ = _binary("add"), _binary("add", True)
+    __sub__, __rsub__ = _binary("sub"), _binary("sub", True)
+    __mul__, __rmul__ = _binary("mul"), _binary("mul", True)
+    __truediv__, __rtruediv__ = _binary("truediv"), _binary("truediv", True)
+    __pow__, __rpow__ = _binary("pow"), _binary("pow", True)
+    __matmul__, __rmatmul__ = _binary("matmul"), _binary("matmul", True)
+    del _binary
+
+    def __neg__(self) -> "Lazy":
+        return Lazy({"op": "neg", "of": self._expr})
 
     @classmethod
     def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
@@ -114,6 +129,11 @@ def render(expr: dict) -> str:
         return f"{render(expr['of'])}.{expr['name']}"
     if op == "item":
         return f"{render(expr['of'])}[{_render_arg(expr['key'])}]"
+    if op == "binop":
+        symbol = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "pow": "**", "matmul": "@"}[expr["operator"]]
+        return f"({_render_arg(expr['left'])} {symbol} {_render_arg(expr['right'])})"
+    if op == "neg":
+        return f"-{render(expr['of'])}"
     if op == "call":
         parts = [_render_arg(arg) for arg in expr["args"]]
         parts += [f"{key}={_render_arg(value)}" for key, value in expr["kwargs"].items()]

@@ -149,6 +149,14 @@ def evaluate(expr: dict, namespace: dict) -> Any:
         return getattr(evaluate(expr["of"], namespace), expr["name"])
     if op == "item":
         return evaluate(expr["of"], namespace)[decode(expr["key"], namespace)]
+    if op == "binop":
+        import operator
+
+        function = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "truediv": operator.truediv,
+                    "pow": operator.pow, "matmul": operator.matmul}[expr["operator"]]
+        return function(decode(expr["left"], namespace), decode(expr["right"], namespace))
+    if op == "neg":
+        return -evaluate(expr["of"], namespace)
     if op == "call":
         fn = evaluate(expr["fn"], namespace)
         args = [decode(arg, namespace) for arg in expr["args"]]

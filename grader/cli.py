@@ -13,6 +13,7 @@ directory when it holds nbgrader_config.py) and ``--help``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from grader.errors import GraderError
@@ -50,8 +51,18 @@ def _release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _put_environment_on_path() -> None:
+    """nbgrader runs helper programs (``alembic``) by name: find the ones beside this Python
+    even when the virtual environment is not activated (``.venv/bin/python -m grader``)."""
+    scripts = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "")
+    if scripts not in path.split(os.pathsep):
+        os.environ["PATH"] = scripts + os.pathsep + path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _put_environment_on_path()
     try:
         return args.run(args)
     except GraderError as error:

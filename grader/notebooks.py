@@ -30,7 +30,7 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     if not isinstance(data, dict) or "cells" not in data:
         raise GraderError(f"{path} is JSON but not a Jupyter notebook (no 'cells')")
     try:
-        return nbformat.from_dict(nbformat.convert(nbformat.from_dict(data), 4))
+        return nbformat.reads(text, as_version=4)
     except Exception as error:
         raise GraderError(f"{path} is not a notebook nbformat can read: {error}") from error
 
