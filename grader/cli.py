@@ -39,6 +39,22 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--no-check", action="store_true", help="generate only; skip running the notebooks")
     release.add_argument("--no-generate", action="store_true", help="check the existing student versions only")
     release.set_defaults(run=_release)
+
+    autograde = commands.add_parser(
+        "autograde", help="grade submissions: sandboxed, in parallel, verdicts outside the student's process",
+        description="Grade the submissions in submitted/ into the gradebook and autograded/. Each notebook runs in "
+                    "a sandbox forked from a pre-warmed process; its tests are judged by the grader, outside the "
+                    "student's process. Submissions graded before and unchanged since are skipped (--force regrades).")
+    _add_course(autograde)
+    autograde.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
+    autograde.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
+    autograde.add_argument("--workers", type=int, metavar="N", help="parallel workers (default: every core)")
+    autograde.add_argument("--scheduler", metavar="ADDRESS",
+                           help="send the work to a Dask cluster at ADDRESS (tcp://host:8786) instead of local cores")
+    autograde.add_argument("--force", action="store_true", help="regrade submissions already graded")
+    autograde.add_argument("--cell-timeout", type=float, metavar="SECONDS", help="override c.Sandbox.cell_timeout")
+    autograde.add_argument("--no-progress", action="store_true", help="no progress bar")
+    autograde.set_defaults(run=_autograde)
     return parser
 
 
@@ -51,6 +67,25 @@ def _release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _autograde(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from grader.autograde import Autograder, print_summary
+    from grader.course import open_course
+    from grader.sandbox import Sandbox
+
+    course = open_course(args.course)
+    if args.workers is not None and args.workers < 1:
+        raise GraderError("--workers must be at least 1")
+    limits = Sandbox(config=course.config).limits()
+    if args.cell_timeout:
+        limits = replace(limits, cell_timeout=args.cell_timeout)
+    grader = Autograder(course, workers=args.workers, scheduler=args.scheduler, force=args.force, limits=limits,
+                        progress=not args.no_progress)
+    print_summary(grader.run(args.assignments, args.student))
+    return 0
+
+
 def _put_environment_on_path() -> None:
     """nbgrader runs helper programs (``alembic``) by name: find the ones beside this Python
     even when the virtual environment is not activated (``.venv/bin/python -m grader``)."""
@@ -60,9 +95,21 @@ def _put_environment_on_path() -> None:
         os.environ["PATH"] = scripts + os.pathsep + path
 
 
+def _quiet_libraries() -> None:
+    """nbgrader's own database code warns about SQLAlchemy usage it cannot change; instructors need not see it."""
+    import warnings
+
+    try:
+        from sqlalchemy.exc import SAWarning
+    except ImportError:
+        return
+    warnings.filterwarnings("ignore", category=SAWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _put_environment_on_path()
+    _quiet_libraries()
     try:
         return args.run(args)
     except GraderError as error:

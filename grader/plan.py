@@ -86,9 +86,22 @@ class _GlobalBindings(ast.NodeVisitor):
             self.names.append(node.id)
 
 
-def plan_notebook(tests: list[tuple[str, str]]) -> NotebookPlan:
-    """Plan every test cell (in order, sharing one namespace, as in a notebook)."""
+def plan_notebook(tests: list[tuple[str, str]], salt: str = "") -> NotebookPlan:
+    """Plan every test cell (in order, sharing one namespace, as in a notebook).
+
+    ``salt`` changes the hidden tests' random inputs (``checks.rng``) for this plan.
+    """
+    from autograd_lab import checks
+
     namespace = PlanNamespace()
+    previous, checks.SALT = checks.SALT, salt
+    try:
+        return NotebookPlan(_plan_cells(tests, namespace), fingerprint(tests))
+    finally:
+        checks.SALT = previous
+
+
+def _plan_cells(tests: list[tuple[str, str]], namespace: PlanNamespace) -> dict[str, list[PlannedCheck]]:
     planned: dict[str, list[PlannedCheck]] = {}
     for grade_id, source in tests:
         lint_test_cell(grade_id, source)
@@ -103,7 +116,7 @@ def plan_notebook(tests: list[tuple[str, str]]) -> NotebookPlan:
             ) from error
         if not planned[grade_id]:
             raise AuthoringError(f"test cell {grade_id!r} has no checks: every test cell must call checks.*")
-    return NotebookPlan(planned, fingerprint(tests))
+    return planned
 
 
 def fingerprint(tests: list[tuple[str, str]]) -> str:
@@ -116,9 +129,9 @@ def fingerprint(tests: list[tuple[str, str]]) -> str:
 _cache: dict[str, NotebookPlan] = {}
 
 
-def plan_for(tests: list[tuple[str, str]]) -> NotebookPlan:
+def plan_for(tests: list[tuple[str, str]], salt: str = "") -> NotebookPlan:
     """The plan of these test cells, computed once per process."""
-    key = fingerprint(tests)
+    key = fingerprint(tests) + salt
     if key not in _cache:
-        _cache[key] = plan_notebook(tests)
+        _cache[key] = plan_notebook(tests, salt)
     return _cache[key]

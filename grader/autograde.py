@@ -1,0 +1,563 @@
+"""``autograde``: grade a whole class, fast and safely, into nbgrader's gradebook.
+
+For each submitted notebook (``submitted/<student>/<assignment>/<notebook>.ipynb``):
+
+1. *sanitize*, in this process, with nbgrader's own preprocessors: clear outputs,
+   de-duplicate cell ids, restore the kernel spec, restore test and read-only
+   cells from the gradebook and put back test cells the student deleted
+   (``OverwriteCells``); note every test cell that was edited, duplicated,
+   renamed or deleted, and read the student's code for signs of tampering;
+2. *grade*, in parallel (``--workers``, or a Dask cluster with ``--scheduler``):
+   run it in a sandbox forked from a pre-warmed zygote, with the tests judged
+   outside it (``grader/execute.py``);
+3. *store*, in this process only (SQLite allows one writer): the scores, by
+   nbgrader's own rule (``determine_grade``), in one transaction per notebook;
+   the graded notebook in ``autograded/``; and a record with the status and
+   flags in ``.grader/results/``, written last and atomically.
+
+A submission is never modified in place. Killed at any moment (even kill -9)
+and run again, it finishes the class: what was fully recorded is skipped, what
+was not is graded again (grading is idempotent). A submission that cannot be
+graded is recorded as such, with a reason, never as a silent 0.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import secrets
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import nbformat
+
+from grader.course import Course
+from grader.errors import GraderError
+from grader.execute import Job, Result
+from grader.notebooks import read_notebook
+from grader.plan import is_test_cell, plan_for
+from grader.sandbox import Limits, Sandbox
+from grader.tamper import scan
+
+GRADER_VERSION = "1"
+#: Statuses with which a notebook's tests were judged (its score stands, with a note).
+JUDGED = {"graded", "timeout", "notebook-timeout", "output-limit", "cpu-limit", "memory-limit", "disk-limit", "died"}
+#: Statuses with which nothing could be judged: no score is recorded; the instructor must look.
+UNGRADABLE = {"invalid", "error"}
+DEFAULT_PRELOAD = ["torch", "numpy", "matplotlib.pyplot", "autograd_lab", "autograd_lab.checks", "IPython"]
+
+
+@dataclass
+class NotebookOutcome:
+    notebook: str
+    status: str
+    detail: str = ""
+    flags: list[str] = field(default_factory=list)
+    tests: dict[str, bool] = field(default_factory=dict)
+    score: float | None = None
+    max_score: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass
+class SubmissionRecord:
+    student: str
+    assignment: str
+    fingerprint: str
+    notebooks: dict[str, NotebookOutcome]
+    graded_at: float
+
+    @staticmethod
+    def load(path: Path) -> "SubmissionRecord | None":
+        try:
+            data = json.loads(path.read_text())
+            data["notebooks"] = {k: NotebookOutcome(**v) for k, v in data["notebooks"].items()}
+            return SubmissionRecord(**data)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+
+def record_path(course: Course, assignment: str, student: str) -> Path:
+    return course.root / ".grader" / "results" / assignment / f"{student}.json"
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path``, flush it to disk, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def course_secret(course: Course) -> str:
+    """A random secret of this course, mixed into the hidden tests' random inputs (kept out of git)."""
+    path = course.root / ".grader" / "secret"
+    if not path.exists():
+        write_atomically(path, secrets.token_hex(16).encode())
+    return path.read_text().strip()
+
+
+# --- sanitizing, with nbgrader's preprocessors --------------------------------------------------
+
+class _Sanitizer:
+    """nbgrader's sanitizing preprocessors, sharing one gradebook session for the whole run."""
+
+    def __init__(self, course: Course, gradebook) -> None:
+        from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells,
+                                            OverwriteKernelspec)
+
+        class SharedOverwriteCells(OverwriteCells):
+            """nbgrader's OverwriteCells, on the grader's open gradebook instead of a new one per notebook."""
+
+            def preprocess(self, nb, resources):
+                self.notebook_id = resources["nbgrader"]["notebook"]
+                self.assignment_id = resources["nbgrader"]["assignment"]
+                self.gradebook = gradebook
+                nb, resources = super(OverwriteCells, self).preprocess(nb, resources)
+                nb, resources = self.add_missing_grade_cells(nb, resources)
+                return self.add_missing_task_cells(nb, resources)
+
+        config = course.config
+        self.gradebook = gradebook
+        self.steps = [ClearOutput(config=config), DeduplicateIds(config=config),
+                      OverwriteKernelspec(config=config), SharedOverwriteCells(config=config),
+                      CheckCellMetadata(config=config)]
+        self.steps[2].preprocess = self._keep_kernelspec(self.steps[2])
+
+    def _keep_kernelspec(self, step):
+        """OverwriteKernelspec opens a gradebook per notebook too; do its work on the shared one."""
+        def preprocess(nb, resources):
+            notebook = self.gradebook.find_notebook(resources["nbgrader"]["notebook"], resources["nbgrader"]["assignment"])
+            if notebook.kernelspec:
+                nb.metadata["kernelspec"] = json.loads(notebook.kernelspec)
+            return nb, resources
+        return preprocess
+
+    def sanitize(self, nb, resources, released: dict[str, str]) -> tuple[nbformat.NotebookNode, list[str]]:
+        flags = _test_cell_changes(nb, self.gradebook, resources, released)
+        for step in self.steps:
+            nb, resources = step.preprocess(nb, resources)
+        return nb, flags
+
+
+def _test_cell_changes(nb, gradebook, resources, released: dict[str, str]) -> list[str]:
+    """What the student did to test cells: edited, duplicated, renamed or deleted (before nbgrader repairs it).
+
+    ``released`` maps grade ids to the checksums of the cells as students received them.
+    """
+    from nbgrader import utils
+
+    notebook_id, assignment = resources["nbgrader"]["notebook"], resources["nbgrader"]["assignment"]
+    source = gradebook.find_notebook(notebook_id, assignment)
+    tests = {cell.name: cell for cell in source.grade_cells if not _is_solution_name(source, cell.name)}
+    source_cells = {cell.name: cell for cell in source.source_cells}
+    seen: Counter = Counter()
+    flags = []
+    for cell in nb.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id is None:
+            continue
+        seen[grade_id] += 1
+        if grade_id in tests:
+            if grade_id in released and utils.compute_checksum(cell) != released[grade_id]:
+                flags.append(f"test cell {grade_id} was edited (the original was restored)")
+        elif grade_id not in source_cells:
+            flags.append(f"a cell carries an unknown grading id {grade_id!r} (a renamed or copied cell; ignored)")
+    for grade_id, count in seen.items():
+        if count > 1 and grade_id in tests:
+            flags.append(f"test cell {grade_id} appears {count} times (only one copy is used)")
+    for grade_id in tests:
+        if grade_id not in seen:
+            flags.append(f"test cell {grade_id} was deleted (it was put back)")
+    return flags
+
+
+def _is_solution_name(source, name: str) -> bool:
+    return any(cell.name == name for cell in source.solution_cells)
+
+
+def _drop_duplicate_tests(nb) -> None:
+    """A copy of a test cell is the course's code, not the student's: remove extra copies, keep one."""
+    seen = set()
+    kept = []
+    for cell in nb.cells:
+        if is_test_cell(cell):
+            grade_id = cell.metadata.nbgrader.grade_id
+            if grade_id in seen:
+                continue
+            seen.add(grade_id)
+        kept.append(cell)
+    nb.cells = kept
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+@dataclass
+class _Pending:
+    student: str
+    assignment: str
+    fingerprint: str
+    notebooks: dict[str, NotebookOutcome] = field(default_factory=dict)
+    waiting: set[str] = field(default_factory=set)
+    sanitized: dict[str, nbformat.NotebookNode] = field(default_factory=dict)
+
+
+@dataclass
+class Summary:
+    outcomes: list[tuple[str, str, NotebookOutcome]] = field(default_factory=list)  # (student, assignment, outcome)
+    skipped: int = 0
+    seconds: float = 0.0
+    workers: int = 1
+    isolation: str = ""
+
+    def counts(self) -> Counter:
+        return Counter(outcome.status for _, _, outcome in self.outcomes)
+
+
+class Autograder:
+    def __init__(self, course: Course, *, workers: int | None = None, scheduler: str | None = None,
+                 force: bool = False, limits: Limits | None = None, progress: bool = True,
+                 report: Callable[[str], None] = print) -> None:
+        self.course = course
+        self.workers = workers or os.cpu_count() or 1
+        self.scheduler = scheduler
+        self.force = force
+        self.limits = limits or Sandbox(config=course.config).limits()
+        self.progress = progress
+        self.report = report
+        self.salt = course_secret(course)
+        self._bar = None
+        self._released: dict[tuple[str, str], dict[str, str]] = {}
+
+    def run(self, assignments: list[str] | None = None, students: list[str] | None = None) -> Summary:
+        started = time.perf_counter()
+        summary = Summary(workers=self.workers)
+        selected = self.course.select(assignments)
+        with self.course.gradebook() as gradebook:
+            submissions = self._find(selected, students, gradebook)
+            if not submissions:
+                self.report("no submissions to grade (import them with `python -m grader collect` first)")
+                return summary
+            sanitizer = _Sanitizer(self.course, gradebook)
+            tests = self._test_sources(gradebook, {a for _, a in submissions})
+            self._check_plans(tests)
+            preload = DEFAULT_PRELOAD + self._imports(gradebook, {a for _, a in submissions})
+            pending: dict[str, _Pending] = {}
+            jobs = self._prepare(submissions, gradebook, sanitizer, tests, preload, pending, summary)
+            self._bar = self._progress(sum(len(self.course.notebooks(a)) for _, a in submissions))
+            for result in self._execute(jobs):
+                student, assignment, notebook = result.key.split("/")
+                entry = pending[f"{student}/{assignment}"]
+                outcome = self._store(gradebook, entry, notebook, result)
+                summary.isolation = result.isolation or summary.isolation
+                self._finish_notebook(entry, notebook, outcome, summary)
+            unfinished = [key for key, entry in pending.items() if entry.waiting]
+            if unfinished:
+                raise GraderError(f"internal error: {', '.join(unfinished)} not finished; run autograde again")
+            if self._bar is not None:
+                self._bar.close()
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    # -- finding and preparing -------------------------------------------------------------------
+
+    def _find(self, assignments: list[str], students: list[str] | None, gradebook) -> list[tuple[str, str]]:
+        from nbgrader.api import MissingEntry
+
+        found = []
+        for assignment in assignments:
+            try:
+                gradebook.find_assignment(assignment)
+            except MissingEntry:
+                raise GraderError(f"{assignment} is not in the gradebook: run `python -m grader release {assignment}` first")
+            for folder in sorted(self.course.submitted.glob(f"*/{assignment}")):
+                student = folder.parent.name
+                if folder.is_dir() and (not students or student in students):
+                    found.append((student, assignment))
+        if students:
+            missing = set(students) - {s for s, _ in found}
+            for student in sorted(missing):
+                self.report(f"warning: no submission from {student} for {', '.join(assignments)}")
+        return found
+
+    def _test_sources(self, gradebook, assignments: set[str]) -> dict[tuple[str, str], list[tuple[str, str]]]:
+        """The trusted test code of every notebook, from the gradebook (as nbgrader restores it)."""
+        tests = {}
+        for assignment in assignments:
+            for notebook in gradebook.find_assignment(assignment).notebooks:
+                solutions = {cell.name for cell in notebook.solution_cells}
+                grade_ids = {cell.name for cell in notebook.grade_cells if cell.name not in solutions}
+                cells = sorted((c for c in notebook.source_cells if c.name in grade_ids and c.cell_type == "code"),
+                               key=lambda c: _order(notebook, c.name))
+                tests[(assignment, notebook.name)] = [(cell.name, cell.source) for cell in cells]
+        return tests
+
+    def _check_plans(self, tests: dict) -> None:
+        """Plan every notebook once here, so a broken test stops the run before anything is graded."""
+        for (assignment, notebook), sources in tests.items():
+            try:
+                plan_for(sources, salt=self.salt)
+            except Exception as error:
+                raise GraderError(f"the tests of {assignment}/{notebook} cannot be run: {error}\n"
+                                  f"Fix the source and run `python -m grader release {assignment}`.") from error
+
+    def _imports(self, gradebook, assignments: set[str]) -> list[str]:
+        """Modules the course's own cells import: the zygote imports them once, up front."""
+        modules: set[str] = set()
+        for assignment in assignments:
+            for notebook in gradebook.find_assignment(assignment).notebooks:
+                for cell in notebook.source_cells:
+                    if cell.cell_type == "code":
+                        modules |= _imported_modules(cell.source)
+        return sorted(modules)
+
+    def fingerprint(self, student: str, assignment: str, tests: dict) -> str:
+        digest = hashlib.sha256(f"{GRADER_VERSION}\0{self.salt}\0{json.dumps(asdict(self.limits), sort_keys=True)}".encode())
+        folder = self.course.submitted / student / assignment
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+        for notebook in self.course.notebooks(assignment):
+            digest.update(json.dumps(tests.get((assignment, notebook), [])).encode())
+        return digest.hexdigest()
+
+    def _prepare(self, submissions, gradebook, sanitizer, tests, preload, pending, summary) -> Iterator[Job]:
+        from nbgrader import utils
+
+        for student, assignment in submissions:
+            fingerprint = self.fingerprint(student, assignment, tests)
+            record = SubmissionRecord.load(record_path(self.course, assignment, student))
+            autograded = self.course.autograded / student / assignment
+            if (not self.force and record is not None and record.fingerprint == fingerprint
+                    and all((autograded / f"{n}.ipynb").exists() or record.notebooks.get(n, NotebookOutcome(n, "")).status in ("missing", "invalid")
+                            for n in self.course.notebooks(assignment))):
+                summary.skipped += 1
+                for outcome in record.notebooks.values():
+                    summary.outcomes.append((student, assignment, outcome))
+                continue
+            folder = self.course.submitted / student / assignment
+            gradebook.update_or_create_student(student)
+            timestamp = self.course.root.joinpath(folder, "timestamp.txt")
+            kwargs = {}
+            if timestamp.exists():
+                kwargs["timestamp"] = utils.parse_utc(timestamp.read_text().strip())
+            gradebook.update_or_create_submission(assignment, student, **kwargs)
+            entry = _Pending(student, assignment, fingerprint)
+            pending[f"{student}/{assignment}"] = entry
+            notebooks = self.course.notebooks(assignment)
+            entry.waiting = set(notebooks)
+            for notebook in notebooks:
+                job = self._prepare_notebook(entry, notebook, folder, gradebook, sanitizer, tests, preload)
+                if isinstance(job, NotebookOutcome):
+                    self._store_without_running(gradebook, entry, job)
+                    self._finish_notebook(entry, notebook, job, summary)
+                else:
+                    yield job
+
+    def _prepare_notebook(self, entry: _Pending, notebook: str, folder: Path, gradebook, sanitizer, tests, preload):
+        path = folder / f"{notebook}.ipynb"
+        if not path.exists():
+            others = sorted(p.name for p in folder.glob("*.ipynb"))
+            hint = f" (the folder has: {', '.join(others)})" if others else ""
+            return NotebookOutcome(notebook, "missing", f"no {notebook}.ipynb was submitted{hint}")
+        try:
+            nb = read_notebook(path)
+        except GraderError as error:
+            return NotebookOutcome(notebook, "invalid", str(error).replace(str(self.course.root) + os.sep, ""))
+        resources = {"nbgrader": {"notebook": notebook, "assignment": entry.assignment, "student": entry.student,
+                                  "db_url": self.course.db_url}}
+        try:
+            nb, flags = sanitizer.sanitize(nb, resources, self._released_checksums(entry.assignment, notebook))
+        except Exception as error:
+            return NotebookOutcome(notebook, "invalid", f"the notebook's grading metadata is broken: {error}")
+        _drop_duplicate_tests(nb)
+        entry.sanitized[notebook] = nb
+        cells = []
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                cells.append({"index": index, "kind": "skip"})
+            elif is_test_cell(cell):
+                cells.append({"index": index, "kind": "test", "grade_id": cell.metadata.nbgrader.grade_id})
+            elif _is_demo(cell) and not self.limits.run_demo_cells:
+                cells.append({"index": index, "kind": "skip"})
+            else:
+                cells.append({"index": index, "kind": "code", "source": cell.source})
+                if not cell.get("metadata", {}).get("nbgrader", {}).get("locked"):
+                    flags += [f"cell {index}, line {line}: {finding}" for line, finding in scan(cell.source)]
+        entry.notebooks[notebook] = NotebookOutcome(notebook, "pending", flags=flags)
+        return Job(
+            key=f"{entry.student}/{entry.assignment}/{notebook}", cells=cells, tests=tests[(entry.assignment, notebook)],
+            limits=self.limits, hidden=[str(self.course.root)], files=_assignment_files(self.course, entry.assignment),
+            preload=preload, salt=self.salt,
+        )
+
+    def _released_checksums(self, assignment: str, notebook: str) -> dict[str, str]:
+        """Checksums of the graded cells as released to students (to tell an edited test cell)."""
+        from nbgrader import utils
+
+        key = (assignment, notebook)
+        if key not in self._released:
+            path = self.course.release / assignment / f"{notebook}.ipynb"
+            checksums = {}
+            if path.exists():
+                for cell in read_notebook(path).cells:
+                    meta = cell.get("metadata", {}).get("nbgrader", {})
+                    if meta.get("grade_id") and meta.get("locked"):
+                        checksums[meta["grade_id"]] = utils.compute_checksum(cell)
+            self._released[key] = checksums
+        return self._released[key]
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def _execute(self, jobs: Iterable[Job]) -> Iterator[Result]:
+        from grader.executors import make_executor
+
+        with make_executor(self.workers, self.scheduler) as executor:
+            yield from executor.run(jobs)
+
+    def _progress(self, total: int):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit="notebook", desc="autograde", dynamic_ncols=True)
+
+    # -- storing (this process only) ------------------------------------------------------------
+
+    def _store(self, gradebook, entry: _Pending, notebook: str, result: Result) -> NotebookOutcome:
+        from nbgrader.preprocessors import LimitOutput
+
+        nb = entry.sanitized.pop(notebook)
+        outcome = entry.notebooks[notebook]
+        outcome.status, outcome.detail, outcome.seconds = result.status, result.detail, result.seconds
+        outcome.flags = outcome.flags + result.flags
+        outcome.tests = result.tests
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                cell.outputs = [nbformat.from_dict(output) for output in result.outputs.get(index, [])]
+                cell.execution_count = None
+        nb, _ = LimitOutput(config=self.course.config).preprocess(nb, {})
+        outcome.score, outcome.max_score = self._save_grades(gradebook, entry, notebook, nb, outcome)
+        path = self.course.autograded / entry.student / entry.assignment / f"{notebook}.ipynb"
+        write_atomically(path, nbformat.writes(nb).encode())
+        return outcome
+
+    def _store_without_running(self, gradebook, entry: _Pending, outcome: NotebookOutcome) -> None:
+        """A missing or unreadable notebook: recorded with its status (missing: 0 points; invalid: no score)."""
+        entry.notebooks[outcome.notebook] = outcome
+        outcome.score, outcome.max_score = self._save_grades(gradebook, entry, outcome.notebook, None, outcome)
+        stale = self.course.autograded / entry.student / entry.assignment / f"{outcome.notebook}.ipynb"
+        if stale.exists():
+            stale.unlink()  # an earlier graded copy no longer matches what was submitted
+
+    def _save_grades(self, gradebook, entry: _Pending, notebook: str, nb, outcome: NotebookOutcome):
+        """Scores by nbgrader's rule, all of one notebook in one transaction."""
+        from nbgrader import utils
+
+        submitted = gradebook.find_submission_notebook(notebook, entry.assignment, entry.student)
+        cells = {cell.metadata.nbgrader.grade_id: cell for cell in (nb.cells if nb is not None else [])
+                 if "nbgrader" in cell.metadata and "grade_id" in cell.metadata.nbgrader}
+        total = maximum = 0.0
+        for grade in submitted.grades:
+            maximum += grade.max_score
+            cell = cells.get(grade.name)
+            if outcome.status in UNGRADABLE:
+                grade.auto_score, grade.needs_manual_grade = None, True
+            elif cell is None:
+                grade.auto_score, grade.needs_manual_grade = 0.0, grade.manual_score is not None
+            else:
+                grade.auto_score, _ = utils.determine_grade(cell)
+                grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+            score = grade.manual_score if grade.manual_score is not None else grade.auto_score
+            total += score or 0.0
+        for comment in submitted.comments:
+            cell = cells.get(comment.name)
+            if cell is not None:
+                unchanged = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(cell)
+                comment.auto_comment = "No response." if unchanged else None
+        submitted.flagged = bool(outcome.flags)
+        gradebook.db.commit()
+        return (None if outcome.status in UNGRADABLE else total), maximum
+
+    def _finish_notebook(self, entry: _Pending, notebook: str, outcome: NotebookOutcome, summary: Summary) -> None:
+        entry.waiting.discard(notebook)
+        summary.outcomes.append((entry.student, entry.assignment, outcome))
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix_str(_counts_text(summary.counts()), refresh=False)
+        if not entry.waiting:
+            record = SubmissionRecord(entry.student, entry.assignment, entry.fingerprint, entry.notebooks, time.time())
+            data = asdict(record)
+            write_atomically(record_path(self.course, entry.assignment, entry.student),
+                             json.dumps(data, indent=1).encode())
+
+
+def _order(notebook, name: str) -> int:
+    """Position of a cell in the source notebook (the gradebook does not keep cell order)."""
+    order = getattr(notebook, "_grader_order", None)
+    if order is None:
+        order = {cell.name: index for index, cell in enumerate(notebook.source_cells)}
+        notebook._grader_order = order
+    return order.get(name, 0)
+
+
+def _is_demo(cell) -> bool:
+    return "demo" in cell.get("metadata", {}).get("tags", []) and bool(cell.get("metadata", {}).get("nbgrader", {}).get("locked"))
+
+
+def _imported_modules(source: str) -> set[str]:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        tree = ast.parse(TransformerManager().transform_cell(source))
+    except SyntaxError:
+        return set()
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def _assignment_files(course: Course, assignment: str) -> dict[str, bytes]:
+    """The assignment's other files (data a notebook reads), as released to students."""
+    folder = course.release / assignment
+    files = {}
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if path.is_file() and path.suffix != ".ipynb" and ".ipynb_checkpoints" not in path.parts:
+            files[str(path.relative_to(folder))] = path.read_bytes()
+    return files
+
+
+def _counts_text(counts: Counter) -> str:
+    return " ".join(f"{status} {count}" for status, count in sorted(counts.items()))
+
+
+def print_summary(summary: Summary, report: Callable[[str], None] = print) -> None:
+    graded = [o for _, _, o in summary.outcomes if o.status not in ("missing",)]
+    ran = [o for o in graded if o.seconds]
+    report("")
+    report(f"{len(summary.outcomes)} notebook(s) of {len({(s, a) for s, a, _ in summary.outcomes})} submission(s) "
+           f"in {summary.seconds:.1f} s" + (f" ({1000 * summary.seconds / len(ran):.0f} ms per notebook run, "
+                                          f"{summary.workers} worker(s))" if ran else "")
+           + (f"; {summary.skipped} submission(s) unchanged since last graded (use --force to regrade)"
+              if summary.skipped else ""))
+    report("status: " + (_counts_text(summary.counts()) or "nothing"))
+    if summary.isolation == "none":
+        report("warning: submissions ran WITHOUT a sandbox (no namespaces on this machine): see README, Grading safely")
+    attention = [(s, a, o) for s, a, o in summary.outcomes if o.status not in ("graded",)]
+    for student, assignment, outcome in attention:
+        report(f"  {student}/{assignment}/{outcome.notebook}: {outcome.status}: {outcome.detail}")
+    for student, assignment, outcome in summary.outcomes:
+        if outcome.flags:
+            report(f"  flagged {student}/{assignment}/{outcome.notebook}: " + "; ".join(outcome.flags[:3])
+                   + (f" (+{len(outcome.flags) - 3} more)" if len(outcome.flags) > 3 else ""))

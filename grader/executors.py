@@ -1,0 +1,163 @@
+"""Where grading work runs: in this process, on every local core, or on a Dask cluster.
+
+Each executor takes an iterator of :class:`~grader.execute.Job` and yields a
+:class:`~grader.execute.Result` for each, in whatever order they finish. Only
+results come back; the gradebook stays with the one process that stores them.
+A job that crashes the grader's own code becomes a result with status "error",
+so one broken submission never stops a run.
+"""
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import threading
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Iterable, Iterator
+
+from grader.errors import GraderError
+from grader.execute import Job, Result, grade, shutdown
+
+_lock = threading.Lock()  # a worker's zygote serves one job at a time (Dask may use threads)
+
+
+def grade_safely(job: Job) -> Result:
+    """:func:`grader.execute.grade`, turning a failure of the grader itself into an "error" result."""
+    with _lock:
+        try:
+            return grade(job)
+        except Exception as error:
+            detail = f"the grader failed on this notebook: {type(error).__name__}: {error}"
+            return Result(job.key, "error", detail, {}, {}, [traceback.format_exc(limit=3)[-500:]], 0.0)
+
+
+class InProcess:
+    """One worker: this process (and its zygote)."""
+
+    def run(self, jobs: Iterable[Job]) -> Iterator[Result]:
+        for job in jobs:
+            yield grade_safely(job)
+
+    def close(self) -> None:
+        shutdown()
+
+
+def _worker_exit() -> None:
+    shutdown()
+
+
+def _worker_start() -> None:
+    import atexit
+
+    atexit.register(_worker_exit)
+
+
+class LocalPool:
+    """``workers`` processes, each with its own zygote; at most two jobs each in flight."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_start)
+
+    def run(self, jobs: Iterable[Job]) -> Iterator[Result]:
+        source = iter(jobs)
+        in_flight: dict = {}
+
+        def submit_next() -> bool:
+            job = next(source, None)
+            if job is None:
+                return False
+            in_flight[self.pool.submit(grade_safely, job)] = job
+            return True
+
+        while len(in_flight) < 2 * self.workers and submit_next():
+            pass
+        while in_flight:
+            done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            for future in done:
+                job = in_flight.pop(future)
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    # A worker process died (not a sandbox: the sandbox is a separate process): start over.
+                    self.pool.shutdown(wait=False, cancel_futures=True)
+                    self.pool = self._new_pool()
+                    retry = list(in_flight.values())
+                    in_flight.clear()
+                    yield Result(job.key, "error", "the grading worker died while grading this notebook",
+                                 {}, {}, [], 0.0)
+                    for again in retry:
+                        in_flight[self.pool.submit(grade_safely, again)] = again
+                    break
+                submit_next()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskCluster:
+    """The same jobs on a Dask distributed cluster (``pip install 'autograd-lab[dask]'``)."""
+
+    def __init__(self, address: str, window: int = 64) -> None:
+        try:
+            from distributed import Client
+        except ImportError as error:
+            raise GraderError("--scheduler needs Dask: pip install 'autograd-lab[dask]'") from error
+        try:
+            self.client = Client(address, timeout="20s")
+        except Exception as error:
+            raise GraderError(f"cannot connect to the Dask scheduler at {address}: {error}") from error
+        self.window = window
+
+    def run(self, jobs: Iterable[Job]) -> Iterator[Result]:
+        from distributed import as_completed
+
+        source = iter(jobs)
+        keys: dict = {}
+
+        def submit(job: Job):
+            future = self.client.submit(grade_safely, job, pure=False)
+            keys[future] = job.key
+            return future
+
+        queue = as_completed([submit(job) for job in _take(source, self.window)])
+        for future in queue:
+            key = keys.pop(future)
+            try:
+                yield future.result()
+            except Exception as error:  # a Dask worker died, or could not import the grader
+                yield Result(key, "error", f"the Dask worker failed: {error}", {}, {}, [], 0.0)
+            for job in _take(source, 1):
+                queue.add(submit(job))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _take(source: Iterator[Job], count: int) -> list[Job]:
+    taken = []
+    for _ in range(count):
+        job = next(source, None)
+        if job is None:
+            break
+        taken.append(job)
+    return taken
+
+
+@contextlib.contextmanager
+def make_executor(workers: int, scheduler: str | None = None):
+    if scheduler:
+        executor = DaskCluster(scheduler)
+    elif workers <= 1:
+        executor = InProcess()
+    else:
+        executor = LocalPool(workers)
+    try:
+        yield executor
+    finally:
+        executor.close()

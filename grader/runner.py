@@ -1,0 +1,249 @@
+"""What runs inside the sandbox: the student's cells, in order, and each test cell's probes.
+
+The runner is an IPython shell (the engine of a Jupyter kernel, without the
+messaging), prepared in the pre-warmed parent with torch, numpy and the course's
+libraries already imported; each submission gets a fresh fork of it.
+
+It executes code cells like a kernel does (outputs, rich results, tracebacks),
+but a test cell's code never runs here: the grader sends only the probes it
+planned, and the runner sends back what they observed. Everything goes to the
+grader as JSON lines on one pipe; the grader decides what they are worth.
+
+It also watches for tampering: after each cell it compares the functions of the
+checks, of PyTorch, NumPy and Python's builtins, and the shell's hooks, with how
+they were before the first cell, and reports what changed. (A submission that
+tampers earns nothing by it, because nothing here decides a score; the report
+is so the instructor can see it.)
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+import time
+import warnings
+from typing import Any
+
+MAX_CELL_TEXT = 100_000  # characters of stdout/stderr kept per cell
+MAX_DISPLAYS = 20  # rich outputs kept per cell
+WATCHED_MODULES = (
+    "builtins", "autograd_lab.checks", "autograd_lab.compare", "autograd_lab.probes", "autograd_lab.observed",
+    "autograd_lab.lazy", "torch", "torch.testing", "numpy", "numpy.testing", "json", "math", "sys",
+)
+
+
+class BoundedText(io.TextIOBase):
+    """A stdout/stderr that keeps the first MAX_CELL_TEXT characters of a cell's output."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        text = str(text)
+        room = MAX_CELL_TEXT - self.size
+        if room > 0:
+            self.parts.append(text[:room])
+            self.size += min(len(text), room)
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def value(self) -> str:
+        text = "".join(self.parts)
+        if self.dropped:
+            text += f"\n[... {self.dropped} more characters of output not kept]\n"
+        return text
+
+
+def prepare_shell() -> Any:
+    """An IPython shell whose outputs are recorded, not printed (done once, before forking)."""
+    from IPython.core.displayhook import DisplayHook
+    from IPython.core.displaypub import DisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.enabled = False
+    config.InteractiveShell.colors = "nocolor"
+    shell = InteractiveShell.instance(config=config)
+
+    class RecordingPublisher(DisplayPublisher):
+        def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
+            if len(shell._records) < MAX_DISPLAYS:
+                shell._records.append({"output_type": "display_data", "data": _text_data(data),
+                                       "metadata": {}})
+
+        def clear_output(self, wait=False):
+            shell._records.clear()
+
+    class RecordingDisplayHook(DisplayHook):
+        def write_output_prompt(self):
+            pass
+
+        def write_format_data(self, format_dict, md_dict=None):
+            shell._records.append({"output_type": "execute_result", "data": _text_data(format_dict),
+                                   "metadata": {}, "execution_count": None})
+
+        def finish_displayhook(self):
+            pass
+
+    shell._records = []
+    shell.display_pub = RecordingPublisher(shell=shell)
+    shell.displayhook = RecordingDisplayHook(shell=shell, cache_size=0)
+    sys.displayhook = shell.displayhook
+
+    def record_traceback(etype, evalue, stb):
+        shell._records.append({"output_type": "error", "ename": getattr(etype, "__name__", str(etype)),
+                               "evalue": str(evalue)[:MAX_CELL_TEXT], "traceback": [line[:5000] for line in stb[-40:]]})
+
+    shell._showtraceback = record_traceback
+    # Plots are drawn (the code runs) but not rendered to images: Agg, and %matplotlib does nothing.
+    shell.enable_matplotlib = lambda gui=None: (None, None)
+    shell.enable_gui = lambda gui=None: None
+    shell.run_cell("pass", store_history=False)
+    shell._records.clear()
+    return shell
+
+
+def _text_data(data: dict) -> dict:
+    """Keep the text forms of a rich output (images are not sent back: they are not graded)."""
+    kept = {key: value for key, value in data.items() if key in ("text/plain", "text/html", "text/markdown")}
+    if not kept:
+        kept = {"text/plain": f"<{', '.join(sorted(data))} output>"}
+    return {key: str(value)[:MAX_CELL_TEXT] for key, value in kept.items()}
+
+
+class Snapshot:
+    """Identity of everything a submission could replace to fake a result, and of the shell's hooks."""
+
+    def __init__(self, shell: Any) -> None:
+        self.objects: dict[str, int] = {}
+        for name in WATCHED_MODULES:
+            module = sys.modules.get(name)
+            if module is not None:
+                self._take(name, vars(module))
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            self._take("torch.Tensor", vars(torch.Tensor))
+        numpy = sys.modules.get("numpy")
+        if numpy is not None:
+            self._take("numpy.ndarray", vars(numpy.ndarray))
+        self.hooks = {event: [id(f) for f in callbacks] for event, callbacks in shell.events.callbacks.items()}
+        self.transformers = [id(t) for t in shell.input_transformers_post + shell.ast_transformers]
+        self.methods = {name: id(value) for name, value in vars(shell).items() if callable(value)}
+        self.custom_exceptions = shell.custom_exceptions
+
+    def _take(self, prefix: str, namespace: dict) -> None:
+        for attribute, value in list(namespace.items()):
+            if not attribute.startswith("__") or attribute in ("__import__", "__build_class__"):
+                self.objects[f"{prefix}.{attribute}"] = id(value)
+
+    def changes(self, shell: Any) -> list[str]:
+        """What changed since this snapshot (a new snapshot is taken by the caller to report each once)."""
+        now = Snapshot(shell)
+        changed = [f"{name} was replaced" for name, ident in self.objects.items()
+                   if name in now.objects and now.objects[name] != ident]
+        changed += [f"{name} was deleted" for name in self.objects if name not in now.objects]
+        if sys.gettrace() is not None:
+            changed.append("sys.settrace was used")
+        if sys.getprofile() is not None:
+            changed.append("sys.setprofile was used")
+        if sys.excepthook is not sys.__excepthook__:
+            changed.append("sys.excepthook was replaced")
+        for event, callbacks in now.hooks.items():
+            if callbacks != self.hooks.get(event, []):
+                changed.append(f"the kernel's '{event}' hooks were changed")
+        if now.transformers != self.transformers:
+            changed.append("input or AST transformers were registered in the kernel")
+        if now.custom_exceptions != self.custom_exceptions:
+            changed.append("a custom exception handler was set in the kernel")
+        if now.methods != self.methods:
+            changed.append("the kernel's methods were replaced")
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            changed.append("the interrupt (SIGINT) handler was changed")
+        return changed[:20]
+
+
+def run_job(job: dict, channel: int) -> None:
+    """Execute the job's cells in order, reporting each on ``channel`` (a pipe's write end)."""
+    out = os.fdopen(channel, "w", buffering=1, encoding="utf-8", errors="replace")
+    shell = sys.modules["__main__"].__dict__.get("_grader_shell") or prepare_shell()
+    from autograd_lab import checks  # noqa: F401 (imports every module a probe uses, before the snapshot)
+    from autograd_lab.probes import run_planned
+
+    warnings.filterwarnings("ignore", message=".*non-interactive.*")
+    os.environ["MPLBACKEND"] = "Agg"
+
+    def send(message: dict) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
+    before = Snapshot(shell)
+    send({"event": "ready"})
+    for cell in job["cells"]:
+        index = cell["index"]
+        send({"event": "start", "cell": index})
+        started = time.perf_counter()
+        observations = None
+        if cell["kind"] == "test":
+            observations = _quietly(lambda: run_planned(cell["probes"], shell.user_ns))
+            outputs: list = []
+        else:
+            outputs = _execute(shell, cell["source"])
+        report = {"event": "done", "cell": index, "outputs": outputs, "seconds": time.perf_counter() - started}
+        if observations is not None:
+            report["observations"] = observations
+        changes = before.changes(shell)
+        if changes:
+            report["tampering"] = changes
+            before = Snapshot(shell)  # report each change once
+        send(report)
+        _close_figures()
+    send({"event": "finished"})
+    out.close()
+
+
+def _quietly(action):
+    """Run the probes with output captured (they print nothing of their own; the student's code might)."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = BoundedText(), BoundedText()
+    try:
+        return action()
+    except KeyboardInterrupt:
+        return None
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _execute(shell: Any, source: str) -> list[dict]:
+    stdout, stderr = BoundedText(), BoundedText()
+    saved = sys.stdout, sys.stderr
+    shell._records = []
+    sys.stdout, sys.stderr = stdout, stderr
+    try:
+        shell.run_cell(source, store_history=False)
+    except KeyboardInterrupt:  # arrived between the cell's statements and IPython's handling
+        shell._records.append({"output_type": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": []})
+    finally:
+        sys.stdout, sys.stderr = saved
+    outputs: list[dict] = []
+    for name, stream in (("stdout", stdout), ("stderr", stderr)):
+        text = stream.value()
+        if text:
+            outputs.append({"output_type": "stream", "name": name, "text": text})
+    return outputs + list(shell._records)
+
+
+def _close_figures() -> None:
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        try:
+            pyplot.close("all")
+        except Exception:
+            pass

@@ -1,0 +1,229 @@
+"""The pre-warmed fork server: pay for ``import torch`` once, not once per notebook.
+
+Stock nbgrader starts a kernel (1.4 s) and imports torch (3 s) for every notebook.
+A zygote imports torch, numpy, matplotlib, IPython and the course's libraries once,
+prepares an IPython shell, and then forks a fresh copy for every submission, in
+about 20 ms. Each copy is a new process, so nothing one student's code does is
+seen by the next.
+
+Process tree for one job::
+
+    worker (trusted: plans tests, judges)      ── socket ──  zygote (imports done, holds no job data)
+                                                                └─ job parent (new namespaces; tiny; waits)
+                                                                     └─ runner: PID 1 of its namespaces, sandboxed,
+                                                                        runs the student's cells → pipe → worker
+
+The worker talks to the zygote over a socket: ``run`` a job, and the zygote
+answers with the job parent's pid and the read end of the runner's pipe
+(passed as a file descriptor), then with the exit code when the job is over.
+To interrupt a cell the worker sends SIGUSR1 to the job parent, which passes
+SIGINT to the runner; to stop a job it kills the job parent, and the kernel
+kills the runner and everything it started (PR_SET_PDEATHSIG, PID namespace).
+The zygote never receives a test's expected values: only the probes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+from typing import Any
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def send_message(sock: socket.socket, message: dict, fds: list[int] | None = None) -> None:
+    data = json.dumps(message).encode()
+    header = struct.pack("!I", len(data))
+    if fds:
+        socket.send_fds(sock, [header + data], fds)
+    else:
+        sock.sendall(header + data)
+
+
+def receive_message(sock: socket.socket, with_fds: bool = False) -> tuple[dict | None, list[int]]:
+    """One length-prefixed JSON message (and file descriptors passed with it); None at end of stream."""
+    fds: list[int] = []
+    if with_fds:
+        chunk, fds, _, _ = socket.recv_fds(sock, 4, 4)
+    else:
+        chunk = sock.recv(4)
+    if not chunk:
+        return None, fds
+    while len(chunk) < 4:
+        more = sock.recv(4 - len(chunk))
+        if not more:
+            return None, fds
+        chunk += more
+    (length,) = struct.unpack("!I", chunk)
+    data = bytearray()
+    while len(data) < length:
+        more = sock.recv(min(1 << 20, length - len(data)))
+        if not more:
+            return None, fds
+        data += more
+    return json.loads(data), fds
+
+
+def preload(modules: list[str]) -> None:
+    """Import what notebooks use, and warm the lazy parts, before any fork."""
+    import importlib
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    torch.set_num_threads(1)  # one thread per job: workers run in parallel, and forks stay safe
+    for name in modules:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                importlib.import_module(name)
+        except Exception:
+            pass  # a module the notebook imports may be missing; the student's cell will say so
+    figure = plt.figure()
+    figure.add_subplot().plot([0, 1], [0, 1])
+    figure.canvas.draw()
+    plt.close("all")
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+
+
+def serve(sock: socket.socket, modules: list[str]) -> None:
+    from grader import runner, sandbox
+
+    preload(modules)
+    shell = runner.prepare_shell()
+    sys.modules["__main__"].__dict__["_grader_shell"] = shell
+    isolation = sandbox.isolation_available()
+    send_message(sock, {"ready": True, "isolation": isolation.mode, "reason": isolation.reason})
+    while True:
+        message, _ = receive_message(sock)
+        if message is None or message.get("cmd") == "exit":
+            return
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            os.close(read_end)
+            _job_parent(message["job"], write_end, isolation)
+        os.close(write_end)
+        send_message(sock, {"pid": pid}, [read_end])
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+        send_message(sock, {"exit": os.waitstatus_to_exitcode(status)})
+
+
+def _job_parent(job: dict, channel: int, isolation: Any) -> None:
+    """The per-job parent: make the namespaces, fork the runner, pass interrupts on, wait."""
+    from grader import sandbox
+
+    code = 70
+    try:
+        limits = sandbox.Limits(**job["limits"])
+        if limits.isolation == "namespaces" and isolation.mode == "none":
+            raise RuntimeError(f"isolation is required but not available: {isolation.reason}")
+        isolated = isolation.mode != "none" and limits.isolation != "none"
+        if isolated:
+            sandbox.enter_namespaces(isolation)
+        else:
+            os.setsid()
+        ready_read, ready_write = os.pipe()
+        runner_pid = os.fork()
+        if runner_pid == 0:
+            os.close(ready_write)
+            _runner(job, channel, isolation if isolated else sandbox.Isolation("none"), limits, ready_read)
+        os.close(ready_read)
+        os.close(channel)
+        signal.signal(signal.SIGUSR1, lambda *_: _interrupt(runner_pid))
+        os.write(ready_write, b"go")
+        os.close(ready_write)
+        while True:
+            try:
+                _, status = os.waitpid(runner_pid, 0)
+                break
+            except ChildProcessError:
+                status = 0
+                break
+        code = os.waitstatus_to_exitcode(status)
+        code = code if code >= 0 else 128 - code
+    except BaseException as error:
+        try:
+            os.write(channel, (json.dumps({"event": "sandbox-error", "message": f"{type(error).__name__}: {error}"}) + "\n").encode())
+        except OSError:
+            pass
+        code = 71
+    finally:
+        os._exit(code)
+
+
+def _interrupt(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        pass
+
+
+def _runner(job: dict, channel: int, isolation: Any, limits: Any, ready: int) -> None:
+    """The sandboxed process: set up the sandbox, then run the student's notebook."""
+    from grader import runner, sandbox
+
+    code = 0
+    try:
+        os.read(ready, 2)  # the job parent is ready to pass interrupts on
+        os.close(ready)
+        for fd in range(3, 1024):
+            if fd != channel:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)  # C-level output of libraries goes nowhere; Python's is captured per cell
+        os.close(null)
+        files = {name: bytes.fromhex(data) for name, data in job.get("files", {}).items()}
+        uid = gid = None
+        if isolation.mode != "none":
+            sandbox.die_with_parent()
+            if isolation.mode == "root":
+                uid = gid = limits.uid_base + int(job.get("slot", 0))
+            else:
+                uid, gid = 0, 0
+            fs = sandbox.Filesystem(root="/run" if os.path.isdir("/run") else "/mnt",
+                                    read_only=job["visible"], files=files)
+            sandbox.build_filesystem(fs, limits, uid, gid)
+            if isolation.mode == "root":
+                sandbox.drop_privileges(uid, gid)
+        else:
+            workdir = job.get("workdir")
+            if workdir:
+                os.chdir(workdir)
+        sandbox.no_new_privileges()
+        sandbox.apply_limits(limits, per_user_processes=isolation.mode == "root")
+        sandbox.clean_environment()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        runner.run_job(job, channel)
+    except BaseException as error:
+        try:
+            os.write(channel, (json.dumps({"event": "sandbox-error", "message": f"{type(error).__name__}: {error}"}) + "\n").encode())
+        except OSError:
+            pass
+        code = 72
+    os._exit(code)
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    modules = json.loads(sys.argv[2]) if len(sys.argv) > 2 else []
+    sock = socket.socket(fileno=fd)
+    serve(sock, modules)
+
+
+if __name__ == "__main__":
+    main()
