@@ -40,6 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--no-generate", action="store_true", help="check the existing student versions only")
     release.set_defaults(run=_release)
 
+    collect = commands.add_parser(
+        "collect", help="import a folder or zip of submissions (an LMS bulk download)",
+        description="Import submissions into submitted/<student>/<assignment>/ from a Canvas or Moodle bulk "
+                    "download (zip or unpacked) or from a folder per student. Renamed notebooks ('Copy of …', "
+                    "'… (1)') are matched; earlier submissions are moved to .grader/replaced/, never deleted.")
+    _add_course(collect)
+    collect.add_argument("assignment", metavar="ASSIGNMENT")
+    collect.add_argument("source", metavar="PATH", help="a .zip file or a folder")
+    collect.add_argument("--lms", choices=["auto", "canvas", "moodle", "folders"], default="auto",
+                         help="how the download names files (default: tell from the names)")
+    collect.add_argument("--dry-run", action="store_true", help="show what would be imported; change nothing")
+    collect.set_defaults(run=_collect)
+
     autograde = commands.add_parser(
         "autograde", help="grade submissions: sandboxed, in parallel, verdicts outside the student's process",
         description="Grade the submissions in submitted/ into the gradebook and autograded/. Each notebook runs in "
@@ -55,6 +68,31 @@ def build_parser() -> argparse.ArgumentParser:
     autograde.add_argument("--cell-timeout", type=float, metavar="SECONDS", help="override c.Sandbox.cell_timeout")
     autograde.add_argument("--no-progress", action="store_true", help="no progress bar")
     autograde.set_defaults(run=_autograde)
+
+    feedback = commands.add_parser("feedback", help="an HTML report per student and notebook (hidden tests' code left out)",
+                                   description="Write feedback/<student>/<assignment>/<notebook>.html from the graded "
+                                               "notebooks: each cell's output and score, the grading status, and "
+                                               "the hidden tests' results without their code.")
+    _add_course(feedback)
+    feedback.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
+    feedback.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
+    feedback.set_defaults(run=_feedback)
+
+    export = commands.add_parser("export", help="grades as CSV (plain, Canvas or Moodle)",
+                                 description="A row per student, a column per notebook and a total. Notebooks that "
+                                             "could not be graded are marked, never written as 0.")
+    _add_course(export)
+    export.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
+    export.add_argument("--format", choices=["plain", "canvas", "moodle"], default="plain")
+    export.add_argument("--output", "-o", metavar="FILE", help="write here instead of printing")
+    export.set_defaults(run=_export)
+
+    report = commands.add_parser("report", help="pass rate per exercise and a score histogram",
+                                 description="For each assignment: pass rates of every exercise, a histogram of "
+                                             "scores, grading statuses and flagged submissions, in reports/.")
+    _add_course(report)
+    report.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
+    report.set_defaults(run=_report)
     return parser
 
 
@@ -64,6 +102,18 @@ def _release(args: argparse.Namespace) -> int:
 
     release(open_course(args.course), args.assignments, generate_versions=not args.no_generate,
             check=not args.no_check)
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from grader.collect import collect, print_report
+    from grader.course import open_course
+
+    course = open_course(args.course)
+    report = collect(course, args.assignment, Path(args.source), lms=args.lms, dry_run=args.dry_run)
+    print_report(report, args.assignment, args.dry_run)
     return 0
 
 
@@ -83,6 +133,40 @@ def _autograde(args: argparse.Namespace) -> int:
     grader = Autograder(course, workers=args.workers, scheduler=args.scheduler, force=args.force, limits=limits,
                         progress=not args.no_progress)
     print_summary(grader.run(args.assignments, args.student))
+    return 0
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    from grader.course import open_course
+    from grader.feedback import feedback
+
+    feedback(open_course(args.course), args.assignments, args.student)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from grader.course import open_course
+    from grader.export import export
+
+    text, problems = export(open_course(args.course), args.assignments, args.format)
+    if args.output:
+        with open(args.output, "w", newline="") as handle:
+            handle.write(text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    for problem in problems:
+        print(f"needs attention: {problem}", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from grader.course import open_course
+    from grader.report import report
+
+    paths = report(open_course(args.course), args.assignments)
+    if paths:
+        print("written: " + ", ".join(str(p) for p in paths))
     return 0
 
 

@@ -1,0 +1,111 @@
+"""``export``: the class's grades as CSV, a row per student, a column per notebook and a total.
+
+Scores come from nbgrader's gradebook (so manual changes in formgrader count).
+A notebook that could not be graded is never written as 0.0:
+
+* ``--format plain`` (a spreadsheet): the cell says why ("not graded: invalid"),
+  and a Notes column lists every problem;
+* ``--format canvas``: Canvas's gradebook import columns (Student, ID, SIS User ID,
+  SIS Login ID, Section, then one column per notebook); the cell is left empty,
+  which Canvas treats as "no change", and the problems are printed;
+* ``--format moodle``: a file for Moodle's "Import grades from CSV" (map
+  "Username" or "ID number" to the users, and each notebook column to a grade item);
+  empty cells, problems printed.
+
+A missing notebook counts 0 (nothing was handed in) and is marked "missing" in
+the plain format's Notes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+from grader.autograde import UNGRADABLE, SubmissionRecord, record_path
+from grader.course import Course
+
+
+@dataclass
+class Row:
+    student: str
+    name: str = ""
+    lms_id: str = ""
+    scores: dict[str, float | None] = field(default_factory=dict)  # column → score, None = not graded
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return sum(score for score in self.scores.values() if score is not None)
+
+
+def gather(course: Course, assignments: list[str] | None) -> tuple[list[str], dict[str, float], list[Row]]:
+    """(columns, maximum per column, rows) from the gradebook and the grading records."""
+    selected = course.select(assignments)
+    columns: list[str] = []
+    maximum: dict[str, float] = {}
+    rows: dict[str, Row] = {}
+    with course.gradebook() as gradebook:
+        for student in gradebook.students:
+            rows[student.id] = Row(student.id, " ".join(filter(None, [student.first_name, student.last_name])),
+                                   student.lms_user_id or "")
+        many = {a: len(course.notebooks(a)) > 1 for a in selected}
+        for assignment in selected:
+            try:
+                notebooks = gradebook.find_assignment(assignment).notebooks
+            except Exception:
+                continue
+            for notebook in notebooks:
+                column = f"{assignment}/{notebook.name}" if many[assignment] else assignment
+                columns.append(column)
+                maximum[column] = notebook.max_score
+                for submitted in notebook.submissions:
+                    student = submitted.student.id
+                    record = SubmissionRecord.load(record_path(course, assignment, student))
+                    outcome = record.notebooks.get(notebook.name) if record else None
+                    row = rows[student]
+                    if outcome is not None and outcome.status in UNGRADABLE:
+                        row.scores[column] = None
+                        row.notes.append(f"{column}: not graded ({outcome.status}: {outcome.detail})")
+                        continue
+                    row.scores[column] = float(submitted.score)
+                    if outcome is not None and outcome.status == "missing":
+                        row.notes.append(f"{column}: missing")
+                    elif outcome is not None and outcome.status != "graded":
+                        row.notes.append(f"{column}: {outcome.status}")
+                    if submitted.flagged:
+                        row.notes.append(f"{column}: flagged for review")
+    return columns, maximum, [rows[key] for key in sorted(rows) if rows[key].scores]
+
+
+def export(course: Course, assignments: list[str] | None, fmt: str = "plain") -> tuple[str, list[str]]:
+    """The CSV text, and the problems an instructor must look at."""
+    columns, maximum, rows = gather(course, assignments)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    problems = [f"{row.student}: {note}" for row in rows for note in row.notes if "not graded" in note]
+
+    def cell(row: Row, column: str, mark: bool) -> str:
+        if column not in row.scores:
+            return ""
+        score = row.scores[column]
+        if score is None:
+            return "not graded" if mark else ""
+        return f"{score:g}"
+
+    if fmt == "canvas":
+        writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *columns])
+        writer.writerow(["Points Possible", "", "", "", "", *[f"{maximum[c]:g}" for c in columns]])
+        for row in rows:
+            writer.writerow([row.name or row.student, row.lms_id, "", row.student, "",
+                             *[cell(row, c, False) for c in columns]])
+    elif fmt == "moodle":
+        writer.writerow(["Username", "ID number", "Full name", *columns, "Total"])
+        for row in rows:
+            writer.writerow([row.student, row.lms_id, row.name, *[cell(row, c, False) for c in columns],
+                             f"{row.total:g}"])
+    else:
+        writer.writerow(["student", "name", "lms_id", *columns, "total", "max", "notes"])
+        for row in rows:
+            writer.writerow([row.student, row.name, row.lms_id, *[cell(row, c, True) for c in columns],
+                             f"{row.total:g}", f"{sum(maximum.values()):g}", "; ".join(row.notes)])
+    return out.getvalue(), problems

@@ -1,0 +1,132 @@
+"""``report``: how the class did, exercise by exercise, so an instructor sees where it struggles.
+
+For each assignment: the pass rate of every test cell (from the gradebook), a
+histogram of notebook scores, the statuses of the grading run and the submissions
+flagged for review. Written to ``reports/<assignment>.md`` with two figures
+(``<assignment>-exercises.png``, ``<assignment>-scores.png``), and printed.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.autograde import SubmissionRecord
+from grader.course import Course
+
+
+@dataclass
+class ExerciseStats:
+    grade_id: str
+    notebook: str
+    points: float
+    attempts: int = 0
+    passed: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.passed / self.attempts if self.attempts else 0.0
+
+
+@dataclass
+class AssignmentReport:
+    assignment: str
+    exercises: list[ExerciseStats] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    max_score: float = 0.0
+    statuses: Counter = field(default_factory=Counter)
+    flagged: list[tuple[str, str, list[str]]] = field(default_factory=list)
+
+
+def build(course: Course, assignment: str) -> AssignmentReport:
+    report = AssignmentReport(assignment)
+    records = {p.stem: SubmissionRecord.load(p) for p in (course.root / ".grader" / "results" / assignment).glob("*.json")}
+    with course.gradebook() as gradebook:
+        for notebook in gradebook.find_assignment(assignment).notebooks:
+            solutions = {cell.name for cell in notebook.solution_cells}
+            order = {cell.name: index for index, cell in enumerate(notebook.source_cells)}
+            stats = {cell.name: ExerciseStats(cell.name, notebook.name, cell.max_score)
+                     for cell in sorted(notebook.grade_cells, key=lambda c: order.get(c.name, 0))
+                     if cell.name not in solutions}
+            report.max_score += notebook.max_score
+            for submitted in notebook.submissions:
+                record = records.get(submitted.student.id)
+                outcome = record.notebooks.get(notebook.name) if record else None
+                if outcome is None:
+                    continue
+                report.statuses[outcome.status] += 1
+                if outcome.flags:
+                    report.flagged.append((submitted.student.id, notebook.name, outcome.flags))
+                if outcome.status in ("missing", "invalid", "error"):
+                    continue
+                report.scores.append(float(submitted.score))
+                for grade in submitted.grades:
+                    if grade.name in stats:
+                        stats[grade.name].attempts += 1
+                        stats[grade.name].passed += int(grade.score is not None and grade.score >= grade.max_score)
+            report.exercises.extend(stats.values())
+    return report
+
+
+def text(report: AssignmentReport) -> str:
+    lines = [f"# {report.assignment}", ""]
+    if not report.scores:
+        return "\n".join(lines + ["No graded submissions yet."])
+    mean = sum(report.scores) / len(report.scores)
+    lines += [f"{len(report.scores)} graded notebook(s); mean score {mean:.2f} / {report.max_score:g}.", "",
+              "| exercise | points | passed | pass rate |", "|---|---:|---:|---:|"]
+    for stats in sorted(report.exercises, key=lambda s: s.rate):
+        lines.append(f"| {stats.grade_id} | {stats.points:g} | {stats.passed}/{stats.attempts} | {100 * stats.rate:.0f}% |")
+    lines += ["", "Grading: " + ", ".join(f"{status} {count}" for status, count in sorted(report.statuses.items()))]
+    if report.flagged:
+        lines += ["", "Flagged for review:"]
+        for student, notebook, flags in report.flagged:
+            lines.append(f"- {student} / {notebook}: " + "; ".join(flags[:5]))
+    return "\n".join(lines)
+
+
+def figures(report: AssignmentReport, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    exercises = sorted(report.exercises, key=lambda s: s.rate)
+    figure, axes = plt.subplots(figsize=(7, 0.35 * len(exercises) + 1.2))
+    axes.barh([s.grade_id for s in exercises], [100 * s.rate for s in exercises], color="#4c72b0")
+    axes.set_xlim(0, 100)
+    axes.set_xlabel("students passing (%)")
+    axes.set_title(f"{report.assignment}: pass rate per exercise (hardest at the top)")
+    axes.invert_yaxis()
+    figure.tight_layout()
+    paths.append(folder / f"{report.assignment}-exercises.png")
+    figure.savefig(paths[-1], dpi=110)
+    plt.close(figure)
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    bins = max(5, min(20, int(report.max_score) + 1))
+    axes.hist(report.scores, bins=bins, range=(0, report.max_score or 1), color="#55a868", edgecolor="white")
+    axes.set_xlabel(f"score (out of {report.max_score:g})")
+    axes.set_ylabel("students")
+    axes.set_title(f"{report.assignment}: scores")
+    figure.tight_layout()
+    paths.append(folder / f"{report.assignment}-scores.png")
+    figure.savefig(paths[-1], dpi=110)
+    plt.close(figure)
+    return paths
+
+
+def report(course: Course, assignments: list[str] | None, say=print) -> list[Path]:
+    written = []
+    for assignment in course.select(assignments):
+        built = build(course, assignment)
+        body = text(built)
+        say(body)
+        say("")
+        course.reports.mkdir(parents=True, exist_ok=True)
+        markdown = course.reports / f"{assignment}.md"
+        images = figures(built, course.reports) if built.scores else []
+        markdown.write_text(body + "".join(f"\n\n![]({p.name})" for p in images) + "\n")
+        written += [markdown, *images]
+    return written
