@@ -7,6 +7,8 @@ c = get_config()  # noqa: F821 (provided by traitlets when this file is loaded)
 
 c.CourseDirectory.course_id = "autograd-lab"
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+# nbgrader's exchange (for JupyterHub set-ups) lives in the course, not in /usr/local/share.
+c.Exchange.root = os.path.join(c.CourseDirectory.root, "exchange")
 
 # Student versions get an "Open in Colab" badge and a Colab set-up cell (grader/colab.py).
 c.GenerateAssignment.preprocessors = GenerateAssignment.class_traits()["preprocessors"].make_dynamic_default() + [

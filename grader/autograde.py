@@ -117,6 +117,11 @@ class _Sanitizer:
             """nbgrader's OverwriteCells, on the grader's open gradebook instead of a new one per notebook."""
 
             def preprocess(self, nb, resources):
+                # DeduplicateIds leaves `nbgrader: {}` on the copies it strips, on which nbgrader 0.9.6's
+                # add_missing_task_cells raises KeyError: they are ordinary cells now, so say so.
+                for cell in nb.cells:
+                    if cell.get("metadata", {}).get("nbgrader", None) == {}:
+                        del cell["metadata"]["nbgrader"]
                 self.notebook_id = resources["nbgrader"]["notebook"]
                 self.assignment_id = resources["nbgrader"]["assignment"]
                 self.gradebook = gradebook
@@ -377,6 +382,7 @@ class Autograder:
             nb, flags = sanitizer.sanitize(nb, resources, self._released_checksums(entry.assignment, notebook))
         except Exception as error:
             return NotebookOutcome(notebook, "invalid", f"the notebook's grading metadata is broken: {error}")
+        nb = nbformat.from_dict(nb)  # cells nbgrader put back are plain dicts inside
         _drop_duplicate_tests(nb)
         entry.sanitized[notebook] = nb
         cells = []

@@ -180,14 +180,17 @@ def _put_environment_on_path() -> None:
 
 
 def _quiet_libraries() -> None:
-    """nbgrader's own database code warns about SQLAlchemy usage it cannot change; instructors need not see it."""
+    """Warnings instructors can do nothing about: nbgrader's SQLAlchemy usage, nbformat's id repairs."""
     import warnings
 
     try:
         from sqlalchemy.exc import SAWarning
+
+        warnings.filterwarnings("ignore", category=SAWarning)
     except ImportError:
-        return
-    warnings.filterwarnings("ignore", category=SAWarning)
+        pass
+    # Students' notebooks often have duplicated or missing cell ids; nbformat repairs them and says so.
+    warnings.filterwarnings("ignore", message=".*(Non-unique cell id|Cell is missing an id field).*")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,4 +109,7 @@ def open_course(path: str | os.PathLike | None = None) -> Course:
         )
     config = PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
     config.CourseDirectory.root = str(root)
+    exchange = config.Exchange.get("root")
+    if exchange and not os.path.isdir(exchange):
+        os.makedirs(exchange, exist_ok=True)  # nbgrader's API complains loudly when it is missing
     return Course(root, config)

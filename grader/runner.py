@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import time
+import types
 import warnings
 from typing import Any
 
@@ -140,8 +141,11 @@ class Snapshot:
         self.custom_exceptions = shell.custom_exceptions
 
     def _take(self, prefix: str, namespace: dict) -> None:
+        """Functions, classes and modules: what a submission would replace (not data such as caches)."""
         for attribute, value in list(namespace.items()):
-            if not attribute.startswith("__") or attribute in ("__import__", "__build_class__"):
+            if attribute.startswith("__") and attribute not in ("__import__", "__build_class__"):
+                continue
+            if callable(value) or isinstance(value, types.ModuleType):
                 self.objects[f"{prefix}.{attribute}"] = id(value)
 
     def changes(self, shell: Any) -> list[str]:

@@ -1,0 +1,25 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+# nbgrader runs `alembic` by name: find it beside this Python even without an activated venv.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+
+
+@pytest.fixture(scope="session")
+def course_template(tmp_path_factory) -> Path:
+    """The fixture course (tests/fixture_course.py) with its student version generated, made once."""
+    from fixture_course import make_course
+
+    return make_course(tmp_path_factory.mktemp("template") / "course")
+
+
+@pytest.fixture
+def course_dir(course_template, tmp_path) -> Path:
+    from fixture_course import copy_course
+
+    return copy_course(course_template, tmp_path / "course")

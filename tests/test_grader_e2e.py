@@ -1,0 +1,161 @@
+"""The whole instructor loop on a fixture class: collect → autograde → feedback → export → report.
+
+Every kind of submission a real class hands in is in the class (tests/fixture_course.py):
+correct, blank, wrong, partly right, looping, crashing, renamed, a duplicated
+cell, a deleted test cell, invalid JSON, a missing notebook. Each student's
+exact score and status are asserted.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+
+import pytest
+
+from fixture_course import MAX_SCORE, write_class
+from grader.autograde import Autograder, SubmissionRecord, record_path
+from grader.cli import main
+from grader.course import open_course
+
+pytestmark = pytest.mark.slow
+
+
+def _records(course):
+    return {p.stem: SubmissionRecord.load(p) for p in (course.root / ".grader" / "results" / "ps1").glob("*.json")}
+
+
+def _gradebook_scores(course):
+    with course.gradebook() as gradebook:
+        return {s.student.id: (s.score, s.needs_manual_grade) for s in gradebook.find_assignment("ps1").submissions}
+
+
+def test_whole_class_through_the_command_line(course_dir, tmp_path, capsys):
+    download = tmp_path / "download"
+    expected = write_class(course_dir, download)
+    # The "nothing" student handed in a text file only: a notebook is missing from their submission.
+    assert main(["collect", "--course", str(course_dir), "ps1", str(download)]) == 0
+    out = capsys.readouterr().out
+    assert "renamed from 'Copy of ps1 (1).ipynb'" in out
+    assert "skipped" not in out.split("imported")[0]
+    (course_dir / "submitted" / "nothing" / "ps1").mkdir(parents=True)
+    (course_dir / "submitted" / "nothing" / "ps1" / "notes.txt").write_text("no notebook")
+
+    assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress"]) == 0
+    summary = capsys.readouterr().out
+    course = open_course(course_dir)
+    records = _records(course)
+    assert set(records) == set(expected)
+    scores = _gradebook_scores(course)
+    for student, (score, status) in expected.items():
+        outcome = records[student].notebooks["ps1"]
+        assert (outcome.status, outcome.score) == (status, score), student
+        gradebook_score, needs_manual = scores[student]
+        if score is None:
+            assert needs_manual, f"{student} could not be graded and must not look like a 0"
+        else:
+            assert gradebook_score == pytest.approx(score), student
+    assert "broken-json/ps1/ps1: invalid" in summary
+    assert records["looping"].notebooks["ps1"].detail.startswith("cell")
+    assert any("appears 2 times" in f for f in records["duplicated"].notebooks["ps1"].flags)
+    assert any("was deleted" in f for f in records["deleted-test"].notebooks["ps1"].flags)
+    assert not records["correct"].notebooks["ps1"].flags
+
+    # Feedback: a page per student; the hidden tests' code is not in it, their verdicts are.
+    assert main(["feedback", "--course", str(course_dir)]) == 0
+    page = (course_dir / "feedback" / "correct" / "ps1" / "ps1.html").read_text()
+    assert "✓ square_grad: matches PyTorch on 4 inputs" in page
+    assert "BEGIN HIDDEN TESTS" not in page and "_rng" not in page
+    assert "Graded." in page
+    broken = (course_dir / "feedback" / "broken-json" / "ps1" / "ps1.html").read_text()
+    assert "could not be read as a notebook" in broken
+    looping = (course_dir / "feedback" / "looping" / "ps1" / "ps1.html").read_text()
+    assert "CellTimeoutError" in looping
+
+    # Export: a row per student, failed grading marked, not 0.
+    output = tmp_path / "grades.csv"
+    assert main(["export", "--course", str(course_dir), "-o", str(output)]) == 0
+    rows = {row["student"]: row for row in csv.DictReader(output.open())}
+    assert rows["broken-json"]["ps1"] == "not graded"
+    assert rows["correct"]["ps1"] == "5" and rows["correct"]["total"] == "5"
+    assert rows["partly"]["ps1"] == "2"
+    assert rows["nothing"]["ps1"] == "0" and "missing" in rows["nothing"]["notes"]
+    assert main(["export", "--course", str(course_dir), "--format", "canvas", "-o", str(output)]) == 0
+    canvas = list(csv.reader(output.open()))
+    assert canvas[0][:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    assert canvas[1][5] == f"{MAX_SCORE:g}"
+    assert next(r for r in canvas if r[3] == "broken-json")[5] == ""
+
+    # Report: pass rates per exercise and a histogram.
+    assert main(["report", "--course", str(course_dir)]) == 0
+    report = (course_dir / "reports" / "ps1.md").read_text()
+    assert "| test-make-leaf | 1 |" in report
+    assert (course_dir / "reports" / "ps1-scores.png").stat().st_size > 1000
+
+
+def test_collect_understands_canvas_and_moodle(course_dir, tmp_path):
+    from fixture_course import CORRECT, _answered
+    import nbformat
+
+    notebook = nbformat.writes(_answered(course_dir, CORRECT))
+    canvas = tmp_path / "canvas.zip"
+    with zipfile.ZipFile(canvas, "w") as archive:
+        archive.writestr("smithjane_1234_98765_ps1.ipynb", notebook)
+        archive.writestr("smithjane_LATE_1234_98799_ps1-1.ipynb", notebook)  # a later resubmission
+        archive.writestr("doejohn_777_55555_Copy of ps1.ipynb", notebook)
+        archive.writestr("../escape.ipynb", notebook) if False else None
+    main(["collect", "--course", str(course_dir), "ps1", str(canvas)])
+    course = open_course(course_dir)
+    assert sorted(p.name for p in course.submitted.iterdir()) == ["doejohn", "smithjane"]
+    with course.gradebook() as gradebook:
+        assert gradebook.find_student("smithjane").lms_user_id == "1234"
+    moodle = tmp_path / "moodle"
+    (moodle / "Zoë O'Brien_42_assignsubmission_file_").mkdir(parents=True)
+    (moodle / "Zoë O'Brien_42_assignsubmission_file_" / "homework.ipynb").write_text(notebook)
+    main(["collect", "--course", str(course_dir), "ps1", str(moodle)])
+    assert (course.submitted / "zoe-obrien" / "ps1" / "ps1.ipynb").exists()
+    # Collecting again keeps the earlier submission, moved aside.
+    main(["collect", "--course", str(course_dir), "ps1", str(moodle)])
+    assert list((course.root / ".grader" / "replaced" / "ps1").glob("zoe-obrien-*"))
+
+
+def test_collect_refuses_a_zip_that_escapes(course_dir, tmp_path, capsys):
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("../../outside.ipynb", "{}")
+    assert main(["collect", "--course", str(course_dir), "ps1", str(evil)]) == 1
+    assert "outside the archive" in capsys.readouterr().err
+    assert not (tmp_path / "outside.ipynb").exists()
+
+
+def test_regrading_skips_what_is_unchanged_and_force_regrades(course_dir, tmp_path):
+    download = tmp_path / "download"
+    write_class(course_dir, download)
+    main(["collect", "--course", str(course_dir), "ps1", str(download)])
+    course = open_course(course_dir)
+    first = Autograder(course, workers=1, progress=False, report=lambda _: None).run(students=["correct", "wrong"])
+    assert first.skipped == 0 and len(first.outcomes) == 2
+    again = Autograder(course, workers=1, progress=False, report=lambda _: None).run(students=["correct", "wrong"])
+    assert again.skipped == 2
+    forced = Autograder(course, workers=1, force=True, progress=False, report=lambda _: None).run(students=["correct"])
+    assert forced.skipped == 0 and forced.outcomes[0][2].score == 5.0
+    # A changed submission is regraded without --force.
+    path = course.submitted / "wrong" / "ps1" / "ps1.ipynb"
+    path.write_text(path.read_text().replace("return 2 * x + 1", "return 2 * x"))
+    changed = Autograder(course, workers=1, progress=False, report=lambda _: None).run(students=["wrong"])
+    assert changed.skipped == 0 and changed.outcomes[0][2].score == 2.0
+
+
+def test_autograded_copy_never_changes_the_submission(course_dir, tmp_path):
+    download = tmp_path / "download"
+    write_class(course_dir, download)
+    main(["collect", "--course", str(course_dir), "ps1", str(download)])
+    course = open_course(course_dir)
+    before = {p: p.read_bytes() for p in course.submitted.rglob("*") if p.is_file()}
+    Autograder(course, workers=1, progress=False, report=lambda _: None).run(students=["correct", "looping"])
+    after = {p: p.read_bytes() for p in course.submitted.rglob("*") if p.is_file()}
+    assert before == after
+    graded = json.loads((course.autograded / "correct" / "ps1" / "ps1.ipynb").read_text())
+    texts = ["".join(o.get("text", "")) for c in graded["cells"] for o in c.get("outputs", [])]
+    assert any(text.startswith("✓") for text in texts)
