@@ -75,10 +75,11 @@ def equal(answer: Any, expected: Any, *, what: str | None = None) -> None:
 
 
 def tensor(answer: Any, expected: Any = None, *, requires_grad: bool | None = None, dtype: Any = None,
-           what: str | None = None, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+           leaf: bool | None = None, what: str | None = None, rtol: float = 1e-5, atol: float = 1e-6) -> None:
     """``answer`` is a torch tensor with these values and properties.
 
-    ``dtype`` is a torch dtype, or ``"floating"`` for any floating-point dtype.
+    ``dtype`` is a torch dtype, or ``"floating"`` for any floating-point dtype;
+    ``leaf=True`` asks for a leaf (created directly, not computed from others).
     """
     __tracebackhide__ = True
     expected_record = None if expected is None else observe(expected)
@@ -86,7 +87,7 @@ def tensor(answer: Any, expected: Any = None, *, requires_grad: bool | None = No
     _submit(_Check(
         what=what or _argument_text("your tensor"), probe="value", target=answer,
         judge=lambda got, w: compare.compare_tensor(got, expected_record, what=w, requires_grad=requires_grad,
-                                                    dtype=dtype_name, rtol=rtol, atol=atol),
+                                                    dtype=dtype_name, leaf=leaf, rtol=rtol, atol=atol),
     ))
 
 
@@ -103,15 +104,17 @@ def function(fn: Callable, reference: Callable | Sequence, inputs: Sequence, *, 
     cases = [_as_args(args) for args in inputs]
     if callable(reference):
         expected_record = run_probe("call", lambda: ([reference, cases], {}))
+        against = "PyTorch"
     else:
         expected_record = Observed("sequence", type="calls", items=[observe(value) for value in reference])
+        against = "the expected values"
     _reference_ok(expected_record, "the reference function")
     labels = [_render_args(args) for args in cases]
     _submit(_Check(
         what=what or _argument_text("your function"), probe="call", target=fn, data=[cases], kwargs={"repeat": repeat},
         forbid_torch=forbid_torch,
         judge=lambda got, w: compare.compare_calls(got, expected_record, what=w, inputs=labels, rtol=rtol,
-                                                   atol=atol, exact=exact),
+                                                   atol=atol, exact=exact, against=against),
     ))
 
 
@@ -435,8 +438,11 @@ def _roundtrip(value: Any) -> Any:
 
 
 def _plan(check: _Check) -> PlannedCheck:
-    target = encode(check.target)
-    if "__lazy__" not in json.dumps(target):
+    try:
+        target = encode(check.target)
+    except AuthoringError:
+        target = None
+    if target is None or "__lazy__" not in json.dumps(target):
         raise AuthoringError(
             f"The check of {check.what!r} does not involve the student's code: its first argument must be "
             "the student's value or function (a name the test cell does not define itself). Functions "

@@ -106,6 +106,23 @@ def _flatten_numeric(record: Observed) -> list[Observed] | None:
     return None
 
 
+def _as_array(record: Observed) -> Observed | None:
+    """A list or tuple of numbers (nested, rectangular) as one array, for comparing with an array."""
+    def values(item: Observed):
+        if item.kind in ("number", "bool"):
+            return item.data.item()
+        if item.kind == "sequence" and item.type in ("list", "tuple"):
+            return [values(i) for i in item.items or []]
+        raise ValueError
+    try:
+        array = np.array(values(record))
+    except (ValueError, TypeError):
+        return None
+    if array.dtype.kind not in "biufc":
+        return None
+    return Observed("array", type=record.type, data=array, dtype=str(array.dtype))
+
+
 def compare_close(got: Observed, expected: Observed, *, what: str, rtol: float = 1e-5,
                   atol: float = 1e-6, context: str = "") -> Verdict:
     """Numerically equal (numbers, arrays, tensors, Variables, or tuples of them)."""
@@ -116,6 +133,10 @@ def compare_close(got: Observed, expected: Observed, *, what: str, rtol: float =
         if got.kind == "none":
             return _pass(what)
         return _verdict_fail(what, "should be None", got, expected, context=context)
+    if got.kind == "sequence" and expected.data is not None:
+        got = _as_array(got) or got  # [2.0, 4.0] for an expected array: compare the numbers
+    elif expected.kind == "sequence" and got.data is not None and got.kind != "number":
+        expected = _as_array(expected) or expected
     expected_items = _flatten_numeric(expected)
     if expected_items is not None:
         got_items = _flatten_numeric(got)
@@ -201,6 +222,8 @@ def _likely_numeric_mistake(got: Observed, g: np.ndarray, e: np.ndarray, rtol: f
         with np.errstate(all="ignore"):
             return bool(np.allclose(a, b, rtol=rtol, atol=atol))
 
+    if got.kind == "bool" or e.dtype == bool:
+        return None
     if g.dtype.kind in "iub" and e.dtype.kind == "f":
         return (f"your result has an integer dtype ({got.dtype}), which cannot hold fractions: "
                 "use floats (3.0 instead of 3, or dtype=torch.float32)")
@@ -211,8 +234,8 @@ def _likely_numeric_mistake(got: Observed, g: np.ndarray, e: np.ndarray, rtol: f
     if near(g, -e):
         return "your answer has the wrong sign: check a minus sign (for a descent step: x - lr * grad)"
     if near(g, 2 * e):
-        return ("your answer is exactly 2× the expected one: did backward() run twice without resetting "
-                "the gradient (x.grad = None or x.grad.zero_()), or is there a factor of 2 too many?")
+        return ("your answer is exactly 2× the expected one: a factor of 2 too many? (With autograd: did "
+                "backward() run twice without resetting the gradient, x.grad = None or x.grad.zero_()?)")
     if near(g, 0.5 * e):
         return "your answer is exactly half the expected one: a factor of 2 is missing (d/dx x² = 2x)"
     for k in range(3, 11):
@@ -274,7 +297,8 @@ def compare_equal(got: Observed, expected: Observed, *, what: str, context: str 
 # --- tensors with properties ----------------------------------------------------------------
 
 def compare_tensor(got: Observed, expected: Observed | None, *, what: str, requires_grad: bool | None = None,
-                   dtype: str | None = None, rtol: float = 1e-5, atol: float = 1e-6, context: str = "") -> Verdict:
+                   dtype: str | None = None, leaf: bool | None = None, rtol: float = 1e-5, atol: float = 1e-6,
+                   context: str = "") -> Verdict:
     """A torch tensor with the expected values and properties.
 
     ``dtype`` is a torch dtype name ("torch.float32"), or "floating" for any float.
@@ -308,6 +332,13 @@ def compare_tensor(got: Observed, expected: Observed | None, *, what: str, requi
     if requires_grad is False and got.requires_grad:
         return _verdict_fail(what, "requires grad, but should not", got, None,
                              hint="compute it under `with torch.no_grad():` or call .detach()", context=context)
+    if leaf is True and not got.is_leaf:
+        return _verdict_fail(what, f"is the result of an operation ({got.grad_fn}), not a leaf tensor", got, None,
+                             hint="create it directly with torch.tensor(...), or update it in place under "
+                                  "torch.no_grad() instead of writing x = x - ...", context=context)
+    if leaf is False and got.is_leaf:
+        return _verdict_fail(what, "is a leaf, but should be the result of operations on other tensors", got, None,
+                             context=context)
     return _pass(what)
 
 
@@ -330,20 +361,37 @@ def compare_raises(got: Observed, *, exception: str, match: str | None, what: st
 
 # --- many calls, and backward ---------------------------------------------------------------
 
+def _missing_results(got: Observed, expected: Observed, what: str) -> Verdict | None:
+    """A verdict when ``got`` does not hold one result per expected one.
+
+    Probes always return one result per input; anything else means the probe did
+    not run as the grader sent it (its code was replaced), and must never pass
+    by comparing nothing with nothing.
+    """
+    count = len(expected.items or [])
+    if got.kind != "sequence" or len(got.items or []) != count:
+        return _verdict_fail(what, f"the check received {_describe_kind(got)} instead of {count} result(s): "
+                                   "it did not run as written (was the checking code changed?)", None, None)
+    return None
+
+
 def compare_calls(got: Observed, expected: Observed, *, what: str, inputs: list[str], rtol: float = 1e-5,
-                  atol: float = 1e-6, exact: bool = False) -> Verdict:
+                  atol: float = 1e-6, exact: bool = False, against: str = "PyTorch") -> Verdict:
     """``probe_call`` results: the student's function against the reference on each input."""
-    unusable = _unusable(got, what)
+    unusable = _unusable(got, what) or _missing_results(got, expected, what)
     if unusable:
         return unusable
     wrong = 0
     first: Verdict | None = None
     for index, (g, e) in enumerate(zip(got.items or [], expected.items or [])):
         label = f"{what}({inputs[index]})"
-        if g.kind == "sequence" and g.type == "repeat":
+        if g.kind == "sequence" and g.type == "repeat" and len(g.items or []) == 2:
             first_call, second_call = g.items
-            again = compare_close(second_call, first_call, what=label, rtol=rtol, atol=atol)
-            if not again.passed and second_call.kind != "exception":
+            comparable = first_call.data is not None or first_call.kind in ("sequence", "str", "none")
+            same = compare_equal if exact else compare_close
+            again = (same(second_call, first_call, what=label) if exact
+                     else same(second_call, first_call, what=label, rtol=rtol, atol=atol))
+            if comparable and not again.passed and second_call.kind != "exception":
                 verdict = _verdict_fail(
                     label, "gives a different answer when called a second time with the same input",
                     second_call, first_call,
@@ -363,24 +411,27 @@ def compare_calls(got: Observed, expected: Observed, *, what: str, inputs: list[
         if total > 1:
             first.message += f"\n    ({wrong} of {total} inputs give a wrong answer)"
         return first
-    return _pass(what, f"matches PyTorch on {total} input{'s' if total != 1 else ''}")
+    return _pass(what, f"matches {against} on {total} input{'s' if total != 1 else ''}")
 
 
 def compare_backward(got: Observed, expected: Observed, *, what: str, inputs: list[str], names: list[str],
                      rtol: float = 1e-5, atol: float = 1e-6, check_output: bool = True,
                      noun: str = "input") -> Verdict:
     """``probe_backward`` results per input set: the output value and every input's gradient."""
-    unusable = _unusable(got, what)
+    unusable = _unusable(got, what) or _missing_results(got, expected, what)
     if unusable:
         return unusable
     for index, (g, e) in enumerate(zip(got.items or [], expected.items or [])):
         context = f" at {inputs[index]}" if len(expected.items or []) > 1 else ""
-        unusable = _unusable(g, what, context)
+        unusable = _unusable(g, what, context) or _missing_results(g, e, what)
         if unusable:
             return unusable
         if e.kind == "exception":
             raise RuntimeError(f"the reference failed on {inputs[index]}: {e.type}: {e.message}")
         (g_out, g_grads), (e_out, e_grads) = g.items, e.items
+        unusable = _missing_results(g_grads, e_grads, f"{what} (gradients)")
+        if unusable:
+            return unusable
         if check_output:
             verdict = compare_close(g_out, e_out, what=f"{what} (output)", rtol=rtol, atol=atol, context=context)
             if not verdict.passed:

@@ -140,7 +140,9 @@ def _observe(obj: Any, depth: int) -> Observed:
     if isinstance(obj, numbers.Number) and not hasattr(obj, "shape") or isinstance(obj, np.generic):
         array = np.asarray(obj)
         if array.dtype.kind not in "iufc":
-            return Observed("object", type=_type_name(obj), message=repr(obj)[:MAX_TEXT])
+            array = _as_number(obj)  # sympy's numbers, Fraction, Decimal: numbers all the same
+            if array is None:
+                return Observed("object", type=_type_name(obj), message=repr(obj)[:MAX_TEXT])
         return Observed("number", type=_type_name(obj), data=array, dtype=str(array.dtype))
     if isinstance(obj, str):
         return Observed("str", type="str", value=obj[:MAX_TEXT])
@@ -149,6 +151,8 @@ def _observe(obj: Any, depth: int) -> Observed:
     if isinstance(obj, np.ndarray):
         return _observe_array(obj, "array", _type_name(obj), str(obj.dtype))
     data = getattr(obj, "data", None) if not isinstance(obj, (list, tuple, dict)) else None
+    if isinstance(data, np.generic):  # early DeZero steps keep np.float64 in .data
+        data = np.asarray(data)
     if isinstance(data, np.ndarray) or (data is not None and _is_torch_tensor(data)):
         return _observe_variable(obj, data, depth)
     if depth < MAX_DEPTH and isinstance(obj, (list, tuple)):
@@ -158,6 +162,17 @@ def _observe(obj: Any, depth: int) -> Observed:
         keys = [str(k) for k in list(obj)[:MAX_ITEMS]]
         return Observed("mapping", type="dict", keys=keys, items=[observe(v, depth + 1) for v in list(obj.values())[:MAX_ITEMS]])
     return Observed("object", type=_type_name(obj), message=repr(obj)[:MAX_TEXT])
+
+
+def _as_number(obj: Any) -> np.ndarray | None:
+    for convert in (int, float, complex):
+        try:
+            value = convert(obj)
+        except (TypeError, ValueError, OverflowError):
+            continue
+        if value == obj:
+            return np.asarray(value)
+    return None
 
 
 def _observe_array(array: np.ndarray, kind: str, type_name: str, dtype: str) -> Observed:

@@ -71,10 +71,35 @@ def encode(obj: Any) -> Any:
         return {"__slice__": [encode(obj.start), encode(obj.stop), encode(obj.step)]}
     if obj is Ellipsis:
         return {"__ellipsis__": True}
+    reference = _importable(obj)
+    if reference:
+        return {"__callable__": reference}
     raise AuthoringError(
-        f"A check cannot send a {type(obj).__name__} to the student's code. Pass numbers, "
-        "numpy arrays, torch tensors, strings, tuples/lists/dicts of those, or the student's own names."
+        f"A check cannot send a {type(obj).__name__} to the student's code. Pass numbers, numpy arrays, "
+        "torch tensors, strings, tuples/lists/dicts of those, the student's own names, or functions that "
+        "can be imported by name (np.sin, math.exp, a function of an importable module; not a lambda)."
     )
+
+
+def _importable(obj: Any) -> str | None:
+    """'numpy:sin' for a function that can be imported again by that name (so it can be sent)."""
+    import importlib
+
+    module, name = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if not callable(obj) or isinstance(obj, type) and module == "builtins" or not module or not name:
+        return None
+    if "<" in name or module == "__main__":
+        return None
+    for candidate, path in ((module, name), (module.split(".")[0], getattr(obj, "__name__", name))):
+        try:
+            found = importlib.import_module(candidate)
+            for part in path.split("."):
+                found = getattr(found, part)
+        except (ImportError, AttributeError):
+            continue
+        if found is obj:
+            return f"{candidate}:{path}"
+    return None
 
 
 def decode(data: Any, namespace: dict | None = None) -> Any:
@@ -109,6 +134,14 @@ def decode(data: Any, namespace: dict | None = None) -> Any:
         return slice(*(decode(part, namespace) for part in data["__slice__"]))
     if "__ellipsis__" in data:
         return Ellipsis
+    if "__callable__" in data:
+        import importlib
+
+        module, name = data["__callable__"].split(":")
+        found = importlib.import_module(module)
+        for part in name.split("."):
+            found = getattr(found, part)
+        return found
     raise ValueError(f"unknown probe argument {sorted(data)}")
 
 

@@ -181,8 +181,21 @@ def grade(job: Job) -> Result:
                                      "and was stopped. Look for a loop that never ends."))
     if run.stopped_at is not None and run.stopped_at in outputs and run.status != "graded":
         outputs[run.stopped_at].append(_error(run.status, run.detail))
+    out_of_memory = [index for index, cell_outputs in sorted(outputs.items())
+                     if any(o.get("ename") == "MemoryError" for o in cell_outputs)]
+    if out_of_memory and run.status == "graded":
+        run.status = "memory-limit"
+        run.detail = (f"cell {out_of_memory[0]} ran out of memory (the limit is {job.limits.memory_mb} MiB "
+                      "beyond the libraries)")
     return Result(job.key, run.status, run.detail, outputs, tests, run.flags, time.perf_counter() - started,
                   zygote.isolation)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _test_outputs(lines: list[str], failure) -> list[dict]:
@@ -213,6 +226,7 @@ class _Run:
         self.stopped_at: int | None = None
         self.current: int | None = None
         self.finished = False
+        self.exit: dict = {}
 
     def execute(self, kernel_job: dict) -> None:
         limits = self.job.limits
@@ -250,6 +264,8 @@ class _Run:
                         if self._handle(line):
                             cell_started = time.monotonic()
                             interrupted_at = None
+                    if self.exit:
+                        break  # the job parent reported the runner's end; what it left behind is killed below
                     continue
                 now = time.monotonic()
                 if now >= start + limits.notebook_timeout:
@@ -268,9 +284,11 @@ class _Run:
         finally:
             selector.close()
             os.close(fd)
+            if self.zygote.isolation == "none" or limits.isolation == "none":
+                _kill_group(pid)  # without a PID namespace, processes the notebook started may linger
             code = self.zygote.finish()
         if not killed and not self.finished:
-            self._died(code)
+            self._died(int(self.exit.get("code", code)), float(self.exit.get("cpu", 0.0)))
         elif self.status == "graded" and self.timed_out:
             self.status = "timeout"
             self.detail = f"cell {self.timed_out[0]} ran longer than {limits.cell_timeout:g} s and was interrupted"
@@ -296,6 +314,9 @@ class _Run:
                 self._flag(f"cell {index}: {change}")
             self.current = None
             return False
+        if event == "runner-exit":
+            self.exit = message
+            return False
         if event == "finished":
             self.finished = True
         elif event == "sandbox-error":
@@ -313,15 +334,15 @@ class _Run:
             pass
         self.status, self.detail, self.stopped_at = status, detail, self.current
 
-    def _died(self, code: int) -> None:
+    def _died(self, code: int, cpu: float) -> None:
         if self.status == "error":
             return
         where = f"in cell {self.current}" if self.current is not None else "between cells"
         self.stopped_at = self.current
-        if code == 128 + signal.SIGXCPU:
+        if code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL) and cpu >= self.job.limits.cpu_seconds - 0.5:
             self.status, self.detail = "cpu-limit", f"the notebook used more than {self.job.limits.cpu_seconds} s of CPU ({where})"
         elif code == 128 + signal.SIGKILL:
-            self.status, self.detail = "memory-limit", f"the notebook was killed, probably for using too much memory ({where})"
+            self.status, self.detail = "memory-limit", f"the kernel was killed, probably for using too much memory ({where})"
         elif code == 128 + signal.SIGXFSZ:
             self.status, self.detail = "disk-limit", f"the notebook wrote a file larger than {self.job.limits.disk_mb} MiB ({where})"
         else:

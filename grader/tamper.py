@@ -32,6 +32,9 @@ SUSPICIOUS_CALLS = {
     "os.dup2": "redirects a raw file descriptor",
     "ctypes.CDLL": "loads a C library",
     "set_custom_exc": "changes how the kernel handles errors",
+    "os.fork": "starts a process",
+    "os.forkpty": "starts a process",
+    "os.system": "runs a shell command",
 }
 KERNEL_HOOKS = {"events", "input_transformers_post", "input_transformers_cleanup", "ast_transformers",
                 "set_custom_exc", "run_cell", "run_code", "showtraceback", "_showtraceback", "displayhook"}

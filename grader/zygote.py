@@ -9,16 +9,18 @@ seen by the next.
 Process tree for one job::
 
     worker (trusted: plans tests, judges)      ── socket ──  zygote (imports done, holds no job data)
-                                                                └─ job parent (new namespaces; tiny; waits)
-                                                                     └─ runner: PID 1 of its namespaces, sandboxed,
-                                                                        runs the student's cells → pipe → worker
+                                                                └─ job parent (makes the namespaces; waits)
+                                                                     └─ init: PID 1 of the namespaces (reaps, relays)
+                                                                          └─ runner: unprivileged, limited, runs the
+                                                                             student's cells → pipe → worker
 
 The worker talks to the zygote over a socket: ``run`` a job, and the zygote
 answers with the job parent's pid and the read end of the runner's pipe
 (passed as a file descriptor), then with the exit code when the job is over.
-To interrupt a cell the worker sends SIGUSR1 to the job parent, which passes
-SIGINT to the runner; to stop a job it kills the job parent, and the kernel
-kills the runner and everything it started (PR_SET_PDEATHSIG, PID namespace).
+To interrupt a cell the worker sends SIGUSR1 to the job parent, which passes it
+to the init, which sends SIGINT to the runner; to stop a job it kills the job
+parent, and the kernel kills the init (PR_SET_PDEATHSIG) and with it everything
+in its PID namespace.
 The zygote never receives a test's expected values: only the probes.
 """
 from __future__ import annotations
@@ -120,7 +122,7 @@ def serve(sock: socket.socket, modules: list[str]) -> None:
 
 
 def _job_parent(job: dict, channel: int, isolation: Any) -> None:
-    """The per-job parent: make the namespaces, fork the runner, pass interrupts on, wait."""
+    """The per-job parent, outside the sandbox: make the namespaces, start the init, pass interrupts on."""
     from grader import sandbox
 
     code = 70
@@ -128,55 +130,39 @@ def _job_parent(job: dict, channel: int, isolation: Any) -> None:
         limits = sandbox.Limits(**job["limits"])
         if limits.isolation == "namespaces" and isolation.mode == "none":
             raise RuntimeError(f"isolation is required but not available: {isolation.reason}")
-        isolated = isolation.mode != "none" and limits.isolation != "none"
-        if isolated:
-            sandbox.enter_namespaces(isolation)
+        mode = isolation if limits.isolation != "none" else sandbox.Isolation("none")
+        if mode.mode != "none":
+            sandbox.enter_namespaces(mode)
         else:
             os.setsid()
-        ready_read, ready_write = os.pipe()
-        runner_pid = os.fork()
-        if runner_pid == 0:
-            os.close(ready_write)
-            _runner(job, channel, isolation if isolated else sandbox.Isolation("none"), limits, ready_read)
-        os.close(ready_read)
+        init: list[int] = []
+        signal.signal(signal.SIGUSR1, lambda *_: init and _signal(init[0], signal.SIGUSR1))
+        pid = os.fork()
+        if pid == 0:
+            _init(job, channel, mode, limits)
+        init.append(pid)
         os.close(channel)
-        signal.signal(signal.SIGUSR1, lambda *_: _interrupt(runner_pid))
-        os.write(ready_write, b"go")
-        os.close(ready_write)
-        while True:
-            try:
-                _, status = os.waitpid(runner_pid, 0)
-                break
-            except ChildProcessError:
-                status = 0
-                break
+        _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         code = code if code >= 0 else 128 - code
     except BaseException as error:
-        try:
-            os.write(channel, (json.dumps({"event": "sandbox-error", "message": f"{type(error).__name__}: {error}"}) + "\n").encode())
-        except OSError:
-            pass
+        _report_error(channel, error)
         code = 71
     finally:
         os._exit(code)
 
 
-def _interrupt(pid: int) -> None:
+def _init(job: dict, channel: int, isolation: Any, limits: Any) -> None:
+    """PID 1 of the sandbox's namespaces: build the filesystem, start the runner, reap, report.
+
+    The student's code does not run as PID 1, which the kernel protects from
+    signals (a CPU limit's SIGXCPU among them); this small process does, and
+    dies (taking the whole namespace with it) when the grader kills its parent.
+    """
+    from grader import sandbox
+
+    code = 72
     try:
-        os.kill(pid, signal.SIGINT)
-    except ProcessLookupError:
-        pass
-
-
-def _runner(job: dict, channel: int, isolation: Any, limits: Any, ready: int) -> None:
-    """The sandboxed process: set up the sandbox, then run the student's notebook."""
-    from grader import runner, sandbox
-
-    code = 0
-    try:
-        os.read(ready, 2)  # the job parent is ready to pass interrupts on
-        os.close(ready)
         for fd in range(3, 1024):
             if fd != channel:
                 try:
@@ -187,35 +173,71 @@ def _runner(job: dict, channel: int, isolation: Any, limits: Any, ready: int) ->
         for fd in (0, 1, 2):
             os.dup2(null, fd)  # C-level output of libraries goes nowhere; Python's is captured per cell
         os.close(null)
-        files = {name: bytes.fromhex(data) for name, data in job.get("files", {}).items()}
         uid = gid = None
         if isolation.mode != "none":
             sandbox.die_with_parent()
-            if isolation.mode == "root":
-                uid = gid = limits.uid_base + int(job.get("slot", 0))
-            else:
-                uid, gid = 0, 0
-            fs = sandbox.Filesystem(root="/run" if os.path.isdir("/run") else "/mnt",
-                                    read_only=job["visible"], files=files)
+            uid = gid = limits.uid_base + int(job.get("slot", 0)) if isolation.mode == "root" else 0
+            files = {name: bytes.fromhex(data) for name, data in job.get("files", {}).items()}
+            fs = sandbox.Filesystem(root="/run" if os.path.isdir("/run") else "/mnt", read_only=job["visible"],
+                                    files=files)
             sandbox.build_filesystem(fs, limits, uid, gid)
-            if isolation.mode == "root":
-                sandbox.drop_privileges(uid, gid)
-        else:
-            workdir = job.get("workdir")
-            if workdir:
-                os.chdir(workdir)
+        runner: list[int] = []
+        signal.signal(signal.SIGUSR1, lambda *_: runner and _signal(runner[0], signal.SIGINT))
+        pid = os.fork()
+        if pid == 0:
+            _runner(job, channel, isolation, limits, uid, gid)
+        runner.append(pid)
+        while True:  # reap everything; stop when the runner is gone
+            try:
+                child, status, usage = os.wait4(-1, 0)
+            except ChildProcessError:
+                break
+            if child == pid:
+                code = os.waitstatus_to_exitcode(status)
+                code = code if code >= 0 else 128 - code
+                report = {"event": "runner-exit", "code": code, "cpu": usage.ru_utime + usage.ru_stime,
+                          "max_rss_mb": usage.ru_maxrss / 1024}
+                os.write(channel, (json.dumps(report) + "\n").encode())
+                break
+    except BaseException as error:
+        _report_error(channel, error)
+    os._exit(code)
+
+
+def _runner(job: dict, channel: int, isolation: Any, limits: Any, uid: int | None, gid: int | None) -> None:
+    """The process that runs the student's notebook: unprivileged, limited, in a clean environment."""
+    from grader import runner, sandbox
+
+    code = 0
+    try:
+        if isolation.mode == "root":
+            sandbox.drop_privileges(uid, gid)
+        elif isolation.mode == "none" and job.get("workdir"):
+            os.chdir(job["workdir"])
         sandbox.no_new_privileges()
         sandbox.apply_limits(limits, per_user_processes=isolation.mode == "root")
         sandbox.clean_environment()
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
         runner.run_job(job, channel)
     except BaseException as error:
-        try:
-            os.write(channel, (json.dumps({"event": "sandbox-error", "message": f"{type(error).__name__}: {error}"}) + "\n").encode())
-        except OSError:
-            pass
+        _report_error(channel, error)
         code = 72
     os._exit(code)
+
+
+def _signal(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass
+
+
+def _report_error(channel: int, error: BaseException) -> None:
+    try:
+        os.write(channel, (json.dumps({"event": "sandbox-error", "message": f"{type(error).__name__}: {error}"}) + "\n").encode())
+    except OSError:
+        pass
 
 
 def main() -> None:

@@ -1,0 +1,261 @@
+"""The checks the exercises call: verdicts, messages a beginner can act on, silence on stderr,
+and the same verdicts whether a test cell runs in the notebook or is planned by the grader."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from autograd_lab import checks
+from autograd_lab.checks import AuthoringError, CheckFailed, judge_cell
+from autograd_lab.observed import from_json, observe, to_json
+from autograd_lab.probes import decode, encode, run_planned
+from grader.plan import plan_notebook
+
+
+def failure(call) -> str:
+    with pytest.raises(CheckFailed) as info:
+        call()
+    return str(info.value)
+
+
+# --- plain mode: messages ---------------------------------------------------------------------
+
+def poly_grad(x):
+    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    (t ** 2 + 2 * t + 1).backward()
+    return t.grad.item()
+
+
+def test_a_pass_prints_one_short_line_and_nothing_on_stderr(capsys):
+    checks.function(poly_grad, lambda x: 2 * x + 2, [(3.0,), (-1.5,)])
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 1 and out.startswith("✓ poly_grad") and "2 inputs" in out
+    assert err == ""
+
+
+def test_nothing_reaches_stderr_even_when_the_students_code_warns(capsys):
+    import sys
+    import warnings
+
+    def noisy(x):
+        print("debugging", file=sys.stderr)
+        warnings.warn("a harmless warning")
+        return 2 * x
+    checks.function(noisy, lambda x: 2 * x, [(1.0,)])
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("answer, hint", [
+    (lambda x: -(2 * x + 2), "wrong sign"),
+    (lambda x: 2 * (2 * x + 2), "exactly 2×"),
+    (lambda x: 3 * (2 * x + 2), "exactly 3×"),
+    (lambda x: (2 * x + 2) / 2, "half"),
+    (lambda x: 2 * x + 3, "off by a constant"),
+])
+def test_likely_mistakes_are_named(answer, hint):
+    message = failure(lambda: checks.function(answer, lambda x: 2 * x + 2, [(3.0,), (0.5,)]))
+    assert hint in message
+    assert "expected:" in message and "got:" in message
+
+
+def test_gradients_that_accumulate_between_calls_are_caught():
+    leaf = torch.tensor(2.0, requires_grad=True)
+
+    def leaky(x):
+        (leaf * leaf).backward()
+        return leaf.grad.clone()
+    message = failure(lambda: checks.function(leaky, lambda x: 4.0, [(2.0,)]))
+    assert "second time" in message and "accumulate" in message
+
+
+def test_integer_dtype_detached_tensor_and_none_grad():
+    message = failure(lambda: checks.tensor(torch.tensor([3, 4]), requires_grad=True, dtype="floating"))
+    assert "floating-point" in message and "3.0 instead of 3" in message
+    detached = (torch.tensor([1.0], requires_grad=True) * 2).detach()
+    assert "detached" in failure(lambda: checks.tensor(detached, requires_grad=True))
+    assert "backward() was not called" in failure(lambda: checks.close(torch.tensor(1.0).grad, 2.0))
+    computed = torch.tensor([1.0], requires_grad=True) * 2
+    assert "not a leaf" in failure(lambda: checks.tensor(computed, leaf=True))
+
+
+def test_transposed_shape_and_worst_element():
+    matrix = np.arange(6.0).reshape(2, 3)
+    assert "transposed" in failure(lambda: checks.close(matrix.T, matrix))
+    wrong = matrix.copy()
+    wrong[1, 2] = 40.0
+    message = failure(lambda: checks.close(wrong, matrix))
+    assert "index (1, 2): got 40, expected 5 (1 of 6 elements differ)" in message
+
+
+def test_not_done_yet_and_forbidden_torch():
+    def blank(x):
+        raise NotImplementedError()
+    assert "replace `raise NotImplementedError()`" in failure(lambda: checks.function(blank, lambda x: x, [(1.0,)]))
+    uses_torch = lambda x: torch.exp(torch.as_tensor(x)).item()  # noqa: E731
+    message = failure(lambda: checks.function(uses_torch, lambda x: np.exp(x), [(1.0,)], forbid_torch=True))
+    assert "uses PyTorch (torch.exp" in message or "uses PyTorch (torch.as_tensor" in message
+    checks.function(lambda x: np.exp(x), lambda x: np.exp(x), [(1.0,)], forbid_torch=True)
+
+
+def test_gradient_and_backward_against_pytorch():
+    checks.gradient(lambda x: 2 * x, lambda x: (x ** 2).sum(), [(np.array([1.0, 2.0, 3.0]),)])
+
+    def model(theta, x):
+        return theta[0] * x[0] - theta[1] * torch.cos(theta[2] + x[1])
+    checks.backward(model, model, [(np.array([0.2, 0.3, 0.4]), np.array([5.0, 1.0]))], names=["theta", "x"])
+
+    def forgets_upstream(theta, x):
+        class Square(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, t):
+                ctx.save_for_backward(t)
+                return t * t
+
+            @staticmethod
+            def backward(ctx, grad):
+                (t,) = ctx.saved_tensors
+                return 2 * t  # forgets to multiply by the incoming gradient
+        return Square.apply(theta) * x
+    message = failure(lambda: checks.backward(forgets_upstream, lambda t, x: t * t * x,
+                                              [(np.array([1.0, 2.0]), np.array([3.0, 4.0]))], names=["theta", "x"]))
+    assert "gradient for theta" in message
+
+
+def test_lists_numbers_from_other_libraries_and_importable_functions():
+    checks.close([2.0, 4.0], np.array([2.0, 4.0]))
+    checks.close(np.array([1.0, 2.0]), (1.0, 2.0))
+
+    def forward_difference(f, x, h):
+        return (f(x + h) - f(x)) / h
+    checks.function(forward_difference, lambda f, x, h: (f(x + h) - f(x)) / h, [(np.sin, 1.0, 1e-5)])
+
+
+def test_raises_and_equal():
+    checks.raises(lambda: torch.tensor([1, 2], requires_grad=True), exception=RuntimeError, match="floating point")
+    assert "should raise" in failure(lambda: checks.raises(lambda: 1, exception=RuntimeError))
+    checks.equal(type(torch.tensor(1.0, requires_grad=True).exp().grad_fn).__name__, "ExpBackward0")
+    assert "upper/lower case" in failure(lambda: checks.equal("expbackward0", "ExpBackward0"))
+    checks.function(lambda x: str(x), ["1", "2"], [(1,), (2,)], exact=True)
+    assert "likely mistake" not in failure(lambda: checks.equal(False, True))
+
+
+def test_graphs_on_an_engine():
+    from autograd_lab import Variable
+    from autograd_lab import functions as F
+
+    specs = [checks.random_graph(["square", "exp", "sin", "+", "*"], key=f"t{i}") for i in range(3)]
+    checks.graph({"square": F.square, "exp": F.exp, "sin": F.sin}, specs, leaf=Variable, seed="leaf")
+    checks.graph({"sin": F.sin}, [checks.chain("sin", 2000)], leaf=Variable, seed="leaf")
+
+    def broken_square(x):
+        return x * 3
+    message = failure(lambda: checks.graph({"square": broken_square, "exp": F.exp, "sin": F.sin}, specs,
+                                           leaf=Variable, seed="leaf"))
+    assert "your engine" in message
+
+
+# --- the wire format is data only -------------------------------------------------------------
+
+@pytest.mark.parametrize("value", [3, 2.5, True, None, "text", (1, 2.0), [1, [2, 3]], {"a": 1},
+                                   np.arange(6.0).reshape(2, 3), torch.tensor([1.5, 2.5], requires_grad=True),
+                                   np.float32(1.5), slice(1, None, 2)])
+def test_arguments_survive_the_wire(value):
+    back = decode(json.loads(json.dumps(encode(value))))
+    assert observe(back).brief() == observe(value).brief()
+
+
+@pytest.mark.parametrize("payload", [
+    {"kind": "array", "data": {"dtype": "|O", "shape": [1], "b64": ""}},
+    {"kind": "array", "data": {"dtype": "<f8", "shape": [10**9], "b64": ""}},
+    {"kind": "array", "data": {"dtype": "<f8", "shape": [2], "b64": "AAAA"}},
+    {"kind": "sequence", "items": "not a list"},
+    {"kind": 3},
+    "just a string",
+])
+def test_observations_from_a_sandbox_are_validated(payload):
+    with pytest.raises(ValueError):
+        from_json(payload)
+
+
+def test_observations_round_trip():
+    value = (torch.tensor([1.0, 2.0], requires_grad=True), np.arange(3), "x", None)
+    record = observe(value)
+    assert from_json(json.loads(json.dumps(to_json(record)))).brief() == record.brief()
+
+
+# --- plan mode: the grader's view of the same test cells ---------------------------------------
+
+TEST_CELL = '''
+import numpy as np
+from autograd_lab import checks
+checks.close(poly_grad(3.0), 8.0)
+### BEGIN HIDDEN TESTS
+_rng = checks.rng("poly")
+checks.function(poly_grad, lambda x: 2 * x + 2, [(float(v),) for v in _rng.uniform(-3, 3, 5)])
+### END HIDDEN TESTS
+'''
+
+
+def _grade_in_two_processes(source: str, namespace: dict):
+    plan = plan_notebook([("cell", source)])
+    observations = json.loads(json.dumps(run_planned([c.spec for c in plan.checks["cell"]], namespace)))
+    return judge_cell(plan.checks["cell"], observations)
+
+
+def _run_plain(source: str, namespace: dict) -> None:
+    """Run a test cell as a notebook does: its source is known (IPython registers cells in linecache)."""
+    import linecache
+
+    linecache.cache["<plain cell>"] = (len(source), None, source.splitlines(True), "<plain cell>")
+    exec(compile(source, "<plain cell>", "exec"), namespace)
+
+
+def test_planned_verdicts_equal_plain_verdicts(capsys):
+    lines, failed = _grade_in_two_processes(TEST_CELL, {"poly_grad": poly_grad})
+    assert failed is None and lines[0].startswith("✓ poly_grad(3.0)")
+    _run_plain(TEST_CELL, {"poly_grad": poly_grad})
+    assert capsys.readouterr().out.splitlines() == lines
+    wrong = lambda x: 2 * x + 3  # noqa: E731
+    lines, failed = _grade_in_two_processes(TEST_CELL, {"poly_grad": wrong})
+    with pytest.raises(CheckFailed) as plain:
+        _run_plain(TEST_CELL, {"poly_grad": wrong})
+    assert failed.message == str(plain.value)
+
+
+def test_hidden_inputs_change_with_the_graders_salt():
+    first = plan_notebook([("cell", TEST_CELL)], salt="").checks["cell"][1].spec
+    second = plan_notebook([("cell", TEST_CELL)], salt="course secret").checks["cell"][1].spec
+    assert first != second and checks.SALT == ""
+
+
+def test_a_missing_name_or_a_crash_is_a_verdict_not_an_error():
+    _, failed = _grade_in_two_processes(TEST_CELL, {})
+    assert "not defined" in failed.message
+    _, failed = _grade_in_two_processes(TEST_CELL, {"poly_grad": lambda x: 1 / 0})
+    assert "ZeroDivisionError" in failed.message
+
+
+@pytest.mark.parametrize("source, complaint", [
+    ("from autograd_lab import checks\nx = 3\nchecks.close(a, 1)", "binds the name 'x'"),
+    ("from autograd_lab import checks\nif answer > 0:\n    pass", "outside a check"),
+    ("from autograd_lab import checks\nchecks.close(len(answer), 1)", "outside a check"),
+    ("from autograd_lab import checks\nchecks.close(3, 3)", "does not involve the student"),
+    ("from autograd_lab import checks\nchecks.function(lambda x: x, lambda x: x, [(1.0,)])", "does not involve"),
+    ("import torch", "no checks"),
+])
+def test_tests_the_grader_cannot_run_are_refused_with_a_reason(source, complaint):
+    with pytest.raises(AuthoringError) as info:
+        plan_notebook([("cell", source)])
+    assert complaint in str(info.value)
+
+
+def test_forged_observations_earn_nothing():
+    plan = plan_notebook([("cell", TEST_CELL)])
+    forged = [to_json(observe(8.0)) for _ in plan.checks["cell"]]
+    _, failed = judge_cell(plan.checks["cell"], forged)
+    assert failed is not None and "did not run as written" in failed.message
+    _, failed = judge_cell(plan.checks["cell"], [])
+    assert failed is not None

@@ -1,0 +1,211 @@
+"""Red team: submissions that attack the grader, all graded in one run by the real grader.
+
+Each fixture is the fixture course's ps1 (5 points) with honest answers (right or
+wrong) plus an attack. For each we assert the recorded score (what the honest
+answers earn), the status, whether it is flagged for the instructor, and that
+nothing outside the submission's working copy changed or leaked.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell
+
+from fixture_course import CORRECT, WRONG, _answered
+from grader.autograde import Autograder, SubmissionRecord, record_path
+from grader.course import open_course
+from grader.sandbox import Limits, isolation_available
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(isolation_available().mode == "none", reason="needs Linux namespaces (root or user namespaces)"),
+]
+
+SENTINEL = "/tmp/autograd-redteam-sentinel"
+
+
+def _grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def build(root: Path, answers: dict, *, start: list[str] = (), end: list[str] = (), after: dict | None = None,
+          edit_tests: bool = False, delete_tests: bool = False, duplicate_tests: bool = False):
+    nb = _answered(root, answers)
+    imports = next(i for i, c in enumerate(nb.cells) if _grade_id(c) == "imports")
+    for offset, source in enumerate(start):
+        nb.cells.insert(imports + 1 + offset, new_code_cell(source))
+    for grade_id, source in (after or {}).items():
+        index = next(i for i, c in enumerate(nb.cells) if _grade_id(c) == grade_id)
+        nb.cells.insert(index + 1, new_code_cell(source))
+    nb.cells.extend(new_code_cell(source) for source in end)
+    tests = [c for c in nb.cells if _grade_id(c) and _grade_id(c).startswith("test-")]
+    if edit_tests:
+        for cell in tests:
+            cell.source = "pass  # tests removed"
+    if delete_tests:
+        nb.cells = [c for c in nb.cells if c not in tests]
+    if duplicate_tests:
+        for cell in tests:
+            nb.cells.insert(nb.cells.index(cell), nbformat.from_dict(dict(cell)))
+    return nb
+
+
+def attacks(root: Path, port: int) -> dict[str, tuple[object, float | None, str, bool]]:
+    """student → (notebook, expected score, expected status, expect a flag)."""
+    course = str(root)
+    return {
+        # Replacing or wrapping the checks, the comparisons, the assertion machinery.
+        "replace-checks": (build(root, WRONG, start=[
+            "from autograd_lab import checks\n"
+            "for _name in ['close', 'function', 'gradient', 'tensor', 'equal', 'backward', 'graph', 'raises']:\n"
+            "    setattr(checks, _name, lambda *a, **k: print('✓ all good'))"]), 0.0, "graded", True),
+        "fake-comparisons": (build(root, WRONG, start=[
+            "import numpy as np, torch\n"
+            "torch.allclose = lambda *a, **k: True\n"
+            "torch.Tensor.__eq__ = lambda *a, **k: True\n"
+            "np.allclose = lambda *a, **k: True\n"
+            "np.isclose = lambda a, b, **k: np.ones(np.shape(a), dtype=bool)\n"
+            "np.testing.assert_allclose = lambda *a, **k: None"]), 0.0, "graded", True),
+        "assertion-machinery": (build(root, WRONG, start=[
+            "import builtins\n"
+            "class _Quiet(Exception):\n    pass\n"
+            "builtins.AssertionError = _Quiet\n"
+            "import autograd_lab.checks as _c\n_c.CheckFailed = _Quiet"]), 0.0, "graded", True),
+        "forge-probes": (build(root, WRONG, start=[
+            "import autograd_lab.probes as _p\n"
+            "from autograd_lab.observed import observe, to_json\n"
+            "_p.run_planned = lambda specs, ns: [to_json(observe(6.0)) for _ in specs]\n"
+            "_p.run_probe = lambda *a, **k: observe(6.0)"]), 0.0, "graded", True),
+        # Hooking the kernel so later cells are skipped or their errors swallowed.
+        "skip-later-cells": (build(root, WRONG, start=[
+            "get_ipython().input_transformers_post.append(lambda lines: [])\n"
+            "get_ipython().run_cell = lambda *a, **k: None"]), 0.0, "graded", True),
+        "swallow-errors": (build(root, WRONG, start=[
+            "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)\n"
+            "import sys\nsys.excepthook = lambda *a: None"]), 0.0, "graded", True),
+        # Editing, deleting or duplicating test cells.
+        "edit-tests": (build(root, WRONG, edit_tests=True), 0.0, "graded", True),
+        "delete-tests": (build(root, WRONG, delete_tests=True), 0.0, "graded", True),
+        "duplicate-tests": (build(root, WRONG, duplicate_tests=True), 0.0, "graded", True),
+        # Writing to the grader's channel.
+        "forge-channel": (build(root, WRONG, end=[
+            "import json, os\n"
+            "_line = (json.dumps({'event': 'done', 'cell': 3, 'outputs': [], 'observations': []}) + '\\n').encode()\n"
+            "for _fd in range(3, 64):\n"
+            "    try:\n        os.write(_fd, b'garbage\\n' + _line)\n    except OSError:\n        pass"]),
+            0.0, "graded", True),
+        # Reading or writing outside the working copy; the network; other processes.
+        "read-secrets": (build(root, CORRECT, end=[_snoop(course, port)]), 5.0, "graded", True),
+        "kill-others": (build(root, CORRECT, end=[
+            "import os, signal\n"
+            "for _pid in range(1, 5000):\n"
+            "    if _pid != os.getpid():\n"
+            "        try:\n            os.kill(_pid, signal.SIGKILL)\n        except OSError:\n            pass\n"
+            "print('still here')"]), 5.0, "graded", True),
+        # Limits.
+        "fork-bomb": (build(root, CORRECT, end=[
+            "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)"]),
+            5.0, "timeout", True),
+        "memory-hog": (build(root, CORRECT, end=["_hog = [bytearray(2 ** 28) for _ in range(100)]"]),
+                       5.0, "memory-limit", False),
+        "cpu-hog": (build(root, CORRECT, end=["while True:\n    pass"]), 5.0, "cpu-limit", False),
+        "ignore-interrupt": (build(root, CORRECT, after={"test-make-leaf": (
+            "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.1)")}),
+            3.0, "timeout", True),
+        "output-flood": (build(root, CORRECT, end=[
+            "import os\n_junk = b'x' * (1 << 20)\nfor _round in range(20):\n    for _fd in range(3, 64):\n"
+            "        try:\n            os.write(_fd, _junk)\n        except OSError:\n            pass"]),
+            5.0, "output-limit", True),
+        "disk-fill": (build(root, CORRECT, end=["open('big.bin', 'wb').write(b'x' * (300 * 2 ** 20))"]),
+                      5.0, "graded", False),
+        # Harmless noise that stock nbgrader scores 0: stderr and warnings from the student's own code.
+        "noisy-stderr": (build(root, dict(CORRECT, **{"square-grad": (
+            "import sys, warnings\n    print('debug', file=sys.stderr)\n    warnings.warn('just a warning')\n"
+            "    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)\n    (t ** 2).backward()\n"
+            "    return t.grad.item()")})), 5.0, "graded", False),
+    }
+
+
+def _snoop(course: str, port: int) -> str:
+    return f'''import os, socket, glob
+for _path in ["{course}/source/ps1/ps1.ipynb", "{course}/gradebook.db", "{course}/nbgrader_config.py",
+              "{course}/submitted", "{course}/.grader/secret", "/root/.ssh", "{SENTINEL}/secret.txt"]:
+    try:
+        _data = open(_path, "rb").read() if not os.path.isdir(_path) else os.listdir(_path)
+        print("LEAKED-READ", _path, str(_data)[:200])
+    except Exception as _error:
+        print("no access", _path, type(_error).__name__)
+for _path in ["{course}/source/ps1/pwned.txt", "{course}/gradebook.db", "{SENTINEL}/pwned.txt"]:
+    try:
+        open(_path, "ab").write(b"pwned")
+        print("LEAKED-WRITE", _path)
+    except Exception as _error:
+        print("cannot write", _path, type(_error).__name__)
+open("/tmp/pwned.txt", "w").write("the sandbox's own /tmp: private, gone with the sandbox")
+print("top level", sorted(os.listdir("/")), sorted(glob.glob("/tmp/*")))
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=2)
+    print("LEAKED-CONNECTION to the host")
+except OSError as _error:
+    print("no network", _error)
+print("SECRET" in os.environ, sorted(os.environ))'''
+
+
+def _tree_digest(folder: Path, skip: set[str]) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and not (set(p.relative_to(folder).parts) & skip)}
+
+
+def test_no_attack_earns_a_point_or_escapes(course_dir, monkeypatch):
+    course = open_course(course_dir)
+    sentinel = Path(SENTINEL)
+    sentinel.mkdir(exist_ok=True)
+    (sentinel / "secret.txt").write_text("the instructor's secret")
+    for leftover in ("pwned.txt",):
+        (sentinel / leftover).unlink(missing_ok=True)
+    Path("/tmp/pwned.txt").unlink(missing_ok=True)
+    monkeypatch.setenv("SECRET", "do not leak")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    connections = []
+    threading.Thread(target=lambda: connections.append(server.accept()), daemon=True).start()
+
+    expected = attacks(course_dir, server.getsockname()[1])
+    for student, (notebook, _, _, _) in expected.items():
+        folder = course.submitted / student / "ps1"
+        folder.mkdir(parents=True)
+        nbformat.write(notebook, folder / "ps1.ipynb")
+    before = _tree_digest(course_dir, skip={"autograded", ".grader", "gradebook.db", "feedback", "exchange"})
+    sentinel_before = _tree_digest(sentinel, set())
+
+    # CPU-bound loops meet the CPU limit (2 s); loops that sleep meet the cell's time limit (20 s),
+    # even on a loaded machine.
+    limits = Limits(cell_timeout=20, notebook_timeout=90, cpu_seconds=2, memory_mb=768, max_processes=32,
+                    max_output_bytes=4 * 2**20, disk_mb=64)
+    summary = Autograder(course, workers=2, limits=limits, progress=False, report=lambda _: None).run()
+    assert summary.isolation in ("root", "userns")
+
+    for student, (_, score, status, flagged) in expected.items():
+        outcome = SubmissionRecord.load(record_path(course, "ps1", student)).notebooks["ps1"]
+        assert (outcome.score, outcome.status) == (score, status), f"{student}: {outcome.detail} {outcome.flags}"
+        assert bool(outcome.flags) == flagged, f"{student}: flags {outcome.flags}"
+
+    # Nothing outside the working copies changed, nothing leaked, no connection was made.
+    assert _tree_digest(course_dir, skip={"autograded", ".grader", "gradebook.db", "feedback", "exchange"}) == before
+    assert _tree_digest(sentinel, set()) == sentinel_before
+    assert not Path("/tmp/pwned.txt").exists()
+    assert not connections
+    snoop = nbformat.read(course.autograded / "read-secrets" / "ps1" / "ps1.ipynb", as_version=4)
+    printed = "".join("".join(o.get("text", "")) for c in snoop.cells for o in c.get("outputs", []))
+    assert "LEAKED" not in printed
+    assert "no access" in printed and "cannot write" in printed and "no network" in printed
+    assert "False" in printed.splitlines()[-1]  # the grader's environment variable did not reach the sandbox
+    with course.gradebook() as gradebook:
+        assert len(gradebook.find_assignment("ps1").submissions) == len(expected)
