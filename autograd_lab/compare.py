@@ -80,7 +80,8 @@ def _exception_hint(got: Observed) -> str | None:
     if got.type in ("NameError", "StudentNameError"):
         return "run the cells above (Run ▸ Run All Above), and keep the names the exercise asks for"
     if got.type == "RuntimeError" and "does not require grad" in (got.message or ""):
-        return "create the input with requires_grad=True before computing with it"
+        return ("the graph was not recorded: create inputs with requires_grad=True before computing with them "
+                "(for a derivative of a derivative, pass create_graph=True to the first one)")
     if got.type == "RuntimeError" and "backward through the graph a second time" in (got.message or ""):
         return "build a fresh graph for every backward() (compute the output again), or pass retain_graph=True"
     if got.type == "RuntimeError" and "grad can be implicitly created only for scalar" in (got.message or ""):
@@ -246,7 +247,7 @@ def _likely_numeric_mistake(got: Observed, g: np.ndarray, e: np.ndarray, rtol: f
         return "your answer is the transpose of the expected one: check the order of a matrix product or use .T"
     if np.iscomplexobj(g) or np.iscomplexobj(e):
         return None
-    if near(g - e, np.full_like(e, float(np.mean(g - e)))) and np.isfinite(g - e).all():
+    if e.size > 1 and near(g - e, np.full_like(e, float(np.mean(g - e)))) and np.isfinite(g - e).all():
         return f"your answer is off by a constant {float(np.mean(g - e)):.6g} everywhere"
     return None
 

@@ -16,6 +16,7 @@ is refused with a message for the course author.
 from __future__ import annotations
 
 import builtins
+import itertools
 from typing import Any
 
 from autograd_lab.probes import AuthoringError, encode
@@ -24,13 +25,21 @@ from autograd_lab.probes import AuthoringError, encode
 _STUDENT_DUNDERS = {"__name__", "__qualname__", "__doc__", "__module__", "__bases__", "__mro__"}
 
 
+_serial = itertools.count(1)
+
+
 class Lazy:
-    """An expression over the student's namespace, not evaluated here."""
+    """An expression over the student's namespace, not evaluated here.
+
+    Each one carries a serial number, so that a value the test uses twice
+    (``m = MLP(...)``, then ``train_step(m, SGD(0.1).setup(m))``) is evaluated
+    once in the kernel and is the same object in both places.
+    """
 
     __slots__ = ("_expr",)
 
     def __init__(self, expr: dict) -> None:
-        object.__setattr__(self, "_expr", expr)
+        object.__setattr__(self, "_expr", dict(expr, ref=next(_serial)))
 
     def __getattr__(self, name: str) -> "Lazy":
         # Libraries probe objects for protocols (__array_interface__, ...): those are not the

@@ -76,7 +76,9 @@ class Observed:
             return self._brief_array(compact)
         if self.kind == "sequence":
             inner = ", ".join(item.brief(compact) for item in self.items or [])
-            return f"({inner})" if self.type == "tuple" else f"[{inner}]"
+            if self.type == "tuple":
+                return f"({inner},)" if len(self.items or []) == 1 else f"({inner})"
+            return f"[{inner}]"
         if self.kind == "mapping":
             inner = ", ".join(f"{k!r}: {v.brief(compact)}" for k, v in zip(self.keys or [], self.items or []))
             return "{" + inner + "}"

@@ -163,8 +163,23 @@ class StudentNameError(NameError):
     pass
 
 
+_evaluated: dict[int, Any] | None = None  # within one probe: lazy serial number → its value
+
+
 def evaluate(expr: dict, namespace: dict) -> Any:
-    """Evaluate a lazy expression recorded by the grader against the student's namespace."""
+    """Evaluate a lazy expression recorded by the grader against the student's namespace.
+
+    Within one probe, an expression the test used in several places is evaluated once.
+    """
+    ref = expr.get("ref")
+    if _evaluated is not None and ref is not None:
+        if ref not in _evaluated:
+            _evaluated[ref] = _evaluate(expr, namespace)
+        return _evaluated[ref]
+    return _evaluate(expr, namespace)
+
+
+def _evaluate(expr: dict, namespace: dict) -> Any:
     op = expr["op"]
     if op == "name":
         name = expr["id"]
@@ -449,6 +464,7 @@ def run_planned(specs: list[dict], namespace: dict) -> list[dict]:
     """
     from autograd_lab.observed import to_json
 
+    global _evaluated
     results = []
     for spec in specs:
         def arguments(spec: dict = spec) -> tuple[list, dict]:
@@ -456,6 +472,10 @@ def run_planned(specs: list[dict], namespace: dict) -> list[dict]:
             kwargs = {key: decode(value, namespace) for key, value in spec.get("kwargs", {}).items()}
             return args, kwargs
 
-        record = run_probe(spec["probe"], arguments, forbid_torch=spec.get("forbid_torch", False))
+        _evaluated = {}
+        try:
+            record = run_probe(spec["probe"], arguments, forbid_torch=spec.get("forbid_torch", False))
+        finally:
+            _evaluated = None
         results.append(to_json(record))
     return results

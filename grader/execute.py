@@ -53,6 +53,7 @@ class Result:
     flags: list[str]
     seconds: float
     isolation: str = ""
+    cell_seconds: dict[int, float] = field(default_factory=dict)  # where the time went, for instructors
 
 
 # --- the worker's zygote -----------------------------------------------------------------------
@@ -188,7 +189,7 @@ def grade(job: Job) -> Result:
         run.detail = (f"cell {out_of_memory[0]} ran out of memory (the limit is {job.limits.memory_mb} MiB "
                       "beyond the libraries)")
     return Result(job.key, run.status, run.detail, outputs, tests, run.flags, time.perf_counter() - started,
-                  zygote.isolation)
+                  zygote.isolation, run.cell_seconds)
 
 
 def _kill_group(pid: int) -> None:
@@ -227,6 +228,7 @@ class _Run:
         self.current: int | None = None
         self.finished = False
         self.exit: dict = {}
+        self.cell_seconds: dict[int, float] = {}
 
     def execute(self, kernel_job: dict) -> None:
         limits = self.job.limits
@@ -310,6 +312,8 @@ class _Run:
             self.outputs[index] = outputs if isinstance(outputs, list) else []
             if "observations" in message:
                 self.observations[index] = message["observations"]
+            if isinstance(message.get("seconds"), (int, float)):
+                self.cell_seconds[index] = float(message["seconds"])
             for change in message.get("tampering", [])[:20]:
                 self._flag(f"cell {index}: {change}")
             self.current = None

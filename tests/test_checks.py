@@ -56,7 +56,8 @@ def test_nothing_reaches_stderr_even_when_the_students_code_warns(capsys):
     (lambda x: 2 * x + 3, "off by a constant"),
 ])
 def test_likely_mistakes_are_named(answer, hint):
-    message = failure(lambda: checks.function(answer, lambda x: 2 * x + 2, [(3.0,), (0.5,)]))
+    inputs = [(np.array([3.0, 0.5, -1.0]),), (np.array([0.25, 2.0, 1.5]),)]
+    message = failure(lambda: checks.function(answer, lambda x: 2 * x + 2, inputs))
     assert hint in message
     assert "expected:" in message and "got:" in message
 
@@ -259,3 +260,14 @@ def test_forged_observations_earn_nothing():
     assert failed is not None and "did not run as written" in failed.message
     _, failed = judge_cell(plan.checks["cell"], [])
     assert failed is not None
+
+
+def test_a_student_value_used_twice_is_one_object_in_the_kernel():
+    source = '''from autograd_lab import checks
+_model = make_model()
+checks.close(same(_model, _model), True)
+'''
+    class Model:
+        pass
+    lines, failed = _grade_in_two_processes(source, {"make_model": Model, "same": lambda a, b: a is b})
+    assert failed is None, failed
