@@ -1,0 +1,45 @@
+"""Shape helpers for broadcasting and reductions, on plain numpy arrays.
+
+Serves notebook 07 (broadcasting, `sum` and their gradients). Broadcasting
+copies a value along new or length-1 axes; its gradient therefore *sums* the
+upstream gradient back along those axes. These two helpers do that bookkeeping.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def sum_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum `x` down to `shape`, undoing `np.broadcast_to(_, x.shape)`.
+
+    Broadcasting aligns shapes on the right, adds leading axes and stretches
+    length-1 axes; so sum over the extra leading axes, and (keeping them) over
+    every axis that is 1 in `shape`.
+    Example: (4, 2, 3) -> (2, 1) sums axis 0, then axis 2 with keepdims.
+    """
+    lead = x.ndim - len(shape)
+    lead_axes = tuple(range(lead))
+    stretched = tuple(lead + i for i, n in enumerate(shape) if n == 1)
+    y = x.sum(axis=lead_axes + stretched, keepdims=True)
+    if lead > 0:
+        y = y.squeeze(lead_axes)
+    return y
+
+
+def normalize_axes(axis: int | tuple[int, ...] | None, ndim: int) -> tuple[int, ...]:
+    """`axis` as a tuple of non-negative axes (None means all of them)."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        axis = (axis,)
+    return tuple(a % ndim for a in axis)
+
+
+def kept_dims_shape(x_shape: tuple[int, ...], axis: int | tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape `x.sum(axis, keepdims=True)` has: summed axes become 1.
+
+    The gradient of a sum is reshaped to this shape, so that it broadcasts back
+    along the axes the sum removed.
+    """
+    summed = normalize_axes(axis, len(x_shape))
+    return tuple(1 if i in summed else n for i, n in enumerate(x_shape))
