@@ -86,6 +86,8 @@ def _exception_hint(got: Observed) -> str | None:
         return "build a fresh graph for every backward() (compute the output again), or pass retain_graph=True"
     if got.type == "RuntimeError" and "grad can be implicitly created only for scalar" in (got.message or ""):
         return "backward() needs a scalar: call .sum() first or pass gradient=..."
+    if got.type == "CellTimeoutError":
+        return "look for a loop that never ends (a while loop whose condition never becomes False)"
     if got.type == "RecursionError":
         return "a recursive backward hits Python's recursion limit on long graphs: use a loop with a list or heap"
     return None

@@ -456,11 +456,18 @@ def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_t
     return record
 
 
+#: Student functions that were stopped for running too long: not called again in this notebook.
+_stopped: list[Any] = []
+
+
 def run_planned(specs: list[dict], namespace: dict) -> list[dict]:
     """Kernel side of grading: run each planned probe against the student's namespace.
 
     Returns one JSON observation per probe. A missing name or an error in the
-    student's code is an observation too, never a crash of the grading run.
+    student's code is an observation too, never a crash of the grading run. When
+    the grader interrupts a probe that ran past the cell's time limit, the function
+    it was calling is remembered: later probes of the same function are not run
+    (they would loop too), so a loop costs its time limit once.
     """
     from autograd_lab.observed import to_json
 
@@ -472,10 +479,38 @@ def run_planned(specs: list[dict], namespace: dict) -> list[dict]:
             kwargs = {key: decode(value, namespace) for key, value in spec.get("kwargs", {}).items()}
             return args, kwargs
 
+        callee = _callee(spec, namespace)
+        if callee is not None and any(callee is stopped for stopped in _stopped):
+            results.append(to_json(Observed("exception", type="CellTimeoutError", message=(
+                f"{getattr(callee, '__name__', 'this function')} did not finish earlier in this notebook "
+                "(it was stopped after the time limit), so it was not run again"))))
+            continue
         _evaluated = {}
         try:
             record = run_probe(spec["probe"], arguments, forbid_torch=spec.get("forbid_torch", False))
+        except KeyboardInterrupt:
+            if callee is not None:
+                _stopped.append(callee)
+            record = Observed("exception", type="CellTimeoutError",
+                              message="it did not finish within the time limit and was stopped (an endless loop?)")
         finally:
             _evaluated = None
         results.append(to_json(record))
     return results
+
+
+def _callee(spec: dict, namespace: dict) -> Any:
+    """The student's function a probe calls (for ``f(3.0)`` or ``checks.function(f, ...)``), if it is one."""
+    target = spec["args"][0] if spec.get("args") else None
+    if not isinstance(target, dict) or "__lazy__" not in target:
+        return None
+    expr = target["__lazy__"]
+    if expr.get("op") == "call":
+        expr = expr["fn"]
+    if expr.get("op") not in ("name", "attr"):
+        return None
+    try:
+        found = _evaluate(expr, namespace)
+    except Exception:
+        return None
+    return found if callable(found) else None

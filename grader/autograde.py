@@ -35,11 +35,12 @@ from typing import Callable, Iterable, Iterator
 
 import nbformat
 
+from autograd_lab.checks import judge_cell
 from grader.course import Course
 from grader.errors import GraderError
 from grader.execute import Job, Result
 from grader.notebooks import read_notebook
-from grader.plan import is_test_cell, plan_for
+from grader.plan import NotebookPlan, is_test_cell, plan_for
 from grader.sandbox import Limits, Sandbox
 from grader.tamper import scan
 
@@ -212,6 +213,7 @@ class _Pending:
     notebooks: dict[str, NotebookOutcome] = field(default_factory=dict)
     waiting: set[str] = field(default_factory=set)
     sanitized: dict[str, nbformat.NotebookNode] = field(default_factory=dict)
+    plans: dict[str, NotebookPlan] = field(default_factory=dict)
 
 
 @dataclass
@@ -385,12 +387,15 @@ class Autograder:
         nb = nbformat.from_dict(nb)  # cells nbgrader put back are plain dicts inside
         _drop_duplicate_tests(nb)
         entry.sanitized[notebook] = nb
+        plan = plan_for(tests[(entry.assignment, notebook)], salt=self.salt)
+        entry.plans[notebook] = plan
         cells = []
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 cells.append({"index": index, "kind": "skip"})
             elif is_test_cell(cell):
-                cells.append({"index": index, "kind": "test", "grade_id": cell.metadata.nbgrader.grade_id})
+                probes = [check.spec for check in plan.checks.get(cell.metadata.nbgrader.grade_id, [])]
+                cells.append({"index": index, "kind": "test", "probes": probes})
             elif _is_demo(cell) and not self.limits.run_demo_cells:
                 cells.append({"index": index, "kind": "skip"})
             else:
@@ -399,9 +404,8 @@ class Autograder:
                     flags += [f"cell {index}, line {line}: {finding}" for line, finding in scan(cell.source)]
         entry.notebooks[notebook] = NotebookOutcome(notebook, "pending", flags=flags)
         return Job(
-            key=f"{entry.student}/{entry.assignment}/{notebook}", cells=cells, tests=tests[(entry.assignment, notebook)],
-            limits=self.limits, hidden=[str(self.course.root)], files=_assignment_files(self.course, entry.assignment),
-            preload=preload, salt=self.salt,
+            key=f"{entry.student}/{entry.assignment}/{notebook}", cells=cells, limits=self.limits,
+            hidden=[str(self.course.root)], files=_assignment_files(self.course, entry.assignment), preload=preload,
         )
 
     def _released_checksums(self, assignment: str, notebook: str) -> dict[str, str]:
@@ -441,14 +445,28 @@ class Autograder:
         from nbgrader.preprocessors import LimitOutput
 
         nb = entry.sanitized.pop(notebook)
+        plan = entry.plans.pop(notebook)
         outcome = entry.notebooks[notebook]
         outcome.status, outcome.detail, outcome.seconds = result.status, result.detail, result.seconds
         outcome.flags = outcome.flags + result.flags
-        outcome.tests = result.tests
         for index, cell in enumerate(nb.cells):
-            if cell.cell_type == "code":
-                cell.outputs = [nbformat.from_dict(output) for output in result.outputs.get(index, [])]
-                cell.execution_count = None
+            if cell.cell_type != "code":
+                continue
+            if is_test_cell(cell) and result.status != "error":
+                grade_id = cell.metadata.nbgrader.grade_id
+                lines, failure = judge_cell(plan.checks.get(grade_id, []), result.observations.get(index))
+                outcomes = _test_outputs(lines, failure)
+                outcome.tests[grade_id] = failure is None
+            else:
+                outcomes = list(result.outputs.get(index, []))
+            if index in result.timed_out:
+                outcomes = [o for o in outcomes if o.get("output_type") != "error" or o.get("ename") == "AssertionError"]
+                outcomes.append(_error("CellTimeoutError", f"This cell ran longer than {self.limits.cell_timeout:g} s "
+                                                           "and was stopped. Look for a loop that never ends."))
+            if index == result.stopped_at and result.status not in ("graded", "timeout"):
+                outcomes.append(_error(result.status, result.detail))
+            cell.outputs = [nbformat.from_dict(output) for output in outcomes]
+            cell.execution_count = None
         nb, _ = LimitOutput(config=self.course.config).preprocess(nb, {})
         outcome.score, outcome.max_score = self._save_grades(gradebook, entry, notebook, nb, outcome)
         path = self.course.autograded / entry.student / entry.assignment / f"{notebook}.ipynb"
@@ -503,6 +521,20 @@ class Autograder:
             data = asdict(record)
             write_atomically(record_path(self.course, entry.assignment, entry.student),
                              json.dumps(data, indent=1).encode())
+
+
+def _test_outputs(lines: list[str], failure) -> list[dict]:
+    """A test cell's outputs, as they would look had it run in a notebook: pass lines, then the failure."""
+    outputs = []
+    if lines:
+        outputs.append({"output_type": "stream", "name": "stdout", "text": "\n".join(lines) + "\n"})
+    if failure is not None:
+        outputs.append(_error("AssertionError", failure.message))
+    return outputs
+
+
+def _error(name: str, message: str) -> dict:
+    return {"output_type": "error", "ename": name, "evalue": message, "traceback": [f"{name}: {message}"]}
 
 
 def _order(notebook, name: str) -> int:

@@ -1,10 +1,12 @@
-"""Grading one notebook: run it in the sandbox, enforce the limits, judge its tests.
+"""Running one notebook in the sandbox, within its limits.
 
-This runs in a trusted worker process (one per core, or on a Dask worker).
-:func:`grade` takes a :class:`Job` (the sanitized notebook, as plain data) and
-returns a :class:`Result`: the outputs of every cell, test cells' outputs made
-from the verdicts, a status and any flags. It never touches the gradebook; the
-one process that writes grades does that with the result.
+This runs in a worker process (one per core, or on a Dask worker). :func:`run`
+takes a :class:`Job` (the sanitized notebook and the probes the grader planned
+for its test cells, as plain data) and returns a :class:`Result`: the outputs of
+its code cells, what each test cell's probes observed, a status and any flags.
+A worker never sees a test's code or expected values, and never decides a
+verdict: the grading process does that (``grader/autograde.py``), and it alone
+writes the gradebook. So a worker needs no PyTorch, only its zygote does.
 """
 from __future__ import annotations
 
@@ -21,12 +23,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograd_lab.checks import judge_cell
-from grader.plan import plan_for
 from grader.sandbox import Limits, visible_paths
 from grader.zygote import THREAD_VARIABLES, receive_message, send_message
 
-GRACE_SECONDS = 3.0  # after an interrupt, how long a cell has to stop before the job is killed
+GRACE_SECONDS = 3.0  # after an interrupt, how long a code cell has to stop before the job is killed
 
 
 @dataclass
@@ -34,13 +34,11 @@ class Job:
     """One notebook of one student, ready to grade (plain data: it may travel to a Dask worker)."""
 
     key: str
-    cells: list[dict]  # {"index", "kind": "code" | "test" | "skip", "source", "grade_id"}
-    tests: list[tuple[str, str]]  # (grade id, trusted test source) in notebook order
+    cells: list[dict]  # {"index", "kind": "code" | "test" | "skip", "source" | "probes"}
     limits: Limits
     hidden: list[str] = field(default_factory=list)  # host paths the sandbox must never show
     files: dict[str, bytes] = field(default_factory=dict)  # other files of the assignment
     preload: list[str] = field(default_factory=list)  # modules the zygote imports up front
-    salt: str = ""
 
 
 @dataclass
@@ -48,12 +46,14 @@ class Result:
     key: str
     status: str  # graded, timeout, notebook-timeout, output-limit, cpu-limit, memory-limit, died, error
     detail: str
-    outputs: dict[int, list[dict]]  # cell index → outputs
-    tests: dict[str, bool]  # grade id → passed
+    outputs: dict[int, list[dict]]  # code cell index → outputs
+    observations: dict[int, list | None]  # test cell index → what its probes observed (None: did not run)
     flags: list[str]
     seconds: float
     isolation: str = ""
     cell_seconds: dict[int, float] = field(default_factory=dict)  # where the time went, for instructors
+    timed_out: list[int] = field(default_factory=list)  # cells stopped after the cell time limit
+    stopped_at: int | None = None  # the cell running when the notebook was stopped
 
 
 # --- the worker's zygote -----------------------------------------------------------------------
@@ -144,52 +144,31 @@ def shutdown() -> None:
 
 # --- grading a job -----------------------------------------------------------------------------
 
-def grade(job: Job) -> Result:
-    """Plan the tests, run the notebook in the sandbox, judge the tests. Never raises for a bad submission."""
+def run(job: Job) -> Result:
+    """Run the notebook in the sandbox and collect what it did. Never raises for a bad submission."""
     started = time.perf_counter()
-    plan = plan_for(job.tests, salt=job.salt)
-    cells = []
-    for cell in job.cells:
-        if cell["kind"] == "test":
-            probes = [check.spec for check in plan.checks.get(cell["grade_id"], [])]
-            cells.append({"index": cell["index"], "kind": "test", "probes": probes})
-        elif cell["kind"] == "code":
-            cells.append({"index": cell["index"], "kind": "code", "source": cell["source"]})
     zygote = _get_zygote(job.preload)
     kernel_job = {
-        "cells": cells,
+        "cells": [cell for cell in job.cells if cell["kind"] in ("code", "test")],
         "limits": asdict(job.limits),
         "visible": visible_paths(job.hidden),
         "slot": zygote.slot,
         "files": {name: data.hex() for name, data in job.files.items()},
     }
-    run = _Run(job, zygote)
-    run.execute(kernel_job)
-    outputs: dict[int, list[dict]] = {}
-    tests: dict[str, bool] = {}
-    for cell in job.cells:
-        index = cell["index"]
-        if cell["kind"] == "code":
-            outputs[index] = run.outputs.get(index, [])
-        elif cell["kind"] == "test":
-            planned = plan.checks.get(cell["grade_id"], [])
-            lines, failure = judge_cell(planned, run.observations.get(index))
-            outputs[index] = _test_outputs(lines, failure)
-            tests[cell["grade_id"]] = failure is None
-    for index in run.timed_out:
-        outputs[index] = [output for output in outputs.get(index, []) if output.get("output_type") != "error"]
-        outputs[index].append(_error("CellTimeoutError", f"This cell ran longer than {job.limits.cell_timeout:g} s "
-                                     "and was stopped. Look for a loop that never ends."))
-    if run.stopped_at is not None and run.stopped_at in outputs and run.status != "graded":
-        outputs[run.stopped_at].append(_error(run.status, run.detail))
+    execution = _Run(job, zygote)
+    execution.execute(kernel_job)
+    outputs = {cell["index"]: execution.outputs.get(cell["index"], []) for cell in job.cells if cell["kind"] == "code"}
+    observations = {cell["index"]: execution.observations.get(cell["index"]) for cell in job.cells
+                    if cell["kind"] == "test"}
+    status, detail = execution.status, execution.detail
     out_of_memory = [index for index, cell_outputs in sorted(outputs.items())
                      if any(o.get("ename") == "MemoryError" for o in cell_outputs)]
-    if out_of_memory and run.status == "graded":
-        run.status = "memory-limit"
-        run.detail = (f"cell {out_of_memory[0]} ran out of memory (the limit is {job.limits.memory_mb} MiB "
-                      "beyond the libraries)")
-    return Result(job.key, run.status, run.detail, outputs, tests, run.flags, time.perf_counter() - started,
-                  zygote.isolation, run.cell_seconds)
+    if out_of_memory and status == "graded":
+        status = "memory-limit"
+        detail = (f"cell {out_of_memory[0]} ran out of memory (the limit is {job.limits.memory_mb} MiB "
+                  "beyond the libraries)")
+    return Result(job.key, status, detail, outputs, observations, execution.flags, time.perf_counter() - started,
+                  zygote.isolation, execution.cell_seconds, execution.timed_out, execution.stopped_at)
 
 
 def _kill_group(pid: int) -> None:
@@ -197,19 +176,6 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _test_outputs(lines: list[str], failure) -> list[dict]:
-    outputs = []
-    if lines:
-        outputs.append({"output_type": "stream", "name": "stdout", "text": "\n".join(lines) + "\n"})
-    if failure is not None:
-        outputs.append(_error("AssertionError", failure.message))
-    return outputs
-
-
-def _error(name: str, message: str) -> dict:
-    return {"output_type": "error", "ename": name, "evalue": message, "traceback": [f"{name}: {message}"]}
 
 
 class _Run:
@@ -248,7 +214,7 @@ class _Run:
                 if self.current is not None:
                     deadlines.append(cell_started + limits.cell_timeout)
                 if interrupted_at is not None:
-                    deadlines.append(interrupted_at + GRACE_SECONDS)
+                    deadlines.append(interrupted_at + self._grace())
                 wait = max(0.0, min(deadlines) - now)
                 if selector.select(timeout=wait):
                     chunk = os.read(fd, 1 << 16)
@@ -274,7 +240,7 @@ class _Run:
                     self._stop(pid, "notebook-timeout", f"the notebook ran longer than {limits.notebook_timeout:g} s")
                     killed = True
                     break
-                if interrupted_at is not None and now >= interrupted_at + GRACE_SECONDS:
+                if interrupted_at is not None and now >= interrupted_at + self._grace():
                     self._stop(pid, "timeout", f"cell {self.current} did not stop when interrupted after "
                                                f"{limits.cell_timeout:g} s")
                     killed = True
@@ -294,6 +260,12 @@ class _Run:
         elif self.status == "graded" and self.timed_out:
             self.status = "timeout"
             self.detail = f"cell {self.timed_out[0]} ran longer than {limits.cell_timeout:g} s and was interrupted"
+
+    def _grace(self) -> float:
+        """How long an interrupted cell may go on: a code cell stops at once; a test cell goes on with
+        its other probes (a function that looped is not called again), for at most one more time limit."""
+        kinds = {cell["index"]: cell["kind"] for cell in self.job.cells}
+        return self.job.limits.cell_timeout if kinds.get(self.current) == "test" else GRACE_SECONDS
 
     def _handle(self, line: bytes) -> bool:
         """Process one report; True when a new cell started."""

@@ -17,19 +17,23 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Iterable, Iterator
 
 from grader.errors import GraderError
-from grader.execute import Job, Result, grade, shutdown
+from grader.execute import Job, Result, run, shutdown
 
 _lock = threading.Lock()  # a worker's zygote serves one job at a time (Dask may use threads)
 
 
-def grade_safely(job: Job) -> Result:
-    """:func:`grader.execute.grade`, turning a failure of the grader itself into an "error" result."""
+def run_safely(job: Job) -> Result:
+    """:func:`grader.execute.run`, turning a failure of the grader itself into an "error" result."""
     with _lock:
         try:
-            return grade(job)
+            return run(job)
         except Exception as error:
-            detail = f"the grader failed on this notebook: {type(error).__name__}: {error}"
-            return Result(job.key, "error", detail, {}, {}, [traceback.format_exc(limit=3)[-500:]], 0.0)
+            return failed(job.key, f"the grader failed on this notebook: {type(error).__name__}: {error}",
+                          traceback.format_exc(limit=3)[-500:])
+
+
+def failed(key: str, detail: str, trace: str = "") -> Result:
+    return Result(key, "error", detail, {}, {}, [trace] if trace else [], 0.0)
 
 
 class InProcess:
@@ -37,7 +41,7 @@ class InProcess:
 
     def run(self, jobs: Iterable[Job]) -> Iterator[Result]:
         for job in jobs:
-            yield grade_safely(job)
+            yield run_safely(job)
 
     def close(self) -> None:
         shutdown()
@@ -72,7 +76,7 @@ class LocalPool:
             job = next(source, None)
             if job is None:
                 return False
-            in_flight[self.pool.submit(grade_safely, job)] = job
+            in_flight[self.pool.submit(run_safely, job)] = job
             return True
 
         while len(in_flight) < 2 * self.workers and submit_next():
@@ -89,10 +93,9 @@ class LocalPool:
                     self.pool = self._new_pool()
                     retry = list(in_flight.values())
                     in_flight.clear()
-                    yield Result(job.key, "error", "the grading worker died while grading this notebook",
-                                 {}, {}, [], 0.0)
+                    yield failed(job.key, "the grading worker died while grading this notebook")
                     for again in retry:
-                        in_flight[self.pool.submit(grade_safely, again)] = again
+                        in_flight[self.pool.submit(run_safely, again)] = again
                     break
                 submit_next()
 
@@ -121,7 +124,7 @@ class DaskCluster:
         keys: dict = {}
 
         def submit(job: Job):
-            future = self.client.submit(grade_safely, job, pure=False)
+            future = self.client.submit(run_safely, job, pure=False)
             keys[future] = job.key
             return future
 
@@ -131,7 +134,7 @@ class DaskCluster:
             try:
                 yield future.result()
             except Exception as error:  # a Dask worker died, or could not import the grader
-                yield Result(key, "error", f"the Dask worker failed: {error}", {}, {}, [], 0.0)
+                yield failed(key, f"the Dask worker failed: {error}")
             for job in _take(source, 1):
                 queue.add(submit(job))
 
