@@ -1,0 +1,155 @@
+"""The course's notebooks: they teach, their tests test, and students get exactly what release makes.
+
+* every source runs top to bottom in a real kernel with all its tests passing, and
+  every student version runs to the end with all its graded tests failing (so the
+  tests can fail);
+* the secure grader gives the solutions full marks and the blanks nothing (it
+  plans every test cell, skips the `demo` cells, judges outside the kernel);
+* ``course/release`` is exactly what ``release`` generates from the sources, and
+  tracked notebooks hold no outputs;
+* each notebook has at least six graded exercises with hidden tests, figures,
+  hints and a summary, and its student version opens on Colab.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.plan import is_test_cell
+
+ROOT = Path(__file__).resolve().parents[1]
+COURSE = ROOT / "course"
+ASSIGNMENTS = sorted(p.name for p in (COURSE / "source").iterdir() if p.is_dir())
+TIMES: dict[str, float] = {}
+
+
+def _notebook(kind: str, assignment: str) -> nbformat.NotebookNode:
+    return nbformat.read(COURSE / kind / assignment / f"{assignment}.ipynb", as_version=4)
+
+
+def test_the_course_has_its_seven_notebooks():
+    assert ASSIGNMENTS == ["01-tensors", "02-backward", "03-gradient-descent", "04-how-computers-differentiate",
+                           "05-build-your-own-autograd", "06-forward-mode", "07-neural-network"]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_each_notebook_is_a_complete_lesson(assignment):
+    source = _notebook("source", assignment)
+    tests = [cell for cell in source.cells if is_test_cell(cell)]
+    assert len(tests) >= 6, "at least six graded exercises"
+    for cell in tests:
+        meta = cell.metadata.nbgrader
+        assert meta.points > 0 and meta.locked, meta.grade_id
+        assert "### BEGIN HIDDEN TESTS" in cell.source, f"{meta.grade_id} has no hidden tests"
+        hidden = cell.source.split("### BEGIN HIDDEN TESTS")[1]
+        assert "checks." in hidden, f"{meta.grade_id}: hidden tests must go through the checks"
+    markdown = "\n".join(cell.source for cell in source.cells if cell.cell_type == "markdown")
+    code = "\n".join(cell.source for cell in source.cells if cell.cell_type == "code")
+    assert markdown.count("<details>") >= 3, "hints a stuck student can open"
+    assert "summary" in markdown.lower()
+    assert code.count("plt.show()") + code.count("draw_torch_graph(") + code.count("plot_dot_graph(") >= 2, "figures"
+    solutions = [cell for cell in source.cells if cell.get("metadata", {}).get("nbgrader", {}).get("solution")]
+    assert all("### BEGIN SOLUTION" in cell.source for cell in solutions)
+
+
+def test_the_first_four_notebooks_have_at_least_25_exercises():
+    count = sum(sum(1 for c in _notebook("source", a).cells if is_test_cell(c)) for a in ASSIGNMENTS[:4])
+    assert count >= 25
+
+
+@pytest.mark.parametrize("kind", ["source", "release"])
+def test_tracked_notebooks_hold_no_outputs(kind):
+    for assignment in ASSIGNMENTS:
+        for cell in _notebook(kind, assignment).cells:
+            assert not cell.get("outputs"), f"{kind}/{assignment} has outputs: clear them"
+            assert cell.get("execution_count") is None
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_versions_open_on_colab(assignment):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    repository = PyFileConfigLoader("nbgrader_config.py", path=str(COURSE)).load_config().AddColabCells.repository
+    cells = _notebook("release", assignment).cells
+    badge, setup = cells[0], cells[1]
+    assert f"colab.research.google.com/github/{repository.removeprefix('https://github.com/')}" in badge.source
+    assert f"course/release/{assignment}/{assignment}.ipynb" in badge.source
+    assert '"google.colab" in sys.modules' in setup.source and repository in setup.source
+    assert "BEGIN SOLUTION" not in json.dumps(nbformat.writes(_notebook("release", assignment)))
+    assert "BEGIN HIDDEN TESTS" not in "".join(c.source for c in cells)
+
+
+@pytest.mark.slow
+def test_release_is_in_sync_with_the_sources(tmp_path):
+    """course/release is what `python -m grader release` generates, byte for byte."""
+    copy = tmp_path / "course"
+    copy.mkdir()
+    shutil.copy(COURSE / "nbgrader_config.py", copy)
+    shutil.copytree(COURSE / "source", copy / "source")
+    result = subprocess.run([sys.executable, "-m", "grader", "release", "--no-check", "--course", str(copy)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for assignment in ASSIGNMENTS:
+        generated = (copy / "release" / assignment / f"{assignment}.ipynb").read_text()
+        tracked = (COURSE / "release" / assignment / f"{assignment}.ipynb").read_text()
+        assert generated == tracked, f"course/release/{assignment} is stale: run python -m grader release {assignment}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_source_passes_and_blank_fails_in_a_real_kernel(assignment):
+    """What `release` checks: the source passes every test, the blank fails every one."""
+    from grader.course import open_course
+    from grader.release import verify
+
+    check = verify(open_course(COURSE), assignment, assignment)
+    TIMES.update({f"{assignment} {kind}": seconds for kind, seconds in check.seconds.items()})
+    print(f"{assignment}: " + ", ".join(f"{kind} {seconds:.1f} s" for kind, seconds in check.seconds.items()))
+    assert not check.problems, "\n".join(check.problems)
+
+
+@pytest.mark.slow
+def test_the_secure_grader_gives_solutions_full_marks_and_blanks_nothing(tmp_path):
+    from grader.autograde import Autograder, SubmissionRecord, record_path
+    from grader.course import open_course
+
+    copy = tmp_path / "course"
+    copy.mkdir()
+    shutil.copy(COURSE / "nbgrader_config.py", copy)
+    shutil.copytree(COURSE / "source", copy / "source")
+    shutil.copytree(COURSE / "release", copy / "release")
+    course = open_course(copy)
+    from grader.release import generate
+
+    for assignment in ASSIGNMENTS:
+        generate(course, assignment)
+        for student, kind in (("solutions", "source"), ("blank", "release")):
+            folder = copy / "submitted" / student / assignment
+            folder.mkdir(parents=True)
+            release = _notebook("release", assignment)
+            if kind == "source":  # the student version, answered with the instructor's solutions
+                solutions = {c.metadata.nbgrader.grade_id: c.source for c in _notebook("source", assignment).cells
+                             if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+                for cell in release.cells:
+                    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                    if grade_id in solutions:
+                        cell.source = solutions[grade_id]
+            nbformat.write(release, folder / f"{assignment}.ipynb")
+    summary = Autograder(course, workers=2, progress=False, report=lambda _: None).run()
+    problems = []
+    for student, assignment, outcome in summary.outcomes:
+        expected = outcome.max_score if student == "solutions" else 0.0
+        if outcome.status != "graded" or outcome.score != expected:
+            failed = [g for g, ok in outcome.tests.items() if ok != (student == "solutions")]
+            problems.append(f"{student}/{assignment}: {outcome.status} {outcome.score}/{outcome.max_score} "
+                            f"{outcome.detail} {failed} {outcome.flags[:3]}")
+        if student == "solutions":
+            assert not outcome.flags, f"{assignment}: false alarms {outcome.flags}"
+    assert not problems, "\n".join(problems)
+    assert len(summary.outcomes) == 2 * len(ASSIGNMENTS)
