@@ -488,8 +488,9 @@ def run_planned(specs: list[dict], namespace: dict) -> list[dict]:
         _evaluated = {}
         try:
             record = run_probe(spec["probe"], arguments, forbid_torch=spec.get("forbid_torch", False))
-        except KeyboardInterrupt:
-            if callee is not None:
+        except KeyboardInterrupt as interrupt:
+            remember_stopped(interrupt.__traceback__, namespace)
+            if callee is not None and not any(callee is f for f in _stopped):
                 _stopped.append(callee)
             record = Observed("exception", type="CellTimeoutError",
                               message="it did not finish within the time limit and was stopped (an endless loop?)")
@@ -497,6 +498,45 @@ def run_planned(specs: list[dict], namespace: dict) -> list[dict]:
             _evaluated = None
         results.append(to_json(record))
     return results
+
+
+class CellTimeoutError(Exception):
+    """A function that ran past the time limit earlier in the notebook was called again."""
+
+
+def remember_stopped(trace: Any, namespace: dict) -> None:
+    """The student's functions that were running when the time limit stopped them are not run again.
+
+    They are replaced, in the notebook's namespace (and in its classes), by a stand-in that fails
+    at once: a later check, or another function that calls one, fails instead of looping again.
+    """
+    places: dict[Any, list[tuple[Any, str]]] = {}
+    for name, value in list(namespace.items()):
+        if isinstance(value, type):
+            for attribute, member in list(vars(value).items()):
+                if getattr(member, "__code__", None) is not None:
+                    places.setdefault(member.__code__, []).append((value, attribute))
+        elif getattr(value, "__code__", None) is not None:
+            places.setdefault(value.__code__, []).append((namespace, name))
+    while trace is not None:
+        for owner, name in places.get(trace.tb_frame.f_code, []):
+            function = owner[name] if owner is namespace else vars(owner)[name]
+            if not any(function is f for f in _stopped):
+                _stopped.append(function)
+            stand_in = _stopped_stand_in(getattr(function, "__name__", name))
+            if owner is namespace:
+                namespace[name] = stand_in
+            else:
+                setattr(owner, name, stand_in)
+        trace = trace.tb_next
+
+
+def _stopped_stand_in(name: str) -> Callable:
+    def stopped(*args: Any, **kwargs: Any) -> Any:
+        raise CellTimeoutError(f"{name} did not finish earlier in this notebook (it was stopped after the time "
+                               "limit), so it was not run again")
+    stopped.__name__ = name
+    return stopped
 
 
 def _callee(spec: dict, namespace: dict) -> Any:

@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="per-cell timeout for both graders (s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the two course copies")
+    parser.add_argument("--only", choices=["ours"], help="grade with this project's grader only (for profiling)")
     args = parser.parse_args(argv)
     assignments = args.assignments or sorted(p.name for p in (ROOT / "course" / "source").iterdir() if p.is_dir())
 
@@ -138,13 +139,15 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{kind} {sum(1 for k in kinds.values() if k == kind)}" for kind in KINDS), flush=True)
 
         stock_seconds = 0.0
-        for assignment in assignments:
+        for assignment in assignments if not args.only else []:
             stock_seconds += _run([sys.executable, "-m", "nbgrader", "autograde", assignment, "--force"], cwd=stock)
         print(f"stock nbgrader autograde: {stock_seconds:.1f} s", flush=True)
         ours_seconds = _run([sys.executable, "-m", "grader", "autograde", "--course", str(ours), "--workers",
                              str(args.workers), "--no-progress", "--force"])
         print(f"python -m grader autograde --workers {args.workers}: {ours_seconds:.1f} s", flush=True)
 
+        if args.only:
+            return 0
         stock_scores, our_scores = scores(stock), scores(ours)
         differ = {key: (stock_scores.get(key), our_scores.get(key)) for key in kinds
                   if stock_scores.get(key) != our_scores.get(key)}

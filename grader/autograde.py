@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import nbformat
 
@@ -252,19 +252,24 @@ class Autograder:
             if not submissions:
                 self.report("no submissions to grade (import them with `python -m grader collect` first)")
                 return summary
-            sanitizer = _Sanitizer(self.course, gradebook)
-            tests = self._test_sources(gradebook, {a for _, a in submissions})
-            self._check_plans(tests)
-            preload = DEFAULT_PRELOAD + self._imports(gradebook, {a for _, a in submissions})
-            pending: dict[str, _Pending] = {}
-            jobs = self._prepare(submissions, gradebook, sanitizer, tests, preload, pending, summary)
-            self._bar = self._progress(sum(len(self.course.notebooks(a)) for _, a in submissions))
-            for result in self._execute(jobs):
-                student, assignment, notebook = result.key.split("/")
-                entry = pending[f"{student}/{assignment}"]
-                outcome = self._store(gradebook, entry, notebook, result)
-                summary.isolation = result.isolation or summary.isolation
-                self._finish_notebook(entry, notebook, outcome, summary)
+            assignments = {a for _, a in submissions}
+            preload = DEFAULT_PRELOAD + self._imports(gradebook, assignments)
+            from grader.executors import make_executor
+
+            # The workers start (and import torch) while this process plans the tests.
+            with make_executor(self.workers, self.scheduler, preload) as executor:
+                sanitizer = _Sanitizer(self.course, gradebook)
+                tests = self._test_sources(gradebook, assignments)
+                self._check_plans(tests)
+                pending: dict[str, _Pending] = {}
+                jobs = self._prepare(submissions, gradebook, sanitizer, tests, preload, pending, summary)
+                self._bar = self._progress(sum(len(self.course.notebooks(a)) for _, a in submissions))
+                for result in executor.run(jobs):
+                    student, assignment, notebook = result.key.split("/")
+                    entry = pending[f"{student}/{assignment}"]
+                    outcome = self._store(gradebook, entry, notebook, result)
+                    summary.isolation = result.isolation or summary.isolation
+                    self._finish_notebook(entry, notebook, outcome, summary)
             unfinished = [key for key, entry in pending.items() if entry.waiting]
             if unfinished:
                 raise GraderError(f"internal error: {', '.join(unfinished)} not finished; run autograde again")
@@ -425,12 +430,6 @@ class Autograder:
         return self._released[key]
 
     # -- running ---------------------------------------------------------------------------------
-
-    def _execute(self, jobs: Iterable[Job]) -> Iterator[Result]:
-        from grader.executors import make_executor
-
-        with make_executor(self.workers, self.scheduler) as executor:
-            yield from executor.run(jobs)
 
     def _progress(self, total: int):
         if not self.progress:

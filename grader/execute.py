@@ -76,17 +76,27 @@ class Zygote:
         )
         child.close()
         log.close()
+        self.log = log.name
         self.sock = parent
+        self._ready = False
+        self.isolation = self.isolation_reason = ""
+
+    def ready(self) -> None:
+        """Wait until the zygote has imported everything (it starts doing so at once, in the background)."""
+        if self._ready:
+            return
         hello, _ = receive_message(self.sock)
         if not hello or not hello.get("ready"):
-            raise RuntimeError(f"the grading zygote did not start (see {log.name})")
+            raise RuntimeError(f"the grading zygote did not start (see {self.log})")
         self.isolation = hello["isolation"]
         self.isolation_reason = hello.get("reason", "")
+        self._ready = True
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def start(self, job: dict) -> tuple[int, int]:
+        self.ready()
         send_message(self.sock, {"cmd": "run", "job": job})
         reply, fds = receive_message(self.sock, with_fds=True)
         if reply is None or not fds:
@@ -135,6 +145,11 @@ def _get_zygote(preload: list[str]) -> Zygote:
     return _zygote
 
 
+def warm_up(preload: list[str]) -> None:
+    """Start this process's zygote now, so its imports overlap with other work."""
+    _get_zygote(preload)
+
+
 def shutdown() -> None:
     global _zygote
     if _zygote is not None:
@@ -148,6 +163,7 @@ def run(job: Job) -> Result:
     """Run the notebook in the sandbox and collect what it did. Never raises for a bad submission."""
     started = time.perf_counter()
     zygote = _get_zygote(job.preload)
+    zygote.ready()
     kernel_job = {
         "cells": [cell for cell in job.cells if cell["kind"] in ("code", "test")],
         "limits": asdict(job.limits),

@@ -17,7 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Iterable, Iterator
 
 from grader.errors import GraderError
-from grader.execute import Job, Result, run, shutdown
+from grader.execute import Job, Result, run, shutdown, warm_up
 
 _lock = threading.Lock()  # a worker's zygote serves one job at a time (Dask may use threads)
 
@@ -39,6 +39,9 @@ def failed(key: str, detail: str, trace: str = "") -> Result:
 class InProcess:
     """One worker: this process (and its zygote)."""
 
+    def __init__(self, preload: list[str]) -> None:
+        warm_up(preload)
+
     def run(self, jobs: Iterable[Job]) -> Iterator[Result]:
         for job in jobs:
             yield run_safely(job)
@@ -51,22 +54,34 @@ def _worker_exit() -> None:
     shutdown()
 
 
-def _worker_start() -> None:
+def _worker_start(preload: list[str]) -> None:
     import atexit
 
     atexit.register(_worker_exit)
+    warm_up(preload)
+
+
+def _nothing() -> None:
+    pass
 
 
 class LocalPool:
-    """``workers`` processes, each with its own zygote; at most two jobs each in flight."""
+    """``workers`` processes, each with its own zygote; at most two jobs each in flight.
 
-    def __init__(self, workers: int) -> None:
+    The workers and their zygotes start at once, so that their imports overlap
+    with the planning of the tests in the grading process.
+    """
+
+    def __init__(self, workers: int, preload: list[str]) -> None:
         self.workers = workers
+        self.preload = preload
         self.pool = self._new_pool()
+        for _ in range(workers):
+            self.pool.submit(_nothing)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_worker_start)
+                                   initializer=_worker_start, initargs=(self.preload,))
 
     def run(self, jobs: Iterable[Job]) -> Iterator[Result]:
         source = iter(jobs)
@@ -153,13 +168,13 @@ def _take(source: Iterator[Job], count: int) -> list[Job]:
 
 
 @contextlib.contextmanager
-def make_executor(workers: int, scheduler: str | None = None):
+def make_executor(workers: int, scheduler: str | None = None, preload: list[str] = ()):
     if scheduler:
         executor = DaskCluster(scheduler)
     elif workers <= 1:
-        executor = InProcess()
+        executor = InProcess(list(preload))
     else:
-        executor = LocalPool(workers)
+        executor = LocalPool(workers, list(preload))
     try:
         yield executor
     finally:

@@ -125,6 +125,7 @@ class Snapshot:
 
     def __init__(self, shell: Any) -> None:
         self.objects: dict[str, int] = {}
+        self.values: dict[str, Any] = {}
         for name in WATCHED_MODULES:
             module = sys.modules.get(name)
             if module is not None:
@@ -140,6 +141,12 @@ class Snapshot:
         self.methods = {name: id(value) for name, value in vars(shell).items() if callable(value)}
         self.custom_exceptions = shell.custom_exceptions
 
+    def own(self, name: str) -> bool:
+        """Was ``name`` replaced by its own library (torch wraps some functions on first use)?"""
+        value = self.values.get(name)
+        module = getattr(value, "__module__", None) or ""
+        return bool(module) and module.split(".")[0] == name.split(".")[0] and module.split(".")[0] != "builtins"
+
     def _take(self, prefix: str, namespace: dict) -> None:
         """Functions, classes and modules: what a submission would replace (not data such as caches)."""
         for attribute, value in list(namespace.items()):
@@ -147,12 +154,13 @@ class Snapshot:
                 continue
             if callable(value) or isinstance(value, types.ModuleType):
                 self.objects[f"{prefix}.{attribute}"] = id(value)
+                self.values[f"{prefix}.{attribute}"] = value
 
     def changes(self, shell: Any) -> list[str]:
         """What changed since this snapshot (a new snapshot is taken by the caller to report each once)."""
         now = Snapshot(shell)
         changed = [f"{name} was replaced" for name, ident in self.objects.items()
-                   if name in now.objects and now.objects[name] != ident]
+                   if name in now.objects and now.objects[name] != ident and not now.own(name)]
         changed += [f"{name} was deleted" for name in self.objects if name not in now.objects]
         if sys.gettrace() is not None:
             changed.append("sys.settrace was used")
@@ -203,10 +211,16 @@ def run_job(job: dict, channel: int) -> None:
         report = {"event": "done", "cell": index, "outputs": outputs, "seconds": time.perf_counter() - started}
         if observations is not None:
             report["observations"] = observations
-        changes = before.changes(shell)
+        try:
+            changes = before.changes(shell)
+        except Exception as error:  # the notebook broke what the check looks at: that is a change too
+            changes = [f"the kernel was changed so that it cannot be inspected ({type(error).__name__})"]
         if changes:
             report["tampering"] = changes
-            before = Snapshot(shell)  # report each change once
+            try:
+                before = Snapshot(shell)  # report each change once
+            except Exception:
+                pass
         send(report)
         _close_figures()
     send({"event": "finished"})
@@ -219,21 +233,33 @@ def _quietly(action):
     sys.stdout, sys.stderr = BoundedText(), BoundedText()
     try:
         return action()
-    except KeyboardInterrupt:
+    except BaseException:  # interrupted, or the notebook broke the probes: its checks did not run
         return None
     finally:
         sys.stdout, sys.stderr = saved
 
 
 def _execute(shell: Any, source: str) -> list[dict]:
+    """Run one cell as a kernel would; whatever the cell did to the shell, report and go on."""
+    from IPython.core.interactiveshell import InteractiveShell
+
     stdout, stderr = BoundedText(), BoundedText()
     saved = sys.stdout, sys.stderr
     shell._records = []
     sys.stdout, sys.stderr = stdout, stderr
     try:
-        shell.run_cell(source, store_history=False)
+        # IPython's own run_cell, even if an earlier cell replaced the shell's.
+        result = _RUN_CELL(shell, source, store_history=False)
+        error = getattr(result, "error_in_exec", None)
+        if isinstance(error, KeyboardInterrupt):  # stopped by the grader's time limit
+            from autograd_lab.probes import remember_stopped
+
+            remember_stopped(error.__traceback__, shell.user_ns)
     except KeyboardInterrupt:  # arrived between the cell's statements and IPython's handling
         shell._records.append({"output_type": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": []})
+    except Exception as error:  # the cell broke the shell itself
+        shell._records.append({"output_type": "error", "ename": type(error).__name__, "evalue": str(error)[:2000],
+                               "traceback": []})
     finally:
         sys.stdout, sys.stderr = saved
     outputs: list[dict] = []
@@ -242,6 +268,11 @@ def _execute(shell: Any, source: str) -> list[dict]:
         if text:
             outputs.append({"output_type": "stream", "name": name, "text": text})
     return outputs + list(shell._records)
+
+
+from IPython.core.interactiveshell import InteractiveShell as _Shell  # noqa: E402
+
+_RUN_CELL = _Shell.run_cell
 
 
 def _close_figures() -> None:

@@ -219,10 +219,13 @@ def _runner(job: dict, channel: int, isolation: Any, limits: Any, uid: int | Non
         sandbox.clean_environment()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGUSR1, signal.SIG_DFL)
-        runner.run_job(job, channel)
-    except BaseException as error:
+    except BaseException as error:  # the sandbox could not be set up: the grader's problem
         _report_error(channel, error)
-        code = 72
+        os._exit(72)
+    try:
+        runner.run_job(job, channel)
+    except BaseException:  # the notebook broke its own kernel: it died, graded as far as it ran
+        code = 73
     os._exit(code)
 
 

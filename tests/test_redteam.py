@@ -93,6 +93,9 @@ def attacks(root: Path, port: int) -> dict[str, tuple[object, float | None, str,
         "edit-tests": (build(root, WRONG, edit_tests=True), 0.0, "graded", True),
         "delete-tests": (build(root, WRONG, delete_tests=True), 0.0, "graded", True),
         "duplicate-tests": (build(root, WRONG, duplicate_tests=True), 0.0, "graded", True),
+        # Breaking the runner's own machinery: graded as far as it ran, never "not graded".
+        "break-the-runner": (build(root, CORRECT, end=[
+            "import json\njson.dumps = lambda *a, **k: 1 / 0"]), 5.0, "died", True),
         # Writing to the grader's channel.
         "forge-channel": (build(root, WRONG, end=[
             "import json, os\n"
