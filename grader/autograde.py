@@ -247,6 +247,7 @@ class Autograder:
         started = time.perf_counter()
         summary = Summary(workers=self.workers)
         selected = self.course.select(assignments)
+        self._remove_half_written_files()
         with self.course.gradebook() as gradebook:
             submissions = self._find(selected, students, gradebook)
             if not submissions:
@@ -277,6 +278,12 @@ class Autograder:
                 self._bar.close()
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _remove_half_written_files(self) -> None:
+        """A grader killed while writing leaves a temporary file behind (never a half-written record)."""
+        for folder in (self.course.root / ".grader" / "results", self.course.autograded):
+            for path in folder.rglob(".*.tmp") if folder.is_dir() else []:
+                path.unlink(missing_ok=True)
 
     # -- finding and preparing -------------------------------------------------------------------
 

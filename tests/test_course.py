@@ -26,7 +26,17 @@ from grader.plan import is_test_cell
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "course"
 ASSIGNMENTS = sorted(p.name for p in (COURSE / "source").iterdir() if p.is_dir())
-TIMES: dict[str, float] = {}
+
+
+def _course_copy(tmp_path: Path, *, release: bool) -> Path:
+    """The course's configuration and sources (and student versions) in a scratch course directory."""
+    copy = tmp_path / "course"
+    copy.mkdir()
+    shutil.copy(COURSE / "nbgrader_config.py", copy)
+    shutil.copytree(COURSE / "source", copy / "source")
+    if release:
+        shutil.copytree(COURSE / "release", copy / "release")
+    return copy
 
 
 def _notebook(kind: str, assignment: str) -> nbformat.NotebookNode:
@@ -88,10 +98,7 @@ def test_student_versions_open_on_colab(assignment):
 @pytest.mark.slow
 def test_release_is_in_sync_with_the_sources(tmp_path):
     """course/release is what `python -m grader release` generates, byte for byte."""
-    copy = tmp_path / "course"
-    copy.mkdir()
-    shutil.copy(COURSE / "nbgrader_config.py", copy)
-    shutil.copytree(COURSE / "source", copy / "source")
+    copy = _course_copy(tmp_path, release=False)
     result = subprocess.run([sys.executable, "-m", "grader", "release", "--no-check", "--course", str(copy)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -109,7 +116,6 @@ def test_source_passes_and_blank_fails_in_a_real_kernel(assignment):
     from grader.release import verify
 
     check = verify(open_course(COURSE), assignment, assignment)
-    TIMES.update({f"{assignment} {kind}": seconds for kind, seconds in check.seconds.items()})
     print(f"{assignment}: " + ", ".join(f"{kind} {seconds:.1f} s" for kind, seconds in check.seconds.items()))
     assert not check.problems, "\n".join(check.problems)
 
@@ -119,11 +125,7 @@ def test_the_secure_grader_gives_solutions_full_marks_and_blanks_nothing(tmp_pat
     from grader.autograde import Autograder, SubmissionRecord, record_path
     from grader.course import open_course
 
-    copy = tmp_path / "course"
-    copy.mkdir()
-    shutil.copy(COURSE / "nbgrader_config.py", copy)
-    shutil.copytree(COURSE / "source", copy / "source")
-    shutil.copytree(COURSE / "release", copy / "release")
+    copy = _course_copy(tmp_path, release=True)
     course = open_course(copy)
     from grader.release import generate
 

@@ -1,0 +1,53 @@
+"""manage.py, the two commands of README.md: set-up is skipped when nothing changed; work is never overwritten."""
+import importlib.util
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("manage", ROOT / "manage.py")
+manage = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(manage)
+
+
+def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    assert "python3 manage.py lab" in readme and "python3 manage.py test" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^python3 manage\.py test\s*$", ci, re.M)
+
+
+def test_setup_is_skipped_when_nothing_changed(tmp_path, monkeypatch):
+    monkeypatch.setattr(manage, "VENV", tmp_path / ".venv")
+    monkeypatch.setattr(manage, "STAMP", tmp_path / ".venv" / "stamp")
+    python = tmp_path / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    manage.STAMP.write_text(manage.setup_fingerprint())
+    calls = []
+    monkeypatch.setattr(manage, "run", lambda *a, **k: calls.append(a))
+    manage.ensure_venv()
+    assert calls == []
+    manage.STAMP.write_text("stale")
+    manage.ensure_venv()
+    assert any("--editable" in " ".join(map(str, call[0])) for call in calls)
+
+
+def test_lab_copies_notebooks_without_overwriting_work(tmp_path, monkeypatch):
+    release = tmp_path / "release" / "01-tensors"
+    release.mkdir(parents=True)
+    (release / "01-tensors.ipynb").write_text("fresh")
+    monkeypatch.setattr(manage, "STUDENT_NOTEBOOKS", tmp_path / "release")
+    monkeypatch.setattr(manage, "WORKSPACE", tmp_path / "workspace")
+    manage.copy_student_notebooks()
+    copy = tmp_path / "workspace" / "01-tensors" / "01-tensors.ipynb"
+    assert copy.read_text() == "fresh"
+    copy.write_text("my answers")
+    manage.copy_student_notebooks()
+    assert copy.read_text() == "my answers"
+
+
+def test_missing_graphviz_gets_instructions_not_a_failure(monkeypatch, capsys):
+    monkeypatch.setattr(manage.shutil, "which", lambda name: None)
+    manage.ensure_graphviz()
+    out = capsys.readouterr().out
+    assert "apt-get install graphviz" in out and "brew install graphviz" in out
