@@ -97,8 +97,8 @@ def function(fn: Callable, reference: Callable | Sequence, inputs: Sequence, *, 
     """``fn(*args)`` equals ``reference(*args)`` for every argument tuple in ``inputs``.
 
     ``reference`` is a function (usually written with PyTorch), or the list of
-    expected results. Each input is passed twice, as fresh copies, so a function
-    that keeps state between calls (gradients that accumulate) is caught.
+    expected results. The first input is passed twice, as fresh copies, so a
+    function that keeps state between calls (gradients that accumulate) is caught.
     """
     __tracebackhide__ = True
     cases = [_as_args(args) for args in inputs]

@@ -286,15 +286,16 @@ def probe_value(value: Any) -> Observed:
 def probe_call(fn: Callable, inputs: list, *, repeat: int = 1) -> Observed:
     """Call ``fn(*args)`` for each argument tuple in ``inputs``; observe each result.
 
-    With ``repeat=2`` each input is used twice (with fresh copies); a function whose
-    answer changes between the two calls (typically gradients that accumulate
-    because ``x.grad`` is never reset) is then caught.
+    With ``repeat=2`` the first input is used twice (with fresh copies): a function
+    whose answer changes between the two calls (typically gradients that accumulate
+    because ``x.grad`` is never reset) is then caught. Once is enough to catch it,
+    and the other inputs are not paid for twice.
     """
     results = []
-    for args in inputs:
+    for position, args in enumerate(inputs):
         args = args if isinstance(args, tuple) else (args,)
         first = _call_observed(fn, _fresh(args), {})
-        if repeat > 1 and first.kind != "exception":
+        if repeat > 1 and position == 0 and first.kind != "exception":
             second = _call_observed(fn, _fresh(args), {})
             results.append(Observed("sequence", type="repeat", items=[first, second]))
         else:

@@ -40,7 +40,7 @@ from grader.course import Course
 from grader.errors import GraderError
 from grader.execute import Job, Result
 from grader.notebooks import read_notebook
-from grader.plan import NotebookPlan, is_test_cell, plan_for
+from grader.plan import NotebookPlan, is_demo_cell, is_test_cell, plan_for
 from grader.sandbox import Limits, Sandbox
 from grader.tamper import scan
 
@@ -408,7 +408,7 @@ class Autograder:
             elif is_test_cell(cell):
                 probes = [check.spec for check in plan.checks.get(cell.metadata.nbgrader.grade_id, [])]
                 cells.append({"index": index, "kind": "test", "probes": probes})
-            elif _is_demo(cell) and not self.limits.run_demo_cells:
+            elif is_demo_cell(cell) and not self.limits.run_demo_cells:
                 cells.append({"index": index, "kind": "skip"})
             else:
                 cells.append({"index": index, "kind": "code", "source": cell.source})
@@ -550,10 +550,6 @@ def _order(notebook, name: str) -> int:
         order = {cell.name: index for index, cell in enumerate(notebook.source_cells)}
         notebook._grader_order = order
     return order.get(name, 0)
-
-
-def _is_demo(cell) -> bool:
-    return "demo" in cell.get("metadata", {}).get("tags", []) and bool(cell.get("metadata", {}).get("nbgrader", {}).get("locked"))
 
 
 def _imported_modules(source: str) -> set[str]:

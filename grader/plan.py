@@ -65,10 +65,11 @@ def lint_test_cell(grade_id: str, source: str) -> None:
 
 
 class _GlobalBindings(ast.NodeVisitor):
-    """The names a cell binds at the notebook's top level (imports are allowed and not collected)."""
+    """The names a cell binds at the notebook's top level (imports only when asked)."""
 
-    def __init__(self) -> None:
+    def __init__(self, include_imports: bool = False) -> None:
         self.names: list[str] = []
+        self.include_imports = include_imports
 
     def visit_FunctionDef(self, node: ast.AST) -> None:
         self.names.append(node.name)  # its body is a scope of its own
@@ -79,11 +80,61 @@ class _GlobalBindings(ast.NodeVisitor):
         pass
 
     visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_Lambda
-    visit_Import = visit_ImportFrom = visit_Lambda
+
+    def visit_Import(self, node: ast.AST) -> None:
+        if self.include_imports:
+            self.names += [(alias.asname or alias.name).split(".")[0] for alias in node.names]
+
+    visit_ImportFrom = visit_Import
 
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Store):
             self.names.append(node.id)
+
+
+def is_demo_cell(cell: dict) -> bool:
+    """A read-only cell tagged ``demo``: it only draws or times something, and grading skips it."""
+    meta = cell.get("metadata", {})
+    return "demo" in meta.get("tags", []) and bool(meta.get("nbgrader", {}).get("locked"))
+
+
+def demo_cell_problems(cells: list[dict]) -> list[str]:
+    """Names that a cell grading runs takes from a ``demo`` cell (which grading skips).
+
+    Walks the notebook in order, remembering which cell last bound each name; a
+    non-demo cell that uses a name last bound by a demo cell would fail (or behave
+    differently) when graded, so that is a problem of the notebook.
+    """
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    last_binder: dict[str, str] = {}
+    problems = []
+    for index, cell in enumerate(cells):
+        if cell.get("cell_type") != "code":
+            continue
+        try:
+            tree = ast.parse(TransformerManager().transform_cell(_source(cell)))
+        except SyntaxError:
+            continue
+        demo = is_demo_cell(cell)
+        label = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {index}"
+        if not demo:
+            local = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+            local |= {arg.arg for node in ast.walk(tree) if isinstance(node, ast.arguments)
+                      for arg in node.args + node.kwonlyargs + node.posonlyargs}
+            used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+            for name in sorted(used - local):
+                if name in last_binder:
+                    problems.append(f"{label} uses {name!r}, which only the demo cell {last_binder[name]} defines; "
+                                    "grading skips demo cells: define it in a cell that is not tagged demo")
+        bound = _GlobalBindings(include_imports=True)
+        bound.visit(tree)
+        for name in bound.names:
+            if demo:
+                last_binder[name] = label
+            else:
+                last_binder.pop(name, None)
+    return problems
 
 
 def plan_notebook(tests: list[tuple[str, str]], salt: str = "") -> NotebookPlan:

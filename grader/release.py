@@ -20,7 +20,7 @@ from typing import Callable
 from grader.course import Course
 from grader.errors import GraderError
 from grader.notebooks import read_notebook, run_plain
-from grader.plan import plan_notebook, test_sources
+from grader.plan import demo_cell_problems, plan_notebook, test_sources
 
 
 @dataclass
@@ -51,6 +51,7 @@ def verify(course: Course, assignment: str, notebook: str) -> NotebookCheck:
         plan_notebook(test_sources(source.cells))
     except Exception as error:  # AuthoringError, or a bug in a test: either way the instructor must see it
         check.problems.append(f"the grader cannot run its tests: {error}")
+    check.problems += demo_cell_problems(source.cells)
     run = run_plain(source_path)
     check.seconds["source"] = run.seconds
     for index, error in run.errors_outside_tests():

@@ -92,8 +92,35 @@ def preload(modules: list[str]) -> None:
     figure.add_subplot().plot([0, 1], [0, 1])
     figure.canvas.draw()
     plt.close("all")
-    x = torch.tensor([1.0, 2.0], requires_grad=True)
-    (x * x).sum().backward()
+    _warm_torch(torch)
+
+
+def _warm_torch(torch: Any) -> None:
+    """Run, once, what PyTorch initialises lazily on first use: every fork would pay for it again.
+
+    (The first optimizer step imports torch._dynamo, about a second; the first
+    float64 backward with an explicit gradient, about 0.4 s.)
+    """
+    for dtype in (torch.float32, torch.float64):
+        x = torch.tensor([1.0, 2.0], dtype=dtype, requires_grad=True)
+        y = torch.tanh(x) * x ** 2 + torch.exp(-x).sum()
+        y.backward(gradient=torch.ones(2, dtype=dtype))
+        (grad,) = torch.autograd.grad(torch.sin(x).sum(), x, create_graph=True)
+        grad.sum().backward()
+        repr(x), repr(grad)
+        model = torch.nn.Sequential(torch.nn.Linear(2, 3, dtype=dtype), torch.nn.Tanh(), torch.nn.Linear(3, 2, dtype=dtype))
+        for optimizer in (torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                          torch.optim.Adam(model.parameters(), lr=0.01)):
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+            loss = torch.nn.functional.cross_entropy(model(torch.ones(4, 2, dtype=dtype)), torch.tensor([0, 1, 0, 1]))
+            loss = loss + torch.nn.functional.mse_loss(model(torch.ones(1, 2, dtype=dtype)), torch.zeros(1, 2, dtype=dtype))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        torch.func.jvp(torch.sin, (x.detach(),), (torch.ones_like(x.detach()),))
+        torch.autograd.functional.jacobian(lambda v: torch.tanh(v) * 2, x.detach())
+        torch.linalg.lstsq(torch.ones(3, 2, dtype=dtype) + torch.eye(3, 2, dtype=dtype), torch.ones(3, 1, dtype=dtype))
 
 
 def serve(sock: socket.socket, modules: list[str]) -> None:
