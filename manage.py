@@ -73,22 +73,28 @@ def ensure_venv() -> None:
     say("environment ready")
 
 
+def apt_install(packages: list[str], why: str) -> bool:
+    """Install Debian packages when this is Debian and we are root; True if it worked."""
+    apt = shutil.which("apt-get")
+    if not (apt and hasattr(os, "geteuid") and os.geteuid() == 0):
+        return False
+    say(f"installing {', '.join(packages)} (Debian packages) {why}")
+    try:
+        run([apt, "update", "-qq"], quiet=True)
+        run([apt, "install", "-y", "-qq", *packages], quiet=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        return True
+    except subprocess.CalledProcessError:
+        say(f"could not install {', '.join(packages)} with apt-get; continuing without")
+        return False
+
+
 def ensure_graphviz() -> None:
     """Graphviz's `dot` renders the computational graphs torchviz and autograd_lab draw.
 
     Everything else works without it: graph-drawing cells then print how to install it.
     """
-    if shutil.which("dot"):
+    if shutil.which("dot") or apt_install(["graphviz"], "for drawing computational graphs"):
         return
-    apt = shutil.which("apt-get")
-    if apt and hasattr(os, "geteuid") and os.geteuid() == 0:
-        say("installing Graphviz (Debian package 'graphviz') for drawing computational graphs")
-        try:
-            run([apt, "update", "-qq"], quiet=True)
-            run([apt, "install", "-y", "-qq", "graphviz"], quiet=True)
-            return
-        except subprocess.CalledProcessError:
-            say("could not install Graphviz with apt-get; continuing without it")
     say(
         "Graphviz's `dot` is not installed, so computational graphs will not be drawn "
         "(everything else works). Install it with one of:\n"
@@ -97,6 +103,14 @@ def ensure_graphviz() -> None:
         "    conda install -c conda-forge graphviz\n"
         "    https://graphviz.org/download/     (Windows)"
     )
+
+
+def ensure_browser() -> None:
+    """Chromium and ChromeDriver, for the test that opens the course in JupyterLab in a real browser."""
+    if shutil.which("chromedriver") or apt_install(["chromium", "chromium-driver"], "for the browser test"):
+        return
+    say("Chromium and ChromeDriver are not installed: the browser test will be skipped "
+        "(install them, e.g. `sudo apt-get install chromium chromium-driver`, to run it)")
 
 
 def run(command: list[str], quiet: bool = False, **kwargs) -> subprocess.CompletedProcess:
@@ -125,11 +139,14 @@ def lab(extra: list[str]) -> int:
     copy_student_notebooks()
     say("opening JupyterLab in workspace/ (your copies of the notebooks); stop it with Ctrl+C")
     command = [str(venv_python()), "-m", "jupyter", "lab", f"--notebook-dir={WORKSPACE}", *extra]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in extra:
+        command.append("--allow-root")  # containers and cloud machines often run as root
     return subprocess.call(command, cwd=ROOT)
 
 
 def test(extra: list[str]) -> int:
     setup()
+    ensure_browser()
     say("running the test suite: " + " ".join(["pytest", *extra]))
     return subprocess.call([str(venv_python()), "-m", "pytest", *extra], cwd=ROOT)
 

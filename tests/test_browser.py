@@ -1,0 +1,126 @@
+"""The course as a student meets it: JupyterLab in a real (headless) browser, Run All, look at the result.
+
+Starts JupyterLab on a copy of a notebook, drives Chromium with Selenium through
+the Run menu, and checks that every cell ran, figures were drawn, the checks
+printed their ✓ lines and nothing failed. A screenshot is left in
+``build/browser/`` to look at.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                       reason="needs Chromium and ChromeDriver (python3 manage.py test installs them as root on Debian)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    notebook = "02-backward.ipynb"
+    shutil.copy(ROOT / "course" / "source" / "02-backward" / notebook, tmp_path / notebook)
+    port = _free_port()
+    settings = tmp_path / "settings"
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}')
+    (settings / "@jupyterlab" / "notebook-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
+        '{"windowingMode": "none"}')  # every cell in the page, so the test can read them all
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
+         f"--notebook-dir={tmp_path}",
+         "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
+         f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.3)
+    yield f"http://127.0.0.1:{port}/lab/tree/{notebook}"
+    server.terminate()
+    server.wait(timeout=20)
+
+
+def test_a_student_runs_a_notebook_in_jupyterlab(jupyterlab):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--window-size=1400,2200"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        browser.get(jupyterlab)
+        wait = WebDriverWait(browser, 120)
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
+        wait.until(lambda b: "Idle" in b.execute_script(
+            "return document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') "
+            "|| document.body.innerText") or _kernel_idle(b))
+        _menu(browser, wait, "Run", "Run All Cells")
+        cells = browser.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")
+        wait.until(lambda b: _all_executed(b))
+        screenshots = ROOT / "build" / "browser"
+        screenshots.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(screenshots / "02-backward-top.png"))
+        text = browser.find_element(By.CSS_SELECTOR, ".jp-Notebook").text
+        errors = browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        images = browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output img")
+        browser.execute_script("arguments[0].scrollIntoView();", images[0])
+        browser.save_screenshot(str(screenshots / "02-backward-figure.png"))
+        assert len(cells) > 20
+        assert not [e.text[:200] for e in errors], "a cell wrote an error"
+        assert len(images) >= 2, "figures are drawn"
+        assert text.count("✓") >= 10, "the checks print their pass lines"
+        assert "Traceback" not in text
+    finally:
+        browser.quit()
+
+
+def _menu(browser, wait, top: str, item: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    wait.until(lambda b: any(e.text == top for e in b.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel")))
+    next(e for e in browser.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel") if e.text == top).click()
+    wait.until(lambda b: any(e.text == item for e in b.find_elements(By.CSS_SELECTOR, ".lm-Menu-itemLabel")))
+    next(e for e in browser.find_elements(By.CSS_SELECTOR, ".lm-Menu-itemLabel") if e.text == item).click()
+
+
+def _kernel_idle(browser) -> bool:
+    return bool(browser.execute_script(
+        "return [...document.querySelectorAll('.jp-Toolbar-kernelStatus, .jp-Notebook-ExecutionIndicator')]"
+        ".some(e => /idle/i.test(e.getAttribute('title') || e.getAttribute('data-status') || ''))"))
+
+
+def _all_executed(browser) -> bool:
+    """Every code cell shows an execution count, and none is running ([*])."""
+    prompts = browser.execute_script(
+        "return [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent)")
+    return bool(prompts) and all(p.strip() not in ("[ ]:", "[*]:", "") for p in prompts)
