@@ -224,6 +224,12 @@ def build_filesystem(fs: Filesystem, limits: Limits, uid: int, gid: int) -> None
     new = fs.root
     os.makedirs(new, exist_ok=True)
     mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=0755")
+    # The writable, private directories first: a read-only path that lies below one of them
+    # (a checkout in /tmp, say) is then mounted inside it, not hidden by it.
+    size = f"size={limits.disk_mb}m"
+    for path, mode in (("/tmp", "1777"), (WORKDIR, "0755")):
+        os.makedirs(new + path, exist_ok=True)
+        mount("tmpfs", new + path, "tmpfs", MS_NOSUID | MS_NODEV, f"{size},mode={mode}")
     for path in fs.read_only:
         target = new + path
         if os.path.isdir(path):
@@ -239,10 +245,6 @@ def build_filesystem(fs: Filesystem, limits: Limits, uid: int, gid: int) -> None
         mount("/dev/" + device, new + "/dev/" + device, None, MS_BIND)
     os.makedirs(new + "/proc", exist_ok=True)
     mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    size = f"size={limits.disk_mb}m"
-    for path, mode in (("/tmp", "1777"), (WORKDIR, "0755")):
-        os.makedirs(new + path, exist_ok=True)
-        mount("tmpfs", new + path, "tmpfs", MS_NOSUID | MS_NODEV, f"{size},mode={mode}")
     for name, data in fs.files.items():
         target = Path(new + WORKDIR) / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -251,7 +253,6 @@ def build_filesystem(fs: Filesystem, limits: Limits, uid: int, gid: int) -> None
         os.chown(directory, uid, gid)
         for name in names:
             os.chown(os.path.join(directory, name), uid, gid)
-    os.chown(new + "/tmp", 0, 0)
     os.chroot(new)
     os.chdir(WORKDIR)
 
