@@ -149,8 +149,11 @@ def test_the_secure_grader_gives_solutions_full_marks_and_blanks_nothing(tmp_pat
         expected = outcome.max_score if student == "solutions" else 0.0
         if outcome.status != "graded" or outcome.score != expected:
             failed = [g for g, ok in outcome.tests.items() if ok != (student == "solutions")]
+            graded = nbformat.read(course.autograded / student / assignment / f"{assignment}.ipynb", as_version=4)
+            messages = [o.get("evalue", "") for c in graded.cells
+                        if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") in failed for o in c.outputs]
             problems.append(f"{student}/{assignment}: {outcome.status} {outcome.score}/{outcome.max_score} "
-                            f"{outcome.detail} {failed} {outcome.flags[:3]}")
+                            f"{outcome.detail} {failed} {messages} {outcome.flags[:3]}")
         if student == "solutions":
             assert not outcome.flags, f"{assignment}: false alarms {outcome.flags}"
     assert not problems, "\n".join(problems)
