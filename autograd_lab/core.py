@@ -22,7 +22,6 @@ given the gradients of its outputs (`backward`, the chain rule, one step).
 from __future__ import annotations
 
 import heapq
-import itertools
 import weakref
 from typing import Any, TypeAlias
 
@@ -147,10 +146,12 @@ class Variable:
         Functions are processed from the output back, largest `generation`
         first: a function only runs once every function that used its outputs
         has passed its gradient down, so each gradient is complete before it
-        is used. A heap gives the next function in O(log n), and `seen`
-        makes sure each function runs once: the whole walk is linear in the
-        size of the graph (up to the log) and needs no recursion, so a chain of
-        a million operations is fine.
+        is used. Waiting functions are kept in one list per generation, and a
+        heap holds the generations that have a list: the next function comes
+        from the largest generation in O(1), a heap operation is paid only when
+        a generation first appears or empties, and `seen` makes sure each
+        function runs once. The whole walk is linear in the size of the graph
+        and needs no recursion, so a chain of a million operations is fine.
 
         Gradients accumulate: a variable used twice receives the sum of both
         contributions (`x + x` gives 2), and a second `backward()` adds to the
@@ -167,14 +168,25 @@ class Variable:
         if self.creator is None:
             return
 
-        todo: list[tuple[int, int, Function]] = []  # heap of (-generation, tie-break, function)
-        order = itertools.count()  # tie-break: never compare two Functions
-        seen = {self.creator}
-        heapq.heappush(todo, (-self.creator.generation, next(order), self.creator))
+        waiting: dict[int, list[Function]] = {}  # generation -> its functions still to run
+        generations: list[int] = []  # heap of -generation, one entry per list in `waiting`
+
+        def add(func: Function) -> None:
+            seen.add(func)
+            if func.generation not in waiting:
+                waiting[func.generation] = []
+                heapq.heappush(generations, -func.generation)
+            waiting[func.generation].append(func)
+
+        seen: set[Function] = set()
+        add(self.creator)
 
         with using_config("enable_backprop", create_graph):
-            while todo:
-                func = heapq.heappop(todo)[2]
+            while generations:
+                latest = waiting[-generations[0]]
+                func = latest.pop()
+                if not latest:
+                    del waiting[-heapq.heappop(generations)]
                 gys = [_grad_of_output(ref) for ref in func.outputs]
                 gxs = func.backward(*gys)
                 if not isinstance(gxs, tuple):
@@ -186,8 +198,7 @@ class Variable:
                     x.grad = gx if x.grad is None else x.grad + gx
                     creator = x.creator
                     if creator is not None and creator not in seen:
-                        seen.add(creator)
-                        heapq.heappush(todo, (-creator.generation, next(order), creator))
+                        add(creator)
 
                 if not retain_grad:
                     for ref in func.outputs:
