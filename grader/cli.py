@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_course(autograde)
     autograde.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
     autograde.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
-    autograde.add_argument("--workers", type=int, metavar="N", help="parallel workers (default: every core)")
+    autograde.add_argument("--workers", type=_at_least_one, metavar="N", help="parallel workers (default: every core)")
     autograde.add_argument("--scheduler", metavar="ADDRESS",
                            help="send the work to a Dask cluster at ADDRESS (tcp://host:8786) instead of local cores")
     autograde.add_argument("--force", action="store_true", help="regrade submissions already graded")
@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_course(feedback)
     feedback.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
     feedback.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
+    feedback.add_argument("--workers", type=_at_least_one, metavar="N", help="parallel processes (default: every core)")
+    feedback.add_argument("--force", action="store_true",
+                          help="rewrite pages already written from the current grades")
+    feedback.add_argument("--no-progress", action="store_true", help="no progress bar")
     feedback.set_defaults(run=_feedback)
 
     export = commands.add_parser("export", help="grades as CSV (plain, Canvas or Moodle)",
@@ -117,6 +121,17 @@ def _collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    """argparse type of --workers."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers: give a whole number, 1 or more")
+    return value
+
+
 def _autograde(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -125,8 +140,6 @@ def _autograde(args: argparse.Namespace) -> int:
     from grader.sandbox import Sandbox
 
     course = open_course(args.course)
-    if args.workers is not None and args.workers < 1:
-        raise GraderError("--workers must be at least 1")
     limits = Sandbox(config=course.config).limits()
     if args.cell_timeout:
         limits = replace(limits, cell_timeout=args.cell_timeout)
@@ -140,8 +153,9 @@ def _feedback(args: argparse.Namespace) -> int:
     from grader.course import open_course
     from grader.feedback import feedback
 
-    feedback(open_course(args.course), args.assignments, args.student)
-    return 0
+    summary = feedback(open_course(args.course), args.assignments, args.student, workers=args.workers,
+                       force=args.force, progress=not args.no_progress)
+    return 1 if summary.failed else 0
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -7,10 +7,19 @@ checks. Here the same converter runs with nbgrader's ``ClearHiddenTests`` first
 the output, stays), and a first cell that says how the notebook was graded:
 its status, score, and what happened if it was stopped. A notebook that could
 not be graded (missing, unreadable) gets a short page that says why.
+
+Students are converted in parallel, one process per core; a student whose
+grades have not changed since their pages were written is skipped; and a
+student whose pages cannot be made is reported while the others go on.
 """
 from __future__ import annotations
 
+import hashlib
 import html
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbformat.v4 import new_markdown_cell
@@ -19,7 +28,6 @@ from traitlets import Unicode
 
 from grader.autograde import SubmissionRecord, record_path, write_atomically
 from grader.course import Course
-from grader.errors import GraderError
 
 HIDDEN_NOTE = "# (hidden tests: their code is not shown; the result below is theirs too)"
 
@@ -76,41 +84,139 @@ def status_markdown(outcome) -> str:
     return "\n\n".join(lines)
 
 
-def feedback(course: Course, assignments: list[str] | None, students: list[str] | None, say=print) -> int:
-    """Write feedback/<student>/<assignment>/<notebook>.html; return how many pages were written."""
-    from traitlets.config import Config
+@dataclass
+class FeedbackSummary:
+    written: int = 0  # pages (re)written
+    current: int = 0  # students whose pages were newer than their grades, left as they were
+    failed: list[str] = field(default_factory=list)  # "<student>/<assignment>: why"
 
-    written = 0
+
+def feedback(course: Course, assignments: list[str] | None, students: list[str] | None, *,
+             workers: int | None = None, force: bool = False, progress: bool = False,
+             say=print) -> FeedbackSummary:
+    """Write feedback/<student>/<assignment>/<notebook>.html for every graded submission.
+
+    Students are independent, so they are shared out among ``workers`` processes
+    (default: every core). A student whose pages were written from their grading
+    record as it is now is skipped unless ``force``. A student whose feedback cannot be made is
+    reported in the summary and the others go on.
+    """
+    todo: list[tuple[str, str]] = []
+    summary = FeedbackSummary()
     for assignment in course.select(assignments):
-        config = Config(course.config)
-        config.GenerateFeedback.preprocessors = [ShowHiddenTestsAsNote, "nbgrader.preprocessors.GetGrades",
-                                                 "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor", GradingStatus]
-        config.GradingStatus.course_root = str(course.root)
-        config.ClearHiddenTests.enforce_metadata = False
-        api = _api(course, config)
         records = sorted((course.root / ".grader" / "results" / assignment).glob("*.json"))
         if not records:
             say(f"{assignment}: nothing graded yet (run `python -m grader autograde {assignment}`)")
-            continue
         for path in records:
-            student = path.stem
-            if students and student not in students:
+            if students and path.stem not in students:
                 continue
-            record = SubmissionRecord.load(path)
-            if record is None:
-                continue
-            if any((course.autograded / student / assignment / f"{n}.ipynb").exists() for n in record.notebooks):
-                result = api.generate_feedback(assignment, student)
-                if not result.get("success"):
-                    raise GraderError(f"nbgrader could not make feedback for {student}/{assignment}:\n"
-                                      f"{result.get('error') or result.get('log')}")
-            for notebook, outcome in record.notebooks.items():
-                target = course.feedback / student / assignment / f"{notebook}.html"
-                if not (course.autograded / student / assignment / f"{notebook}.ipynb").exists():
-                    write_atomically(target, _page(student, assignment, notebook, outcome).encode())
-                written += 1
-        say(f"{assignment}: feedback written to {course.feedback.relative_to(course.root)}/<student>/{assignment}/")
-    return written
+            if not force and _is_current(course, assignment, path):
+                summary.current += 1
+            else:
+                todo.append((assignment, path.stem))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="student", desc="feedback", dynamic_ncols=True)
+    if workers == 1:
+        results = (_feedback_for(str(course.root), assignment, student) for assignment, student in todo)
+        _collect(zip(todo, results), summary, bar)
+    else:
+        context = multiprocessing.get_context("spawn")  # a fresh process: no gradebook connection is shared
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(_feedback_for, str(course.root), assignment, student): (assignment, student)
+                       for assignment, student in todo}
+            _collect(((futures[f], _result(f)) for f in as_completed(futures)), summary, bar)
+    if bar is not None:
+        bar.close()
+    say(f"feedback: {summary.written} page(s) written to {course.feedback.relative_to(course.root)}/"
+        f"<student>/<assignment>/"
+        + (f", {summary.current} submission(s) already up to date (--force rewrites them)" if summary.current else ""))
+    for failure in summary.failed:
+        say(f"  could not make feedback for {failure}")
+    return summary
+
+
+def _collect(results, summary: FeedbackSummary, bar) -> None:
+    for (assignment, student), (written, error) in results:
+        summary.written += written
+        if error:
+            summary.failed.append(f"{student}/{assignment}: {error}")
+        if bar is not None:
+            bar.update()
+
+
+def _result(future) -> tuple[int, str | None]:
+    try:
+        return future.result()
+    except Exception as error:  # the worker itself died
+        return 0, f"{type(error).__name__}: {error}"
+
+
+def _stamp(course: Course, assignment: str, student: str) -> Path:
+    return course.root / ".grader" / "feedback" / assignment / f"{student}.done"
+
+
+def _digest(course: Course, assignment: str, student: str) -> str:
+    """What the pages are made from: the grading record and the graded notebooks."""
+    digest = hashlib.sha256(record_path(course, assignment, student).read_bytes())
+    for notebook in sorted((course.autograded / student / assignment).glob("*.ipynb")):
+        digest.update(notebook.name.encode() + b"\0" + notebook.read_bytes())
+    return digest.hexdigest()
+
+
+def _is_current(course: Course, assignment: str, record: Path) -> bool:
+    """This student's pages were all written, completely, from the grades as they are now.
+
+    A stamp holding the record's digest is written after the last page, so a run
+    killed half way through a student's pages writes them again next time.
+    """
+    stamp = _stamp(course, assignment, record.stem)
+    return stamp.exists() and stamp.read_text() == _digest(course, assignment, record.stem)
+
+
+_apis: dict[tuple[str, str], object] = {}
+
+
+def _feedback_for(root: str, assignment: str, student: str) -> tuple[int, str | None]:
+    """Write one student's pages for one assignment; (pages written, why it failed or None)."""
+    from grader.course import open_course
+
+    course = open_course(root)
+    record = SubmissionRecord.load(record_path(course, assignment, student))
+    if record is None:
+        return 0, "its grading record cannot be read; run `python -m grader autograde --force` for it"
+    written = 0
+    try:
+        if any((course.autograded / student / assignment / f"{n}.ipynb").exists() for n in record.notebooks):
+            if (root, assignment) not in _apis:
+                _apis[(root, assignment)] = _api(course, _feedback_config(course))
+            result = _apis[(root, assignment)].generate_feedback(assignment, student)
+            if not result.get("success"):
+                log = (result.get("error") or result.get("log") or "").strip().splitlines()
+                return 0, "nbgrader could not convert it: " + (log[-1] if log else "no reason given")
+        for notebook, outcome in record.notebooks.items():
+            target = course.feedback / student / assignment / f"{notebook}.html"
+            if not (course.autograded / student / assignment / f"{notebook}.ipynb").exists():
+                write_atomically(target, _page(student, assignment, notebook, outcome).encode())
+            written += 1
+        write_atomically(_stamp(course, assignment, student), _digest(course, assignment, student).encode())
+    except Exception as error:
+        return written, f"{type(error).__name__}: {error}"
+    return written, None
+
+
+def _feedback_config(course: Course):
+    from traitlets.config import Config
+
+    config = Config(course.config)
+    config.GenerateFeedback.preprocessors = [ShowHiddenTestsAsNote, "nbgrader.preprocessors.GetGrades",
+                                             "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor", GradingStatus]
+    config.GradingStatus.course_root = str(course.root)
+    config.ClearHiddenTests.enforce_metadata = False
+    return config
 
 
 def _api(course: Course, config):
@@ -130,4 +236,4 @@ def _page(student: str, assignment: str, notebook: str, outcome) -> str:
             f"<p>Student: {html.escape(student)}</p><p>{body}</p>{detail}</body></html>")
 
 
-__all__ = ["feedback", "record_path"]
+__all__ = ["FeedbackSummary", "feedback", "record_path"]

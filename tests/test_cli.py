@@ -41,6 +41,11 @@ def test_nothing_to_grade_says_how_to_get_submissions(course_dir, capsys):
     assert "grader collect" in capsys.readouterr().out
 
 
-def test_workers_must_be_positive(course_dir, capsys):
-    assert main(["autograde", "--course", str(course_dir), "--workers", "0"]) == 1
-    assert "--workers" in capsys.readouterr().err
+@pytest.mark.parametrize("command", ["autograde", "feedback"])
+@pytest.mark.parametrize("workers", ["0", "two"])
+def test_workers_must_be_a_positive_number(command, workers, course_dir, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main([command, "--course", str(course_dir), "--workers", workers])
+    assert exit.value.code == 2  # argparse's usage error
+    error = capsys.readouterr().err
+    assert "--workers" in error and "1 or more" in error
