@@ -25,6 +25,7 @@ stand-ins; only the probes run in your kernel, and the verdicts
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import linecache
@@ -302,8 +303,9 @@ SALT = ""
 def rng(key: str) -> np.random.Generator:
     """A numpy random generator seeded from ``key``: the same inputs every run, different per exercise.
 
-    When grading, the grader mixes in a secret of the course, so inputs a student
-    saw printed in one feedback report are not the ones a later grading uses.
+    When grading, the grader mixes in a salt made of a secret of the course and the
+    submission's fingerprint: every submission (and resubmission) meets inputs of
+    its own, so inputs printed in one feedback report help no other submission.
     """
     seed = int.from_bytes(hashlib.sha256((SALT + key).encode()).digest()[:8], "little")
     return np.random.default_rng(seed)
@@ -464,16 +466,23 @@ def plan_cell(source: str, namespace: PlanNamespace, *, filename: str = "<test c
     global _planned
     if _planned is not None:
         raise RuntimeError("plan_cell is not re-entrant")
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    code = TransformerManager().transform_cell(source)  # test cells may use %magics like notebooks do
-    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    text, code = _compiled(source, filename)
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)  # for tracebacks
     _planned = []
     try:
-        exec(compile(code, filename, "exec"), namespace)
+        exec(code, namespace)
         return _planned
     finally:
         _planned = None
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str, filename: str):
+    """A test cell as code: transformed like IPython does (test cells may use %magics), compiled once."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    text = TransformerManager().transform_cell(source)
+    return text, compile(text, filename, "exec")
 
 
 def judge_cell(planned: list[PlannedCheck], observations: list[dict] | None) -> tuple[list[str], Verdict | None]:

@@ -34,6 +34,11 @@ class AuthoringError(Exception):
 
 def encode(obj: Any) -> Any:
     """Encode a probe argument as JSON data. Student objects travel as lazy expressions."""
+    kind = type(obj)  # the common cases first: a graph spec holds tens of thousands of these
+    if kind is list:
+        return [encode(item) for item in obj]
+    if kind is int or kind is str or kind is bool or obj is None:
+        return obj
     from autograd_lab.lazy import Lazy
 
     if isinstance(obj, Lazy):

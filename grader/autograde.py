@@ -40,7 +40,7 @@ from grader.course import Course
 from grader.errors import GraderError
 from grader.execute import Job, Result
 from grader.notebooks import read_notebook
-from grader.plan import NotebookPlan, is_demo_cell, is_test_cell, plan_for
+from grader.plan import NotebookPlan, is_demo_cell, is_test_cell, plan_notebook
 from grader.sandbox import Limits, Sandbox
 from grader.tamper import scan
 
@@ -322,7 +322,7 @@ class Autograder:
         """Plan every notebook once here, so a broken test stops the run before anything is graded."""
         for (assignment, notebook), sources in tests.items():
             try:
-                plan_for(sources, salt=self.salt)
+                plan_notebook(sources, salt=self.salt)
             except Exception as error:
                 raise GraderError(f"the tests of {assignment}/{notebook} cannot be run: {error}\n"
                                   f"Fix the source and run `python -m grader release {assignment}`.") from error
@@ -399,7 +399,12 @@ class Autograder:
         nb = nbformat.from_dict(nb)  # cells nbgrader put back are plain dicts inside
         _drop_duplicate_tests(nb)
         entry.sanitized[notebook] = nb
-        plan = plan_for(tests[(entry.assignment, notebook)], salt=self.salt)
+        try:
+            # The submission's own fingerprint (which holds the course secret) seeds the hidden
+            # inputs: each submission, and each resubmission, is tested on inputs of its own.
+            plan = plan_notebook(tests[(entry.assignment, notebook)], salt=entry.fingerprint)
+        except Exception as error:
+            return NotebookOutcome(notebook, "error", f"the hidden tests could not be prepared: {error}")
         entry.plans[notebook] = plan
         cells = []
         for index, cell in enumerate(nb.cells):

@@ -5,8 +5,9 @@ the expected values are computed now, with this process's PyTorch, and what
 must run on the student's code is recorded as probe specs. The sandboxed kernel
 later receives only those specs — never the test code, never the expected values.
 
-A plan depends only on the test cells, so one plan serves every submission of a
-notebook; :func:`plan_for` caches it.
+A plan depends on the test cells and a salt that seeds the hidden tests' random
+inputs (``checks.rng``); the autograder plans each submission with a salt of its
+own, so no two submissions are tested on the same hidden inputs.
 """
 from __future__ import annotations
 
@@ -175,14 +176,3 @@ def fingerprint(tests: list[tuple[str, str]]) -> str:
     for grade_id, source in tests:
         digest.update(grade_id.encode() + b"\0" + source.encode() + b"\0")
     return digest.hexdigest()
-
-
-_cache: dict[str, NotebookPlan] = {}
-
-
-def plan_for(tests: list[tuple[str, str]], salt: str = "") -> NotebookPlan:
-    """The plan of these test cells, computed once per process."""
-    key = fingerprint(tests) + salt
-    if key not in _cache:
-        _cache[key] = plan_notebook(tests, salt)
-    return _cache[key]

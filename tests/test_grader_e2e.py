@@ -159,3 +159,71 @@ def test_autograded_copy_never_changes_the_submission(course_dir, tmp_path):
     graded = json.loads((course.autograded / "correct" / "ps1" / "ps1.ipynb").read_text())
     texts = ["".join(o.get("text", "")) for c in graded["cells"] for o in c.get("outputs", [])]
     assert any(text.startswith("✓") for text in texts)
+
+
+def test_feedback_goes_on_past_a_broken_student_and_skips_what_is_current(course_dir, tmp_path, capsys):
+    download = tmp_path / "download"
+    write_class(course_dir, download)
+    main(["collect", "--course", str(course_dir), "ps1", str(download)])
+    course = open_course(course_dir)
+    Autograder(course, workers=1, progress=False, report=lambda _: None).run(students=["correct", "wrong", "partly"])
+    (course.autograded / "wrong" / "ps1" / "ps1.ipynb").write_text("{ not json")  # damaged after grading
+
+    assert main(["feedback", "--course", str(course_dir), "--workers", "2", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "could not make feedback for wrong/ps1" in out
+    pages = {s: course.feedback / s / "ps1" / "ps1.html" for s in ("correct", "partly")}
+    assert all(page.exists() for page in pages.values())
+    assert not (course.feedback / "wrong" / "ps1" / "ps1.html").exists()
+
+    # Run again: the two written students are current and left alone; the broken one is tried again.
+    written = {s: page.stat().st_mtime_ns for s, page in pages.items()}
+    assert main(["feedback", "--course", str(course_dir), "--workers", "1", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "2 submission(s) already up to date" in out and "wrong/ps1" in out
+    assert {s: page.stat().st_mtime_ns for s, page in pages.items()} == written
+
+    # Regrading makes a student's pages stale: they are rewritten, the others' are not.
+    Autograder(course, workers=1, force=True, progress=False, report=lambda _: None).run(students=["wrong", "correct"])
+    assert main(["feedback", "--course", str(course_dir), "--workers", "1", "--no-progress"]) == 0
+    assert "2 page(s) written" in capsys.readouterr().out
+    assert "Graded." in (course.feedback / "wrong" / "ps1" / "ps1.html").read_text()
+    assert pages["correct"].stat().st_mtime_ns != written["correct"]
+    assert pages["partly"].stat().st_mtime_ns == written["partly"]
+    # --force rewrites everyone's.
+    assert main(["feedback", "--course", str(course_dir), "--force", "--no-progress"]) == 0
+    assert "3 page(s) written" in capsys.readouterr().out
+
+
+def test_every_submission_gets_hidden_inputs_of_its_own(course_dir, tmp_path):
+    """Hidden inputs seen in one feedback page are of no use to another submission, or a resubmission."""
+    from fixture_course import CORRECT, _answered
+    import nbformat
+
+    hard_coded = dict(CORRECT, **{"square-grad": "return 6.0 if x == 3.0 else 0.0"})  # passes the visible test only
+    download = tmp_path / "download"
+    for student in ("ann", "bob"):
+        (download / student).mkdir(parents=True)
+        nbformat.write(_answered(course_dir, hard_coded), download / student / "ps1.ipynb")
+    main(["collect", "--course", str(course_dir), "ps1", str(download)])
+    course = open_course(course_dir)
+
+    def hidden_failure(student: str) -> str:
+        graded = nbformat.read(course.autograded / student / "ps1" / "ps1.ipynb", as_version=4)
+        cell = next(c for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test-square-grad")
+        (error,) = [o for o in cell.outputs if o.output_type == "error"]
+        return error.evalue
+
+    def grade(*students: str, force: bool = False) -> None:
+        Autograder(course, workers=1, force=force, progress=False, report=lambda _: None).run(students=list(students))
+
+    grade("ann", "bob")
+    ann, bob = hidden_failure("ann"), hidden_failure("bob")
+    assert "square_grad" in ann and ann != bob  # same code, different inputs
+    grade("ann", force=True)
+    assert hidden_failure("ann") == ann  # regrading the same submission is reproducible
+    path = course.submitted / "ann" / "ps1" / "ps1.ipynb"
+    path.write_text(path.read_text().replace("else 0.0", "else 0.0  # resubmitted"))
+    grade("ann")
+    assert hidden_failure("ann") != ann  # a resubmission meets new inputs
+    assert {r.notebooks["ps1"].score for r in _records(course).values()} == {3.0}
