@@ -259,6 +259,11 @@ class Autograder:
 
             # The workers start (and import torch) while this process plans the tests.
             with make_executor(self.workers, self.scheduler, preload) as executor:
+                import torch
+
+                # This process computes small references for every submission: one thread is
+                # fastest for them, and leaves the other cores to the workers.
+                torch.set_num_threads(1)
                 sanitizer = _Sanitizer(self.course, gradebook)
                 tests = self._test_sources(gradebook, assignments)
                 self._check_plans(tests)
