@@ -72,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     feedback = commands.add_parser("feedback", help="an HTML report per student and notebook (hidden tests' code left out)",
                                    description="Write feedback/<student>/<assignment>/<notebook>.html from the graded "
                                                "notebooks: each cell's output and score, the grading status, and "
-                                               "the hidden tests' results without their code.")
+                                               "the hidden tests' results without their code. Students are "
+                                               "converted in parallel; pages already made from the current grades "
+                                               "are kept (--force rewrites them); a student whose pages cannot be "
+                                               "made is reported and the others go on.")
     _add_course(feedback)
     feedback.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
     feedback.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
