@@ -170,6 +170,7 @@ class Variable:
 
         waiting: dict[int, list[Function]] = {}  # generation -> its functions still to run
         generations: list[int] = []  # heap of -generation, one entry per list in `waiting`
+        seen: set[Function] = set()
 
         def add(func: Function) -> None:
             seen.add(func)
@@ -178,7 +179,6 @@ class Variable:
                 heapq.heappush(generations, -func.generation)
             waiting[func.generation].append(func)
 
-        seen: set[Function] = set()
         add(self.creator)
 
         with using_config("enable_backprop", create_graph):

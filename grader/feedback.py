@@ -14,6 +14,7 @@ student whose pages cannot be made is reported while the others go on.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import multiprocessing
@@ -97,9 +98,9 @@ def feedback(course: Course, assignments: list[str] | None, students: list[str] 
     """Write feedback/<student>/<assignment>/<notebook>.html for every graded submission.
 
     Students are independent, so they are shared out among ``workers`` processes
-    (default: every core). A student whose pages were written from their grading
-    record as it is now is skipped unless ``force``. A student whose feedback cannot be made is
-    reported in the summary and the others go on.
+    (default: every core). A student whose pages were written from their grades as
+    they are now is skipped unless ``force``. A student whose feedback cannot be
+    made is reported in the summary and the others go on.
     """
     todo: list[tuple[str, str]] = []
     summary = FeedbackSummary()
@@ -170,30 +171,38 @@ def _digest(course: Course, assignment: str, student: str) -> str:
 def _is_current(course: Course, assignment: str, record: Path) -> bool:
     """This student's pages were all written, completely, from the grades as they are now.
 
-    A stamp holding the record's digest is written after the last page, so a run
-    killed half way through a student's pages writes them again next time.
+    A stamp holding the digest of the record and the graded notebooks is written
+    after the last page, so a run killed half way through a student's pages writes
+    them again next time.
     """
     stamp = _stamp(course, assignment, record.stem)
     return stamp.exists() and stamp.read_text() == _digest(course, assignment, record.stem)
 
 
-_apis: dict[tuple[str, str], object] = {}
+@functools.lru_cache(maxsize=None)
+def _course(root: str) -> Course:
+    """The course, opened once per (worker) process."""
+    from grader.course import open_course
+
+    return open_course(root)
+
+
+@functools.lru_cache(maxsize=None)
+def _feedback_api(root: str, assignment: str):
+    """nbgrader's API configured for this feedback, made once per process and assignment."""
+    return _api(_course(root), _feedback_config(_course(root)))
 
 
 def _feedback_for(root: str, assignment: str, student: str) -> tuple[int, str | None]:
     """Write one student's pages for one assignment; (pages written, why it failed or None)."""
-    from grader.course import open_course
-
-    course = open_course(root)
+    course = _course(root)
     record = SubmissionRecord.load(record_path(course, assignment, student))
     if record is None:
         return 0, "its grading record cannot be read; run `python -m grader autograde --force` for it"
     written = 0
     try:
         if any((course.autograded / student / assignment / f"{n}.ipynb").exists() for n in record.notebooks):
-            if (root, assignment) not in _apis:
-                _apis[(root, assignment)] = _api(course, _feedback_config(course))
-            result = _apis[(root, assignment)].generate_feedback(assignment, student)
+            result = _feedback_api(root, assignment).generate_feedback(assignment, student)
             if not result.get("success"):
                 log = (result.get("error") or result.get("log") or "").strip().splitlines()
                 return 0, "nbgrader could not convert it: " + (log[-1] if log else "no reason given")
