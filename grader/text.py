@@ -1,0 +1,33 @@
+"""Text that came from a submission or a download, made safe to print or to write into a report.
+
+A student chooses their file names, the messages their code raises and, by
+writing to the grader's channel, some of what the grader reports. Terminal
+escape codes in any of those would reach the instructor's terminal and the
+Markdown reports; :func:`printable` removes them. Use it on everything the
+grader prints or writes that a submission could have chosen.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+#: Control characters (C0, DEL, C1) except tab and newline; ANSI escape sequences start with one.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: A whole ANSI escape sequence (CSI ... final byte, OSC ... BEL/ST), so no printable tail is left behind.
+_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x9b[0-?]*[ -/]*[@-~]")
+#: Unicode format characters that reorder or hide text (bidirectional overrides, zero-width joiners).
+_FORMAT = {"Cf"}
+
+
+def printable(text: object, *, newlines: bool = True) -> str:
+    """``text`` without escape sequences, control characters or invisible reordering characters.
+
+    Tabs are kept; newlines are kept unless ``newlines=False`` (then they become spaces,
+    for one-line fields such as a file name in a list).
+    """
+    text = _ESCAPE.sub("", str(text))
+    text = _CONTROL.sub("", text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _FORMAT)
+    if not newlines:
+        text = text.replace("\n", " ").replace("\r", " ")
+    return text
