@@ -157,6 +157,14 @@ class Variable:
         contributions (`x + x` gives 2), and a second `backward()` adds to the
         first until `cleargrad()`.
 
+        Every gradient that is kept (the leaves', and all of them with
+        `retain_grad`) owns its array. Rules like Add's pass the same `gy` to
+        both inputs, and Sum's returns a read-only broadcast view; so before a
+        gradient is kept, one that is a view, or whose array is already kept
+        elsewhere, is copied (PyTorch's AccumulateGrad does the same). An
+        in-place change to one gradient (`x.grad.data *= 0.5`, an optimizer
+        hook) then never changes another.
+
         retain_grad: keep the gradients of intermediate variables too (by
             default only the inputs you created keep theirs, saving memory;
             PyTorch: `tensor.retain_grad()`).
@@ -165,6 +173,8 @@ class Variable:
         """
         if self.grad is None:
             self.grad = Variable(np.ones_like(self.data))
+        else:
+            _check_seed(self)
         if self.creator is None:
             return
 
@@ -180,6 +190,9 @@ class Variable:
             waiting[func.generation].append(func)
 
         add(self.creator)
+        # The arrays held by kept gradients, by id: a second holder gets a copy. (Holding
+        # them here keeps their ids from being reused by new arrays during the walk.)
+        kept: dict[int, np.ndarray] = {id(self.grad.data): self.grad.data}
 
         with using_config("enable_backprop", create_graph):
             while generations:
@@ -187,16 +200,23 @@ class Variable:
                 func = latest.pop()
                 if not latest:
                     del waiting[-heapq.heappop(generations)]
-                gys = [_grad_of_output(ref) for ref in func.outputs]
-                gxs = func.backward(*gys)
+                gxs = func.backward(*_grads_of_outputs(func))
                 if not isinstance(gxs, tuple):
                     gxs = (gxs,)
                 _check_gradients(func, gxs)
 
                 for x, gx in zip(func.inputs, gxs):
-                    # Accumulate rather than overwrite: this is what makes `x + x` work.
-                    x.grad = gx if x.grad is None else x.grad + gx
                     creator = x.creator
+                    if x.grad is not None:
+                        # Accumulate rather than overwrite: this is what makes `x + x` work.
+                        x.grad = x.grad + gx  # a new array, owned
+                    elif creator is None or retain_grad:  # kept after backward: must own its array
+                        if gx.data.base is not None or id(gx.data) in kept:
+                            gx = Copy()(gx)
+                        kept[id(gx.data)] = gx.data
+                        x.grad = gx
+                    else:
+                        x.grad = gx  # passed on, then freed below
                     if creator is not None and creator not in seen:
                         add(creator)
 
@@ -205,6 +225,26 @@ class Variable:
                         y = ref()
                         if y is not None:
                             y.grad = None
+
+    def unchain(self) -> None:
+        """Forget the creator: this variable becomes a leaf (PyTorch: `tensor.detach_()`)."""
+        self.creator = None
+
+    def unchain_backward(self) -> None:
+        """Cut the graph behind this variable: every variable it depends on forgets its creator.
+
+        The variable itself keeps its creator (DeZero's semantics). In truncated
+        backprop through time, `loss.unchain_backward()` after each
+        `loss.backward()` stops the next backward at this point, and lets the
+        functions behind it be freed. Iterative, visiting each function once.
+        """
+        todo = [] if self.creator is None else [self.creator]
+        while todo:
+            func = todo.pop()
+            for x in func.inputs:
+                if x.creator is not None:
+                    todo.append(x.creator)
+                    x.unchain()  # so a second path to x finds nothing left to cut
 
     # ----- shape operations (defined in functions.py) -----
     def reshape(self, *shape: int | tuple[int, ...]) -> Variable:
@@ -288,7 +328,8 @@ class Function:
 
     - `forward(*xs)`: compute the outputs from the inputs' *ndarrays*; return
       one array or a tuple of arrays.
-    - `backward(*gys)`: given the gradients of the outputs (Variables), return
+    - `backward(*gys)`: given the gradients of the outputs (Variables; zeros for
+      an output that nothing used, like PyTorch's `materialize_grads`), return
       the gradients of the inputs (Variables, one per input, each shaped like its
       input). Written with Variable operations, so the same code both computes
       gradients and, under `create_graph=True`, records them for higher derivatives.
@@ -313,6 +354,8 @@ class Function:
                 output.set_creator(self)
             self.inputs = inputs
             self.outputs = [weakref.ref(output) for output in outputs]
+            if len(outputs) > 1:  # so that an output nobody used (even one freed) gets a zero gradient
+                self.output_shapes = [output.data.shape for output in outputs]
 
         return outputs if len(outputs) > 1 else outputs[0]
 
@@ -323,10 +366,50 @@ class Function:
         raise NotImplementedError(f"{type(self).__name__} must define backward(self, *gys)")
 
 
-def _grad_of_output(ref: weakref.ref) -> Variable | None:
-    """The gradient reaching one output of a function (None if nothing used that output)."""
-    y = ref()
-    return None if y is None else y.grad
+class Copy(Function):
+    """y = a copy of x;  dy/dx = 1
+
+    What backward gives a kept gradient that would otherwise share its array
+    (a Function, so that under create_graph the copy is still differentiable).
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x.copy()
+
+    def backward(self, gy: Variable) -> Variable:
+        return gy
+
+
+def _grads_of_outputs(func: Function) -> list[Variable]:
+    """The gradients reaching a function's outputs: zeros for an output nothing used (or already freed).
+
+    backward reaches a function through an output that has a gradient, so a
+    single output always has one: only functions with several outputs can
+    have an output without.
+    """
+    if len(func.outputs) == 1:
+        return [func.outputs[0]().grad]
+    gys = []
+    for ref, shape in zip(func.outputs, func.output_shapes):
+        y = ref()
+        gy = None if y is None else y.grad
+        gys.append(Variable(np.zeros(shape)) if gy is None else gy)
+    return gys
+
+
+def _check_seed(y: Variable) -> None:
+    """The gradient set on the output before backward() must be a Variable shaped like the output."""
+    if not isinstance(y.grad, Variable):
+        raise TypeError(
+            f"backward(): the output's .grad is a {type(y.grad).__name__}: "
+            "set it to a Variable (y.grad = Variable(array)), or to None to start from ones"
+        )
+    if y.grad.shape != y.shape:
+        raise ValueError(
+            f"backward(): the gradient set on the output has shape {y.grad.shape}, but the output has "
+            f"shape {y.shape}: set y.grad to a Variable of shape {y.shape} (PyTorch: "
+            "y.backward(gradient=...)), or to None to start from ones"
+        )
 
 
 def _check_gradients(func: Function, gxs: tuple) -> None:

@@ -15,14 +15,16 @@ def sum_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     Broadcasting aligns shapes on the right, adds leading axes and stretches
     length-1 axes; so sum over the extra leading axes, and (keeping them) over
     every axis that is 1 in `shape`.
-    Example: (4, 2, 3) -> (2, 1) sums axis 0, then axis 2 with keepdims.
+    Example: (4, 2, 3) -> (2, 1) sums axis 0, then axis 1 of the result with keepdims.
+
+    The result is always a new array, never a view: it becomes a gradient,
+    which backward lets its owner change in place.
     """
     lead = x.ndim - len(shape)
-    lead_axes = tuple(range(lead))
-    stretched = tuple(lead + i for i, n in enumerate(shape) if n == 1)
-    y = x.sum(axis=lead_axes + stretched, keepdims=True)
-    if lead > 0:
-        y = y.squeeze(lead_axes)
+    y = x.sum(axis=tuple(range(lead)))  # a new array, even when lead is 0
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and y.shape[i] != 1)
+    if stretched:
+        y = y.sum(axis=stretched, keepdims=True)
     return y
 
 

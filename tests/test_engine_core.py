@@ -149,6 +149,27 @@ def test_functions_with_several_outputs_return_a_list() -> None:
     assert x.grad.data == 5.0
 
 
+class SplitUsedOnce(Function):
+    """Two outputs (2x, 3x) whose backward uses both gradients, like a user's own would."""
+
+    def forward(self, x):
+        return 2 * x, 3 * x
+
+    def backward(self, gy0, gy1):
+        return 2 * gy0 + 3 * gy1
+
+
+@pytest.mark.parametrize("keep_unused", [True, False])
+def test_an_unused_output_gets_a_zero_gradient(keep_unused: bool) -> None:
+    """As PyTorch's materialize_grads: backward receives zeros, not None, for an output nothing used."""
+    x = Variable(np.ones(3))
+    a, b = SplitUsedOnce()(x)
+    if not keep_unused:
+        del b  # freed: its shape is still known to the function
+    F.sum(a * 5.0).backward(create_graph=True)
+    np.testing.assert_array_equal(x.grad.data, [10.0, 10.0, 10.0])
+
+
 def test_no_grad_builds_no_graph() -> None:
     x = Variable(2.0)
     with no_grad():
@@ -307,6 +328,26 @@ def test_a_preset_output_gradient_is_the_upstream_gradient() -> None:
     np.testing.assert_array_equal(x.grad.data, [20.0, 400.0])
 
 
+@pytest.mark.parametrize("shape", [(3,), (2, 1), (), (3, 2)])
+def test_a_preset_output_gradient_of_the_wrong_shape_is_refused(shape) -> None:
+    y = Variable(np.ones((2, 3))) * 2
+    y.grad = Variable(np.ones(shape))
+    with pytest.raises(ValueError) as info:
+        y.backward()
+    assert str(info.value) == (
+        f"backward(): the gradient set on the output has shape {shape}, but the output has shape (2, 3): "
+        "set y.grad to a Variable of shape (2, 3) (PyTorch: y.backward(gradient=...)), "
+        "or to None to start from ones"
+    )
+
+
+def test_a_preset_output_gradient_must_be_a_variable() -> None:
+    y = Variable(np.ones(2)) * 2
+    y.grad = np.ones(2)
+    with pytest.raises(TypeError, match=r"the output's .grad is a ndarray: set it to a Variable"):
+        y.backward()
+
+
 def test_backward_of_a_leaf_seeds_ones() -> None:
     x = Variable(np.ones((2, 2)))
     x.backward()
@@ -323,9 +364,98 @@ def test_gradients_are_recorded_only_with_create_graph() -> None:
 
 
 # ----------------------------------------------------------------------
+# Gradients own their arrays: an in-place change to one never reaches another
+# ----------------------------------------------------------------------
+def kept_gradients(case: str) -> list[Variable]:
+    """Variables whose gradients backward keeps, after a graph where rules pass gy on unchanged or as views."""
+    a, b = Variable(np.ones((2, 3))), Variable(np.ones((2, 3)))
+    if case == "a + b":
+        (a + b).backward()
+    elif case == "a + b, retain_grad":
+        y = a + b
+        y.backward(retain_grad=True)
+        return [a, b, y]
+    elif case == "reshape":  # Add passes gy to both, Reshape hands back views of it
+        F.sum(F.reshape(a, (3, 2)) + F.reshape(b, (3, 2))).backward()
+    elif case == "sum":
+        F.sum(a + F.transpose(b).T).backward()
+    elif case == "a preset seed":
+        y = a + b
+        seed = Variable(np.full((2, 3), 0.5))
+        y.grad = seed
+        y.backward()
+        return [a, b, seed]
+    elif case == "create_graph":
+        (a + b).backward(create_graph=True)
+    return [a, b]
+
+
+@pytest.mark.parametrize("case", ["a + b", "a + b, retain_grad", "reshape", "sum", "a preset seed",
+                                  "create_graph"])
+def test_kept_gradients_share_no_memory_and_are_writable(case: str) -> None:
+    variables = kept_gradients(case)
+    arrays = [v.data if v.grad is None else v.grad.data for v in variables]
+    for i, g in enumerate(arrays):
+        assert g.flags.writeable, f"{case}: gradient {i} is read-only"
+        for j in range(i):
+            assert not np.shares_memory(g, arrays[j]), f"{case}: gradients {j} and {i} share memory"
+
+
+def test_changing_one_gradient_in_place_leaves_the_other() -> None:
+    a, b = Variable(np.ones(3)), Variable(np.ones(3))
+    (a + b).backward()
+    assert a.grad is not b.grad
+    a.grad.data *= 10.0
+    np.testing.assert_array_equal(b.grad.data, [1.0, 1.0, 1.0])
+    x = Variable(np.ones((2, 2)))
+    F.sum(x).backward()
+    x.grad.data += 1.0  # a read-only broadcast view once: "assignment destination is read-only"
+    np.testing.assert_array_equal(x.grad.data, np.full((2, 2), 2.0))
+
+
+def test_owned_gradients_stay_differentiable_under_create_graph() -> None:
+    """The copy that separates a.grad from b.grad is a Function: differentiating through it still works."""
+    a, b = Variable(2.0), Variable(3.0)
+    y = a * a + b * a
+    y.backward(create_graph=True)  # dy/da = 2a + b, dy/db = a
+    ga, gb = a.grad, b.grad
+    a.cleargrad()
+    b.cleargrad()
+    (ga * gb).backward()  # d/da (2a + b) a = 4a + b, d/db = a
+    assert (float(a.grad.data), float(b.grad.data)) == (11.0, 2.0)
+
+
+# ----------------------------------------------------------------------
+# unchain_backward: cutting the graph behind a variable (truncated BPTT)
+# ----------------------------------------------------------------------
+def test_unchain_backward_cuts_the_graph_behind_a_variable() -> None:
+    x = Variable(2.0)
+    a = F.square(x)
+    e, s = F.exp(a), F.sin(a)  # a diamond behind h
+    h = e + s
+    h.unchain_backward()
+    assert h.creator is not None  # h keeps its own creator, as in DeZero
+    assert e.creator is None and s.creator is None and a.creator is None
+    (h * 3.0).backward()
+    assert (float(e.grad.data), float(s.grad.data)) == (3.0, 3.0)  # the inputs of h's creator are leaves now
+    assert a.grad is None and x.grad is None
+
+
+def test_unchain_backward_of_a_long_chain_needs_no_recursion() -> None:
+    x = Variable(1.0)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    y.unchain_backward()
+    y.unchain()
+    assert y.creator is None
+
+
+# ----------------------------------------------------------------------
 # Higher derivatives (create_graph=True) against torch.autograd.grad
 # ----------------------------------------------------------------------
 def nth_derivatives(f, x0: float, n: int) -> list[float]:
+    """f'(x0), f''(x0), ... up to the n-th, by repeated backward(create_graph=True)."""
     x = Variable(x0)
     y = f(x)
     values = []
@@ -342,7 +472,8 @@ def torch_nth_derivatives(f, x0: float, n: int) -> list[float]:
     y = f(x)
     values = []
     for _ in range(n):
-        (y,) = torch.autograd.grad(y, x, create_graph=True)
+        # A derivative that no longer depends on x (a constant) has derivative 0.
+        y = torch.autograd.grad(y, x, create_graph=True)[0] if y.requires_grad else torch.zeros(())
         values.append(y.item())
     return values
 
