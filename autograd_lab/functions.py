@@ -2,7 +2,8 @@
 
 Serves notebook 05 (`Square`, `Exp`, `Add`, `Mul`, `Sigmoid`, operator
 overloading) and notebook 07 (broadcasting, `matmul`, `sum`, `linear`, the
-losses). Import it as DeZero does:
+losses), and has the rest of DeZero's functions a reader of "Deep Learning
+from Scratch 3" reaches for (`max`, `clip`, `log_softmax`, `accuracy`, ...). Import it as DeZero does:
 
     from autograd_lab import functions as F
     y = F.sin(x)                      # PyTorch: torch.sin(x)
@@ -22,6 +23,7 @@ in the graph and must not be reused.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -93,7 +95,13 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """y = x ** c for a constant c;  dy/dx = c x^(c-1)"""
+    """y = x ** c for a constant c;  dy/dx = c x^(c-1), and 0 where c = 0
+
+    x ** 0 is the constant 1, even at x = 0, where c x^(c-1) would be 0 · inf = NaN.
+    That case comes up by itself in higher derivatives: those of x³ at 0 run
+    through x², x¹ and x⁰. So where c = 0 the exponent c - 1 is replaced by 1:
+    c x^1 is then 0 · x = 0, and stays finite however often it is differentiated.
+    """
 
     def __init__(self, c: float | np.ndarray) -> None:
         self.c = c
@@ -103,13 +111,24 @@ class Pow(Function):
 
     def backward(self, gy: Variable) -> Variable:
         (x,) = self.inputs
-        return sum_to(gy * (self.c * x ** (self.c - 1)), x.shape)  # an array c may broadcast x
+        c = self.c
+        exponent = np.where(np.equal(c, 0), 1.0, np.subtract(c, 1.0))
+        return sum_to(gy * (c * x**exponent), x.shape)  # an array c may broadcast x
+
+
+def _constant_where(x: Variable, mask: np.ndarray, value: float) -> Variable:
+    """x, with the constant `value` where `mask` is True (so no gradient flows there)."""
+    keep = ~mask
+    return x * keep + value * mask
 
 
 class Power(Function):
     """y = x0 ** x1, both variables;  dy/dx0 = x1 x0^(x1-1), dy/dx1 = x0^x1 log(x0)
 
-    (The second rule needs x0 > 0, as in PyTorch; use `Pow` for a constant exponent.)
+    The second rule needs x0 > 0, except at x0 = 0 with x1 ≥ 0, where 0^x1 is
+    constant in x1 (0, or 1 at x1 = 0) and the gradient is 0, as in PyTorch
+    (not 0 · log 0 = NaN). Likewise dy/dx0 is 0 at x0 = x1 = 0. Use `Pow` for a
+    constant exponent.
     """
 
     def forward(self, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
@@ -118,8 +137,15 @@ class Power(Function):
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         x0, x1 = self.inputs
         y = self.outputs[0]()
-        gx0 = gy * x1 * x0 ** (x1 - 1.0)
-        gx1 = gy * y * log(x0)
+        at_zero = x0.data == 0
+        exponent = x1 - 1.0
+        if np.any(at_zero):  # keep the rules finite at 0 (see the docstring)
+            exponent = _constant_where(exponent, at_zero & (x1.data == 0), 1.0)
+            x0_log = _constant_where(x0, at_zero & (x1.data >= 0), 1.0)
+        else:
+            x0_log = x0
+        gx0 = gy * x1 * x0**exponent
+        gx1 = gy * y * log(x0_log)
         return sum_to(gx0, x0.shape), sum_to(gx1, x1.shape)
 
 
@@ -230,15 +256,25 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
-    """y = 1 / (1 + exp(-x));  dy/dx = y (1 - y)"""
+    """y = 1 / (1 + exp(-x));  dy/dx = y (1 - y) = sigmoid(x) sigmoid(-x)
+
+    Both keep their relative precision for large |x| of either sign. The
+    value is computed from e = exp(-|x|), which cannot overflow: 1 / (1 + e)
+    for x ≥ 0 and e / (1 + e) for x < 0. (The tanh form (1 + tanh(x/2)) / 2
+    cancels to 0 below x ≈ -37, so -log(sigmoid(-40)) was inf; 1 / (1 + exp(-x))
+    overflows in exp below x ≈ -709.) In the derivative 1 - y cancels to 0
+    for large x, so sigmoid(-x) stands in for it; differentiating that again
+    keeps the second derivative accurate as well.
+    """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        # The same value as 1 / (1 + exp(-x)), without overflow in exp for very negative x.
-        return np.tanh(x * 0.5) * 0.5 + 0.5
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1.0, e) / (1.0 + e)
 
     def backward(self, gy: Variable) -> Variable:
+        (x,) = self.inputs
         y = self.outputs[0]()
-        return gy * y * (1.0 - y)
+        return gy * y * sigmoid(-x)
 
 
 class ReLU(Function):
@@ -250,6 +286,35 @@ class ReLU(Function):
     def backward(self, gy: Variable) -> Variable:
         (x,) = self.inputs
         return gy * (x.data > 0)  # the mask is a constant: its own derivative is 0
+
+
+class LeakyReLU(Function):
+    """y = x where x > 0, else slope · x;  dy/dx = 1 where x > 0, else slope"""
+
+    def __init__(self, slope: float) -> None:
+        self.slope = slope
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return np.where(x > 0, x, x * self.slope)
+
+    def backward(self, gy: Variable) -> Variable:
+        (x,) = self.inputs
+        return gy * np.where(x.data > 0, 1.0, self.slope)
+
+
+class Clip(Function):
+    """y = x limited to [x_min, x_max];  dy/dx = 1 where x_min ≤ x ≤ x_max, else 0 (as torch.clamp)"""
+
+    def __init__(self, x_min: float, x_max: float) -> None:
+        self.x_min = x_min
+        self.x_max = x_max
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(x, self.x_min, self.x_max)
+
+    def backward(self, gy: Variable) -> Variable:
+        (x,) = self.inputs
+        return gy * ((x.data >= self.x_min) & (x.data <= self.x_max))
 
 
 def square(x: ArrayLike) -> Variable:
@@ -282,6 +347,18 @@ def sigmoid(x: ArrayLike) -> Variable:
 
 def relu(x: ArrayLike) -> Variable:
     return ReLU()(x)
+
+
+def leaky_relu(x: ArrayLike, slope: float = 0.2) -> Variable:
+    """x where x > 0, else slope · x (PyTorch: `F.leaky_relu(x, negative_slope)`, default 0.01)."""
+    return LeakyReLU(slope)(x)
+
+
+def clip(x: ArrayLike, x_min: float, x_max: float) -> Variable:
+    """x limited to the interval [x_min, x_max] (PyTorch: `torch.clamp(x, x_min, x_max)`)."""
+    if x_min > x_max:
+        raise ValueError(f"clip(x, x_min, x_max) needs x_min <= x_max, got x_min={x_min} and x_max={x_max}")
+    return Clip(x_min, x_max)(x)
 
 
 # ======================================================================
@@ -327,10 +404,43 @@ class Sum(Function):
         return x.sum(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, gy: Variable) -> Variable:
-        x_shape = self.inputs[0].shape
-        # Put the summed axes back as length 1 (keepdims=False removed them), then copy along them.
-        gy = reshape(gy, utils.kept_dims_shape(x_shape, self.axis))
-        return broadcast_to(gy, x_shape)
+        return _unreduce(gy, self.inputs[0].shape, self.axis)
+
+
+def _unreduce(gy: Variable, x_shape: Shape, axis: Axis) -> Variable:
+    """The gradient of a reduction over `axis`, copied back over the reduced axes to x's shape."""
+    # Put the reduced axes back as length 1 (keepdims=False removed them), then copy along them.
+    return broadcast_to(reshape(gy, utils.kept_dims_shape(x_shape, axis)), x_shape)
+
+
+class Max(Function):
+    """y = max of x over `axis`;  dy/dx = 1 where x is the maximum, else 0
+
+    Where several elements tie for the maximum, each of them receives all of
+    gy (DeZero's rule). PyTorch splits gy evenly among tied elements for
+    `x.max()` and `torch.amax`, and gives it to one of them for `x.max(dim)`;
+    all agree wherever the maximum is unique.
+    """
+
+    reduce = staticmethod(np.max)
+
+    def __init__(self, axis: Axis, keepdims: bool) -> None:
+        self.axis = axis
+        self.keepdims = keepdims
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.reduce(x, axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, gy: Variable) -> Variable:
+        x = self.inputs[0].data
+        is_extreme = x == self.reduce(x, axis=self.axis, keepdims=True)  # a constant mask
+        return _unreduce(gy, x.shape, self.axis) * is_extreme
+
+
+class Min(Max):
+    """y = min of x over `axis`;  dy/dx = 1 where x is the minimum, else 0 (ties as in Max)"""
+
+    reduce = staticmethod(np.min)
 
 
 class SumTo(Function):
@@ -340,7 +450,14 @@ class SumTo(Function):
         self.shape = shape
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return utils.sum_to(x, self.shape)
+        y = utils.sum_to(x, self.shape)
+        if y.shape != self.shape:  # the shapes only match when `shape` broadcasts to x's shape
+            raise ValueError(
+                f"sum_to(x, shape): cannot sum x of shape {x.shape} down to {self.shape}: the target must "
+                f"be a shape that broadcasts to {x.shape} (aligned on the right, each axis 1 or equal to "
+                "x's); to sum over any axes, use F.sum(x, axis)"
+            )
+        return y
 
     def backward(self, gy: Variable) -> Variable:
         return broadcast_to(gy, self.inputs[0].shape)
@@ -353,7 +470,13 @@ class BroadcastTo(Function):
         self.shape = shape
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(x, self.shape)
+        try:
+            return np.broadcast_to(x, self.shape)
+        except ValueError:
+            raise ValueError(
+                f"broadcast_to(x, shape): cannot copy x of shape {x.shape} up to {self.shape}: each axis "
+                "of x, aligned on the right, must be 1 or equal to the target's; use reshape first to move axes"
+            ) from None
 
     def backward(self, gy: Variable) -> Variable:
         return sum_to(gy, self.inputs[0].shape)
@@ -407,30 +530,67 @@ def transpose(x: ArrayLike, axes: Shape | None = None) -> Variable:
 
 
 def sum(x: ArrayLike, axis: Axis = None, keepdims: bool = False) -> Variable:  # noqa: A001 (DeZero's name)
-    if isinstance(axis, list):
-        axis = tuple(axis)
-    return Sum(axis, keepdims)(x)
+    return Sum(_as_axis(axis), keepdims)(x)
+
+
+def max(x: ArrayLike, axis: Axis = None, keepdims: bool = False) -> Variable:  # noqa: A001 (DeZero's name)
+    """The largest element over `axis` (PyTorch: `torch.amax`); see Max for ties."""
+    return Max(_as_axis(axis), keepdims)(x)
+
+
+def min(x: ArrayLike, axis: Axis = None, keepdims: bool = False) -> Variable:  # noqa: A001 (DeZero's name)
+    """The smallest element over `axis` (PyTorch: `torch.amin`); see Max for ties."""
+    return Min(_as_axis(axis), keepdims)(x)
+
+
+def _as_axis(axis: Axis | list[int]) -> Axis:
+    """An axis argument as numpy takes it (a list becomes a tuple)."""
+    return tuple(axis) if isinstance(axis, list) else axis
 
 
 def sum_to(x: ArrayLike, shape: Shape) -> Variable:
     """Sum `x` down to `shape` (see `utils.sum_to`); returns x itself when it already has that shape."""
     x = as_variable(x)
+    shape = tuple(shape)
     if x.shape == shape:  # the usual case inside backward: nothing was broadcast
         return x
-    return SumTo(tuple(shape))(x)
+    return SumTo(shape)(x)
 
 
 def broadcast_to(x: ArrayLike, shape: Shape) -> Variable:
     """Copy `x` up to `shape` (np.broadcast_to); returns x itself when it already has that shape."""
     x = as_variable(x)
+    shape = tuple(shape)
     if x.shape == shape:  # the usual case inside backward: nothing was broadcast
         return x
-    return BroadcastTo(tuple(shape))(x)
+    return BroadcastTo(shape)(x)
 
 
 def get_item(x: ArrayLike, slices: Any) -> Variable:
     """x[slices]: any numpy index (ints, slices, integer arrays, boolean masks)."""
     return GetItem(slices)(x)
+
+
+def flatten(x: ArrayLike) -> Variable:
+    """x as a matrix (N, -1): the batch axis kept, the others in one (PyTorch: `torch.flatten(x, 1)`)."""
+    x = as_variable(x)
+    if x.ndim == 0:
+        raise ValueError("flatten(x) keeps the first (batch) axis, but x is 0-d: use reshape(x, (1, 1))")
+    return reshape(x, (x.shape[0], math.prod(x.shape[1:])))
+
+
+def expand_dims(x: ArrayLike, axis: int) -> Variable:
+    """x with a new axis of length 1 at `axis` (np.expand_dims; PyTorch: `x.unsqueeze(axis)`)."""
+    x = as_variable(x)
+    ndim = x.ndim + 1
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"expand_dims(x, axis): axis {axis} is out of range for x of shape {x.shape}: "
+            f"the result has {ndim} axes, so use an axis in {-ndim}..{ndim - 1}"
+        )
+    shape = list(x.shape)
+    shape.insert(axis % ndim, 1)
+    return reshape(x, tuple(shape))
 
 
 # ======================================================================
@@ -446,7 +606,10 @@ class MatMul(Function):
     """
 
     def forward(self, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
-        return x0 @ x1
+        try:
+            return x0 @ x1
+        except ValueError:  # numpy's message speaks of gufunc signatures: name the shapes instead
+            raise ValueError(_matmul_mismatch(x0.shape, x1.shape)) from None
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         x0, x1 = self.inputs
@@ -464,6 +627,26 @@ class MatMul(Function):
         return reshape(ga, x0.shape), reshape(gb, x1.shape)
 
 
+def _matmul_mismatch(a: Shape, b: Shape) -> str:
+    """Why `@` refused shapes a and b, in words."""
+    if not a or not b:
+        return (
+            f"matmul(x0, x1) needs inputs of at least one axis, got shapes {a} and {b}: "
+            "multiply by a number with * instead"
+        )
+    k0, k1 = a[-1], b[-2] if len(b) > 1 else b[0]
+    if k0 != k1:
+        which = "second-to-last" if len(b) > 1 else "only"
+        return (
+            f"matmul(x0, x1): x0 of shape {a} and x1 of shape {b} do not line up: x0's last axis has "
+            f"{k0} elements and x1's {which} axis {k1}; they must be equal (transpose one of them?)"
+        )
+    return (
+        f"matmul(x0, x1): the stacks of matrices x0 {a} and x1 {b} do not broadcast: their leading "
+        f"axes {a[:-2]} and {b[:-2]} must be equal or 1, aligned on the right"
+    )
+
+
 def _swap_last_axes(x: Variable) -> Variable:
     """The transpose of each matrix in a stack (PyTorch: `x.mT`)."""
     if x.ndim == 2:
@@ -478,27 +661,40 @@ class Linear(Function):
     One Function instead of matmul then add: the layer PyTorch calls
     `nn.Linear` is the hot spot of a network, and one graph node is cheaper
     than two. Note DeZero's layout: W is (in, out), where PyTorch stores (out, in).
+    As in PyTorch, x may be (..., in): every leading axis is a batch axis, so
+    for gW, x and gy are seen as matrices (batch, in) and (batch, out).
     """
 
     def forward(self, x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-        if x.ndim != 2 or W.ndim != 2 or x.shape[1] != W.shape[0]:
+        if x.ndim == 0 or W.ndim != 2 or x.shape[-1] != W.shape[0]:
             raise ValueError(
-                f"linear(x, W) needs x of shape (batch, in) and W of shape (in, out); "
+                f"linear(x, W) needs x of shape (..., in) and W of shape (in, out); "
                 f"got x {x.shape} and W {W.shape}"
             )
         y = x @ W
         if b is not None:
-            y += b
+            try:
+                y += b  # in place: fails unless b broadcasts to y's shape
+            except ValueError:
+                raise ValueError(
+                    f"linear(x, W, b) needs b of shape (out,) = ({W.shape[1]},), got b {b.shape} "
+                    f"(x {x.shape}, W {W.shape})"
+                ) from None
         return y
 
     def backward(self, gy: Variable) -> tuple[Variable, ...]:
         x, W = self.inputs[:2]
         gx = matmul(gy, W.T)
-        gW = matmul(x.T, gy)
+        gW = matmul(_as_matrix(x).T, _as_matrix(gy))
         if len(self.inputs) == 2:
             return gx, gW
         b = self.inputs[2]
         return gx, gW, sum_to(gy, b.shape)
+
+
+def _as_matrix(x: Variable) -> Variable:
+    """x (..., n) as a matrix (batch, n): its leading axes merged into one."""
+    return x if x.ndim == 2 else reshape(x, (-1, x.shape[-1]))
 
 
 def matmul(x0: ArrayLike, x1: ArrayLike) -> Variable:
@@ -507,7 +703,7 @@ def matmul(x0: ArrayLike, x1: ArrayLike) -> Variable:
 
 
 def linear(x: ArrayLike, W: ArrayLike, b: ArrayLike | None = None) -> Variable:
-    """x @ W + b for a batch x of shape (N, in), W (in, out) and b (out,) or None."""
+    """x @ W + b for x of shape (..., in), W (in, out) and b (out,) or None (PyTorch: `F.linear(x, W.T, b)`)."""
     if b is None:
         return Linear()(x, W)
     return Linear()(x, W, b)
@@ -548,6 +744,31 @@ class Softmax(Function):
         return gx - y * gx.sum(axis=self.axis, keepdims=True)
 
 
+def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """x - log(sum(exp(x))) along `axis`, with the max subtracted first.
+
+    Subtracting the max m changes nothing mathematically (log-sum-exp is m +
+    log(sum(exp(x - m)))), and keeps exp from overflowing for large scores and
+    the log from reaching log(0) for very negative ones.
+    """
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """y = x - log(sum(exp(x))) along `axis`;  gx = gy - softmax(x) * sum(gy)"""
+
+    def __init__(self, axis: int = 1) -> None:
+        self.axis = axis
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return _log_softmax(x, self.axis)
+
+    def backward(self, gy: Variable) -> Variable:
+        y = self.outputs[0]()
+        return gy - exp(y) * gy.sum(axis=self.axis, keepdims=True)  # exp(y) = softmax(x)
+
+
 class SoftmaxCrossEntropy(Function):
     """y = -mean over the batch of log softmax(x)[t];  gx = (softmax(x) - onehot(t)) / N
 
@@ -561,9 +782,7 @@ class SoftmaxCrossEntropy(Function):
         self.t = t
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        m = x.max(axis=1, keepdims=True)
-        log_z = m + np.log(np.exp(x - m).sum(axis=1, keepdims=True))
-        log_p = x - log_z
+        log_p = _log_softmax(x, axis=1)
         n = x.shape[0]
         return -log_p[np.arange(n), self.t].sum() / n
 
@@ -583,22 +802,42 @@ def softmax(x: ArrayLike, axis: int = 1) -> Variable:
     return Softmax(axis)(x)
 
 
+def log_softmax(x: ArrayLike, axis: int = 1) -> Variable:
+    """log(softmax(x)) along `axis`, without overflow or log(0) (PyTorch: `F.log_softmax(x, dim)`)."""
+    return LogSoftmax(axis)(x)
+
+
 def softmax_cross_entropy(x: ArrayLike, t: ArrayLike) -> Variable:
     """Cross-entropy of scores x (N, C) against integer class labels t (N,), averaged over N."""
     x = as_variable(x)
+    return SoftmaxCrossEntropy(_class_labels("softmax_cross_entropy", x.shape, t))(x)
+
+
+def accuracy(y: ArrayLike, t: ArrayLike) -> Variable:
+    """The fraction of rows of scores y (N, C) whose largest score is at the label t (N,).
+
+    A measurement, not a loss: the result is a constant Variable with no
+    creator, so nothing is differentiated through it (DeZero's `F.accuracy`;
+    PyTorch: `(y.argmax(1) == t).double().mean()`).
+    """
+    scores = y.data if isinstance(y, Variable) else np.asarray(y)
+    labels = _class_labels("accuracy", scores.shape, t)
+    return Variable(np.mean(scores.argmax(axis=1) == labels))
+
+
+def _class_labels(name: str, scores_shape: Shape, t: ArrayLike) -> np.ndarray:
+    """t as integer class labels for scores of `scores_shape` (N, C), or a ValueError naming `name`."""
     labels = np.asarray(t.data if isinstance(t, Variable) else t)
-    if x.ndim != 2:
-        raise ValueError(f"softmax_cross_entropy needs scores of shape (N, classes), got {x.shape}")
-    if labels.shape != (x.shape[0],):
-        raise ValueError(
-            f"softmax_cross_entropy needs one label per row of x: t of shape ({x.shape[0]},), "
-            f"got {labels.shape}"
-        )
+    if len(scores_shape) != 2:
+        raise ValueError(f"{name} needs scores of shape (N, classes), got {scores_shape}")
+    n, n_classes = scores_shape
+    if labels.shape != (n,):
+        raise ValueError(f"{name} needs one label per row of x: t of shape ({n},), got {labels.shape}")
     if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
         labels = labels.astype(np.int64)  # labels that went through a Variable became floats
-    if labels.dtype.kind not in "iu" or labels.min(initial=0) < 0 or labels.max(initial=0) >= x.shape[1]:
+    if labels.dtype.kind not in "iu" or labels.min(initial=0) < 0 or labels.max(initial=0) >= n_classes:
         raise ValueError(
-            f"softmax_cross_entropy needs integer class labels in 0..{x.shape[1] - 1}, "
+            f"{name} needs integer class labels in 0..{n_classes - 1}, "
             f"got {labels.dtype} values {np.unique(labels)[:10]}"
         )
-    return SoftmaxCrossEntropy(labels)(x)
+    return labels
