@@ -8,11 +8,16 @@ remembered, so an optimizer can ask `model.params()` for everything to train.
     nn.Parameter                   Parameter
     nn.Module, .parameters()       Layer / Model, .params()
     module.zero_grad()             layer.cleargrads()
+    torch.save(m.state_dict(), p)  layer.save_weights(p)
+    m.load_state_dict(torch.load(p))  layer.load_weights(p)
     nn.Linear(in, out)             Linear(out, in)   W is (in, out): y = x @ W + b
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,17 +65,71 @@ class Layer:
 
     def params(self) -> Iterator[Parameter]:
         """Every Parameter of this layer and its sub-layers (PyTorch: `.parameters()`)."""
+        for _, param in self.named_params():
+            yield param
+
+    def named_params(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """(name, Parameter) pairs, names being attribute paths like "l0/W" (PyTorch: `.named_parameters()`)."""
         for name in self._param_names:
             value = self.__dict__[name]
             if isinstance(value, Layer):
-                yield from value.params()
+                yield from value.named_params(f"{prefix}{name}/")
             else:
-                yield value
+                yield prefix + name, value
 
     def cleargrads(self) -> None:
         """Clear the gradient of every parameter (PyTorch: `.zero_grad()`)."""
         for param in self.params():
             param.cleargrad()
+
+    def save_weights(self, path: str | os.PathLike) -> None:
+        """Write every parameter's value to `path` (an .npz file, np.savez; the name is used as given).
+
+        The file is written beside its destination and renamed into place, so
+        an interrupted save leaves the previous file whole, never half of one.
+        """
+        arrays = dict(self.named_params())
+        missing = [name for name, param in arrays.items() if param.data is None]
+        if missing:
+            raise ValueError(
+                f"save_weights: {', '.join(missing)} not created yet (their size comes from the first "
+                "input): call the model on an input once before saving"
+            )
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **{name: param.data for name, param in arrays.items()})
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Set every parameter from a file written by `save_weights`.
+
+        All or nothing: the names and shapes in the file must match this
+        layer's exactly (a parameter not created yet takes the file's shape),
+        else nothing is changed and the error lists every difference.
+        """
+        params = dict(self.named_params())
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        problems = [f"{name} is missing from the file" for name in params if name not in arrays]
+        problems += [f"the file has {name}, which this layer does not" for name in arrays if name not in params]
+        problems += [
+            f"{name} has shape {arrays[name].shape} in the file but {param.shape} here"
+            for name, param in params.items()
+            if name in arrays and param.data is not None and param.shape != arrays[name].shape
+        ]
+        if problems:
+            raise ValueError(
+                f"load_weights({str(path)!r}): the file does not fit {type(self).__name__}: "
+                + "; ".join(problems)
+                + ". Load weights saved from a model built the same way (same layers and sizes)"
+            )
+        for name, param in params.items():
+            param.data = arrays[name].astype(np.float64)
 
 
 class Model(Layer):
@@ -117,7 +176,7 @@ class Linear(Layer):
 
     def forward(self, x: Any) -> Variable:
         if self.W.data is None:
-            self._init_W(np.shape(x)[1])
+            self._init_W(np.shape(x)[-1])
         return F.linear(x, self.W, self.b)
 
 

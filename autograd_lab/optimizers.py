@@ -12,11 +12,16 @@ The updates follow PyTorch's formulas operation for operation, so that the same
 gradients give the same parameters (to rounding) as torch.optim in float64.
 Updates change `param.data` in place and record nothing in the graph: they are
 not part of the function being differentiated.
+
+Hooks, as in DeZero, change the gradients before each update:
+
+    opt.add_hook(WeightDecay(1e-4))     # PyTorch: SGD(..., weight_decay=1e-4)
+    opt.add_hook(ClipGrad(1.0))         # PyTorch: clip_grad_norm_(params, 1.0) before step()
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -24,14 +29,19 @@ from autograd_lab.core import Variable
 from autograd_lab.layers import Layer
 
 
+Hook = Callable[[list[Variable]], None]
+
+
 class Optimizer:
     """Base class: `setup` says what to train, `update` moves every parameter that has a gradient.
 
-    Subclasses define `update_one(param)`.
+    Subclasses define `update_one(param)`. Hooks added with `add_hook` see the
+    list of parameters to be updated first, and may change their gradients.
     """
 
     def __init__(self) -> None:
         self.target: Layer | list[Variable] | None = None
+        self.hooks: list[Hook] = []
 
     def setup(self, target: Layer | Iterable[Variable]) -> Optimizer:
         """Train `target`: a Layer/Model, or an iterable of Parameters/Variables. Returns self."""
@@ -49,9 +59,18 @@ class Optimizer:
 
     def update(self) -> None:
         """Take one step for every parameter whose gradient is set (PyTorch: `step()`)."""
-        for param in self.params():
-            if param.grad is not None:
-                self.update_one(param)
+        params = [param for param in self.params() if param.grad is not None]
+        for hook in self.hooks:
+            hook(params)
+        for param in params:
+            self.update_one(param)
+
+    def add_hook(self, hook: Hook) -> Optimizer:
+        """Call `hook(params)` before each update, with the parameters that have a gradient. Returns self."""
+        if not callable(hook):
+            raise TypeError(f"add_hook() takes a function of the list of parameters, got {type(hook).__name__}")
+        self.hooks.append(hook)
+        return self
 
     def update_one(self, param: Variable) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define update_one(self, param)")
@@ -104,19 +123,34 @@ class MomentumSGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam, exactly as torch.optim.Adam computes it (no weight decay, no amsgrad).
+    """Adam, exactly as torch.optim.Adam computes it (no amsgrad; weight decay is the WeightDecay hook).
 
     m and v are running averages of the gradient and of its square. Both start
     at zero, so early on they are biased towards zero; dividing by
-    1 - β^t corrects that. The step is lr · m̂ / (√v̂ + eps): roughly lr in
+    1 - β^t corrects that. The step is α · m̂ / (√v̂ + eps): roughly α in
     size whatever the scale of the gradient, per parameter element.
+
+    The step size α is `alpha` in DeZero and `lr` in PyTorch: pass either
+    (0.001 if neither); passing both is an error unless they are equal.
+    `opt.lr` and `opt.alpha` are the same setting.
     """
 
     def __init__(
-        self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+        self,
+        alpha: float | None = None,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        *,
+        lr: float | None = None,
     ) -> None:
         super().__init__()
-        self.lr = lr
+        if alpha is not None and lr is not None and alpha != lr:
+            raise ValueError(
+                f"Adam got alpha={alpha} and lr={lr}: they are the same step size "
+                "(DeZero's name and PyTorch's), so pass only one of them"
+            )
+        self.alpha = alpha if alpha is not None else lr if lr is not None else 0.001
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
@@ -140,6 +174,51 @@ class Adam(Optimizer):
 
         bias_correction1 = 1.0 - self.beta1**step
         bias_correction2 = 1.0 - self.beta2**step
-        step_size = self.lr / bias_correction1
+        step_size = self.alpha / bias_correction1
         denom = np.sqrt(v) / math.sqrt(bias_correction2) + self.eps
         param.data -= step_size * m / denom
+
+    @property
+    def lr(self) -> float:
+        """PyTorch's name for `alpha`."""
+        return self.alpha
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.alpha = value
+
+
+# ----- hooks: called with the list of parameters before each update -----
+class WeightDecay:
+    """Add rate · p to each gradient: L2 regularisation, the loss plus rate/2 · ||p||².
+
+    The same as PyTorch's `weight_decay=rate` argument of SGD and Adam (not AdamW's).
+    Changes `param.grad` in place, as DeZero's hook does.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    def __call__(self, params: list[Variable]) -> None:
+        for param in params:
+            param.grad.data += self.rate * param.data
+
+
+class ClipGrad:
+    """Scale all gradients down together when their joint L2 norm exceeds `max_norm`.
+
+    The norm is taken over every gradient element of every parameter; if it
+    is larger than max_norm, each gradient is multiplied by
+    max_norm / (norm + 1e-6), as `torch.nn.utils.clip_grad_norm_` does.
+    Changes `param.grad` in place.
+    """
+
+    def __init__(self, max_norm: float) -> None:
+        self.max_norm = max_norm
+
+    def __call__(self, params: list[Variable]) -> None:
+        total_norm = math.sqrt(sum(float(np.sum(p.grad.data**2)) for p in params))
+        rate = self.max_norm / (total_norm + 1e-6)
+        if rate < 1.0:
+            for param in params:
+                param.grad.data *= rate

@@ -9,7 +9,21 @@ from autograd_lab import Parameter, Variable
 from autograd_lab import functions as F
 from autograd_lab.datasets import spiral, two_moons
 from autograd_lab.layers import MLP, Layer, Linear, Model
-from autograd_lab.optimizers import SGD, Adam, MomentumSGD
+from autograd_lab.optimizers import SGD, Adam, ClipGrad, MomentumSGD, WeightDecay
+
+
+def clipped_torch_sgd(params, lr: float, max_norm: float) -> torch.optim.Optimizer:
+    """torch.optim.SGD with clip_grad_norm_ before each step: what SGD + the ClipGrad hook do."""
+    optimizer = torch.optim.SGD(params, lr=lr)
+    step = optimizer.step
+
+    def clipped_step() -> None:
+        torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], max_norm)
+        step()
+
+    optimizer.step = clipped_step
+    return optimizer
+
 
 OPTIMIZERS = {
     "SGD": (lambda: SGD(lr=0.1), lambda ps: torch.optim.SGD(ps, lr=0.1)),
@@ -17,6 +31,14 @@ OPTIMIZERS = {
     "Adam": (lambda: Adam(lr=0.01), lambda ps: torch.optim.Adam(ps, lr=0.01)),
     "Adam (other betas)": (lambda: Adam(lr=0.3, beta1=0.5, beta2=0.9, eps=1e-6),
                            lambda ps: torch.optim.Adam(ps, lr=0.3, betas=(0.5, 0.9), eps=1e-6)),
+    "Adam (DeZero's alpha)": (lambda: Adam(alpha=0.02), lambda ps: torch.optim.Adam(ps, lr=0.02)),
+    "SGD + WeightDecay": (lambda: SGD(lr=0.1).add_hook(WeightDecay(0.05)),
+                          lambda ps: torch.optim.SGD(ps, lr=0.1, weight_decay=0.05)),
+    "MomentumSGD + WeightDecay": (lambda: MomentumSGD(lr=0.05).add_hook(WeightDecay(0.01)),
+                                  lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=0.01)),
+    "Adam + WeightDecay": (lambda: Adam(0.01).add_hook(WeightDecay(0.1)),
+                           lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1)),
+    "SGD + ClipGrad": (lambda: SGD(lr=0.1).add_hook(ClipGrad(1.0)), lambda ps: clipped_torch_sgd(ps, 0.1, 1.0)),
 }
 
 
@@ -62,11 +84,52 @@ def test_pytorch_names_step_and_zero_grad() -> None:
     assert all(p.grad is None for p in model.params())
 
 
+def test_hooks_see_the_parameters_with_gradients_before_the_update() -> None:
+    a, b = Parameter(np.ones(2)), Parameter(np.ones(2))
+    a.grad = Variable(np.full(2, 3.0))
+    seen = []
+    optimizer = SGD(lr=1.0).setup([a, b])
+    optimizer.add_hook(lambda params: seen.append([(p, p.data.tolist()) for p in params]))
+    optimizer.update()
+    assert seen == [[(a, [1.0, 1.0])]]  # only a has a gradient; its value before the step
+    assert a.data.tolist() == [-2.0, -2.0]
+
+
+def test_weight_decay_on_gradients_from_one_add_counts_once() -> None:
+    """a + b gives both the same upstream gradient: an in-place hook once added its decay to both through one array."""
+    a, b = Parameter(np.ones(2)), Parameter(np.full(2, 2.0))
+    F.sum(a + b).backward()
+    SGD(lr=1.0).setup([a, b]).add_hook(WeightDecay(0.5)).update()
+    np.testing.assert_array_equal(a.data, [1.0 - (1.0 + 0.5), 1.0 - (1.0 + 0.5)])
+    np.testing.assert_array_equal(b.data, [2.0 - (1.0 + 1.0), 2.0 - (1.0 + 1.0)])
+
+
+def test_clip_grad_leaves_small_gradients_alone() -> None:
+    a = Parameter(np.zeros(2))
+    a.grad = Variable(np.array([0.3, 0.4]))  # norm 0.5
+    ClipGrad(1.0)([a])
+    np.testing.assert_array_equal(a.grad.data, [0.3, 0.4])
+    ClipGrad(0.25)([a])
+    np.testing.assert_allclose(a.grad.data, [0.15, 0.2], rtol=1e-5)
+
+
+def test_adam_takes_alpha_or_lr() -> None:
+    assert Adam().alpha == Adam().lr == 0.001
+    assert Adam(0.1).lr == Adam(lr=0.1).alpha == Adam(alpha=0.1, lr=0.1).alpha == 0.1
+    optimizer = Adam(alpha=0.1)
+    optimizer.lr = 0.5  # a schedule written with PyTorch's name
+    assert optimizer.alpha == 0.5
+    with pytest.raises(ValueError, match=r"Adam got alpha=0.1 and lr=0.2: they are the same step size"):
+        Adam(alpha=0.1, lr=0.2)
+
+
 def test_optimizer_errors() -> None:
     with pytest.raises(RuntimeError, match=r"call SGD\(...\).setup\(model\) before update\(\)"):
         SGD().update()
     with pytest.raises(TypeError, match=r"wrap a single one as \[x\]"):
         SGD().setup(Variable(1.0))
+    with pytest.raises(TypeError, match=r"add_hook\(\) takes a function of the list of parameters, got float"):
+        SGD().add_hook(0.1)
 
 
 # ----------------------------------------------------------------------
@@ -121,6 +184,83 @@ def test_linear_without_in_size_initialises_on_first_call() -> None:
     y = layer(np.ones((5, 4)))
     assert y.shape == (5, 3) and layer.W.shape == (4, 3)
     np.testing.assert_array_equal(layer.W.data, Linear(3, 4, seed=0).W.data)
+
+
+def test_linear_layer_takes_batch_axes_like_torch() -> None:
+    layer = Linear(3, seed=0)
+    x = np.random.default_rng(1).standard_normal((2, 5, 4))
+    y = layer(x)
+    assert y.shape == (2, 5, 3) and layer.W.shape == (4, 3)
+    torch_layer = torch.nn.Linear(4, 3).double()
+    with torch.no_grad():
+        torch_layer.weight.copy_(torch.tensor(layer.W.data.T))
+        torch_layer.bias.copy_(torch.tensor(layer.b.data))
+    gy = np.random.default_rng(2).standard_normal(y.shape)
+    y.grad = Variable(gy)
+    y.backward()
+    torch_layer(torch.tensor(x)).backward(torch.tensor(gy))
+    np.testing.assert_allclose(layer.W.grad.data, torch_layer.weight.grad.numpy().T, rtol=1e-12)
+    np.testing.assert_allclose(layer.b.grad.data, torch_layer.bias.grad.numpy(), rtol=1e-12)
+
+
+def test_save_and_load_weights(tmp_path) -> None:
+    model = TwoLayer()
+    path = tmp_path / "two_layer.npz"
+    model.save_weights(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["two_layer.npz"]  # no temporary file left behind
+    assert sorted(np.load(path).files) == ["first/W", "first/b", "scale", "second/W"]
+
+    other = TwoLayer()
+    for param in other.params():
+        param.data = param.data + 1.0
+    other.load_weights(path)
+    for ours, theirs in zip(model.params(), other.params()):
+        np.testing.assert_array_equal(ours.data, theirs.data)
+    lazy = MLP((10, 1))
+    MLP((10, 1), in_size=2, seed=3).save_weights(tmp_path / "mlp.npz")
+    lazy.load_weights(tmp_path / "mlp.npz")  # weights not created yet take the file's shapes
+    assert lazy(np.ones((4, 2))).shape == (4, 1)
+
+
+def test_load_weights_that_do_not_fit_changes_nothing_and_lists_every_difference(tmp_path) -> None:
+    MLP((10, 3), in_size=2).save_weights(tmp_path / "w.npz")
+    model = MLP((10, 10, 3), in_size=4)
+    before = [p.data.copy() for p in model.params()]
+    with pytest.raises(ValueError) as info:
+        model.load_weights(tmp_path / "w.npz")
+    message = str(info.value)
+    assert "the file does not fit MLP: l2/W is missing from the file; l2/b is missing from the file; " in message
+    assert "l0/W has shape (2, 10) in the file but (4, 10) here" in message
+    assert "l1/W has shape (10, 3) in the file but (10, 10) here" in message
+    assert message.endswith("Load weights saved from a model built the same way (same layers and sizes)")
+    assert all(np.array_equal(b, p.data) for b, p in zip(before, model.params()))
+    with pytest.raises(ValueError, match="the file has l1/W, which this layer does not"):
+        MLP((10,), in_size=2).load_weights(tmp_path / "w.npz")
+
+
+def test_save_weights_refuses_weights_not_created_yet_and_keeps_the_old_file(tmp_path) -> None:
+    path = tmp_path / "w.npz"
+    MLP((3,), in_size=2).save_weights(path)
+    saved = path.read_bytes()
+    with pytest.raises(ValueError, match=r"l0/W not created yet .*: call the model on an input once before saving"):
+        MLP((3,)).save_weights(path)
+    assert path.read_bytes() == saved
+
+
+def test_an_interrupted_save_leaves_the_previous_file_whole(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "w.npz"
+    model = MLP((3,), in_size=2)
+    model.save_weights(path)
+    saved = path.read_bytes()
+
+    def half_a_save(file, **arrays) -> None:
+        file.write(b"PK half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", half_a_save)
+    with pytest.raises(KeyboardInterrupt):
+        model.save_weights(path)
+    assert path.read_bytes() == saved and [p.name for p in tmp_path.iterdir()] == ["w.npz"]
 
 
 def test_mlp_is_the_same_eager_or_lazy_for_a_seed() -> None:
