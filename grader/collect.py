@@ -7,48 +7,102 @@ Understood layouts (``--lms auto`` tells them apart):
 * Moodle: a folder per student, ``Full Name_participantid_assignsubmission_file_/``;
 * folders: ``<student>/<notebook>.ipynb`` or ``<student>/<assignment>/<notebook>.ipynb``.
 
+Student ids: where the LMS gives a user id (Canvas's user id, Moodle's participant
+id), the id is the student id, so two people of the same name never merge; their
+full name, Unicode intact, goes into the gradebook's first and last name. A folder's
+name is its student's id, NFC-normalised, with only what is unsafe in a path or for
+nbgrader (``/ \\ * + ? [ ] < > : " |``, control and invisible characters, leading
+dots, surrounding spaces) replaced: '王伟' and 'Zoë O'Brien' stay as they are. Two
+people who would share an id (folders differing only by case or by Unicode
+normalisation, or from a folder already in ``submitted/``) stop the import with an
+error naming both.
+
 Students rename things: Colab saves "Copy of 01-tensors.ipynb", browsers add
 " (1)", Canvas adds "-1". Names are matched to the assignment's notebooks after
 removing those; a student who handed in one notebook for a one-notebook
-assignment is matched whatever the name. Everything lands in nbgrader's layout,
-``submitted/<student>/<assignment>/<notebook>.ipynb`` with a ``timestamp.txt``.
-A student's earlier submission is moved aside to ``.grader/replaced/``, never
-lost, and the download itself is never modified.
+assignment is matched whatever the name. :func:`find_submitted` matches the files
+of a folder in ``submitted/`` by the same rules, for autograde. Everything lands in
+nbgrader's layout, ``submitted/<student>/<assignment>/<notebook>.ipynb`` with a
+``timestamp.txt``.
+
+The download is read, never extracted, modified or followed. Symbolic links (in a
+folder, or zip entries), folders named like notebooks, names too long for a
+filesystem, encrypted or damaged entries and files larger than MAX_FILE_BYTES are
+each reported in the skipped list, and the rest is imported. Declared sizes (per
+file and in total) and the number of entries are checked before anything is
+written, and each entry is read only up to its declared size, since a zip's sizes
+can lie. Copies are new regular files of mode 0600 in folders of mode 0700:
+submissions are students' personal data, and only the grader's own user reads them
+(autograde sends a notebook's cells to its sandbox, never the file). A student's
+folder is assembled aside and swapped in only when complete; their earlier one is
+moved to ``.grader/replaced/``, never lost.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
 import shutil
+import stat
 import tempfile
 import unicodedata
 import zipfile
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, TypeVar
 
 from grader.course import Course
 from grader.errors import GraderError
+from grader.text import printable
 
 MAX_FILE_BYTES = 50 * 2**20  # a notebook larger than this is not a student's work
-MAX_ZIP_BYTES = 5 * 2**30
+MAX_TOTAL_BYTES = 5 * 2**30  # all the notebooks of one download
+MAX_ENTRIES = 100_000  # files and folders in one download
+NAME_MAX = 255  # bytes in one file name: what ext4, APFS and NTFS allow
+MAX_ID_CHARS, MAX_ID_BYTES = 128, 200  # nbgrader's gradebook column; room for .grader/replaced/<id>-<time>
+FILE_MODE, FOLDER_MODE = 0o600, 0o700
+_CHUNK = 2**20
 
 CANVAS = re.compile(r"^(?P<name>[^_/]+)_(?:(?P<late>LATE)_)?(?P<userid>\d+)_(?P<submission>\d+)_(?P<file>.+)$")
 MOODLE = re.compile(r"^(?P<name>.+)_(?P<participant>\d+)_assignsubmission_(?:file|onlinetext)_?$")
+#: Characters a student id may not hold: path separators, nbgrader's glob and exchange characters, Windows's.
+_UNSAFE = re.compile(r'[/\\*+?\[\]<>:"|]')
+_IGNORED = {".ipynb_checkpoints", "__MACOSX"}
+
+T = TypeVar("T")
+
+
+@dataclass
+class Entry:
+    """A notebook-looking file in the download, not read yet."""
+
+    parts: tuple[str, ...]  # its path in the download
+    size: int  # as declared: a zip's header, a folder's lstat
+    timestamp: dt.datetime
+    open: Callable[[], BinaryIO]
+
+    @property
+    def name(self) -> str:
+        return "/".join(self.parts)
 
 
 @dataclass
 class Incoming:
-    """One notebook file found in the download."""
+    """One notebook file of the download, and whose it is."""
 
-    path: Path
+    entry: Entry
     student: str
     original_name: str
-    timestamp: dt.datetime
+    owner: str  # who the download says it is, for messages: "Canvas user 12", "the folder 'Zoë'"
+    identity: str  # the same, exactly as the download spells it: two people are two identities
     lms_user_id: str | None = None
     full_name: str | None = None
     late: bool = False
     revision: int = 0
+    staged: Path | None = None
 
 
 @dataclass
@@ -66,11 +120,25 @@ class CollectReport:
     replaced: list[str] = field(default_factory=list)
 
 
-def slug(text: str) -> str:
-    """A folder-safe student id from a name: 'Zoë O'Brien' → 'zoe-obrien'."""
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    text = re.sub(r"[^A-Za-z0-9]+", "-", text.replace("'", "")).strip("-").lower()
-    return text or "student"
+def student_id(name: str) -> str:
+    """The student id a folder name gives: readable, Unicode kept, safe as a folder name and for nbgrader.
+
+    'Zoë O'Brien' → 'Zoë O'Brien' (NFC); 'a/b*c' → 'a_b_c'; '.hidden ' → 'hidden'; '..' → '' (none).
+    """
+    text = re.sub(r"\s+", " ", unicodedata.normalize("NFC", name))
+    text = "".join("_" if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in text)
+    return _UNSAFE.sub("_", text).strip().lstrip(".").strip()
+
+
+def _fold(student: str) -> str:
+    """What two ids must not share: they differ in more than letter case or Unicode normalisation."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", student).casefold())
+
+
+def _shown(name: str) -> str:
+    """A name from the download, safe to print on one line, shortened when very long."""
+    name = printable(name, newlines=False)
+    return name if len(name) <= 120 else f"{name[:100]}… ({len(name)} characters)"
 
 
 def normalize_name(filename: str) -> list[tuple[str, int]]:
@@ -105,132 +173,357 @@ def _match(name: str, notebooks: list[str]) -> tuple[str, int] | None:
     return None
 
 
-def _scan(root: Path, assignment: str, lms: str) -> list[Incoming]:
-    found = []
-    for path in sorted(root.rglob("*.ipynb")):
-        if ".ipynb_checkpoints" in path.parts or path.name.startswith("._") or "__MACOSX" in path.parts:
+def _choose(files: list[tuple[str, object, T]], notebooks: list[str], *, exact_first: bool
+            ) -> tuple[dict[str, tuple[T, int]], list[tuple[T, str | None]]]:
+    """Which of one student's files (name, time, thing) is each notebook: {notebook: (thing, revision)}.
+
+    Also the files not chosen, with the notebook they lost to (None: they match none). Among
+    several copies of a notebook the newest wins (time, then revision); with ``exact_first``
+    the file named exactly ``<notebook>.ipynb`` wins over renamed copies.
+    """
+    alone = len(files) == 1 and len(notebooks) == 1
+    candidates: dict[str, list[tuple[tuple, T, int]]] = {}
+    rest: list[tuple[T, str | None]] = []
+    for name, when, thing in files:
+        match = _match(name, notebooks) or ((notebooks[0], 0) if alone else None)
+        if match is None:
+            rest.append((thing, None))
             continue
-        relative = path.relative_to(root)
-        timestamp = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
-        canvas = CANVAS.match(path.name) if len(relative.parts) == 1 else None
-        moodle = next((MOODLE.match(part) for part in relative.parts[:-1] if MOODLE.match(part)), None)
+        notebook, revision = match
+        rank = (exact_first and name == f"{notebook}.ipynb", when, revision)
+        candidates.setdefault(notebook, []).append((rank, thing, revision))
+    chosen = {}
+    for notebook, found in candidates.items():
+        found.sort(key=lambda candidate: candidate[0], reverse=True)
+        (_, best, revision), *others = found
+        chosen[notebook] = (best, revision)
+        rest += [(thing, notebook) for _, thing, _ in others]
+    return chosen, rest
+
+
+def find_submitted(folder: Path, notebook: str, notebooks: list[str]) -> Path | None:
+    """The file in a student's submitted folder that is ``notebook`` (a name without .ipynb), or None.
+
+    The rules are collect's: ``<notebook>.ipynb`` itself first; else a renamed copy ("Copy of …",
+    "… (1)", "…-1", other case or separators), the newest if there are several; and for a
+    one-notebook assignment the folder's only notebook, whatever its name. ``notebooks`` are all
+    the assignment's notebooks. Only regular files are returned, never a symbolic link.
+    """
+    files = []
+    try:
+        with os.scandir(folder) as listing:
+            for item in listing:
+                if (item.name.lower().endswith(".ipynb") and not item.name.startswith("._")
+                        and item.is_file(follow_symlinks=False)):
+                    files.append((item.name, item.stat(follow_symlinks=False).st_mtime, Path(item.path)))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    chosen, _ = _choose(sorted(files), notebooks, exact_first=True)
+    return chosen[notebook][0] if notebook in chosen else None
+
+
+# -- reading the download -----------------------------------------------------------------------
+
+
+def _refusal(parts: tuple[str, ...], size: int, mode: int) -> str | None:
+    """Why a notebook-looking entry is not imported, before reading it; None if it may be read."""
+    if stat.S_ISLNK(mode):
+        return "a symbolic link: links in a download are never followed"
+    if stat.S_ISDIR(mode):
+        return "a folder named like a notebook, not a notebook file"
+    if stat.S_IFMT(mode) and not stat.S_ISREG(mode):  # zips often give permissions only: a file
+        return "not a regular file"
+    longest = max(len(part.encode()) for part in parts)
+    if longest > NAME_MAX:
+        return f"a name longer than filesystems allow ({longest} bytes; at most {NAME_MAX})"
+    if size > MAX_FILE_BYTES:
+        return f"declares {size / 2**20:.0f} MiB; a notebook is at most {MAX_FILE_BYTES // 2**20} MiB"
+    return None
+
+
+def _ignored(parts: tuple[str, ...]) -> bool:
+    return any(part in _IGNORED or part.startswith("._") for part in parts)
+
+
+def _zip_entries(archive: zipfile.ZipFile, source: Path, report: CollectReport) -> list[Entry]:
+    infos = archive.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise GraderError(f"{source} holds {len(infos)} entries, more than {MAX_ENTRIES}: not a bulk download "
+                          "of one assignment; not importing it")
+    fallback = dt.datetime.fromtimestamp(source.stat().st_mtime, dt.timezone.utc)
+    entries = []
+    for info in infos:
+        path = PurePosixPath(info.filename)
+        if info.filename.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", info.filename) or ".." in path.parts:
+            raise GraderError(f"{source} contains a path outside the archive ({_shown(info.filename)}); "
+                              "not importing it")
+        parts = tuple(part for part in path.parts if part != ".")
+        if not parts or _ignored(parts) or not parts[-1].lower().endswith(".ipynb"):
+            continue
+        mode = info.external_attr >> 16
+        if info.is_dir():
+            mode = stat.S_IFDIR
+        why = _refusal(parts, info.file_size, mode)
+        if why is None and info.flag_bits & 0x1:
+            why = "encrypted (password-protected): ask for a download without a password"
+        if why:
+            report.skipped.append((_shown("/".join(parts)), why))
+            continue
+        try:
+            timestamp = dt.datetime(*info.date_time).astimezone(dt.timezone.utc)  # the LMS's time, local
+        except ValueError:
+            timestamp = fallback
+        entries.append(Entry(parts, info.file_size, timestamp, lambda info=info: archive.open(info)))
+    return entries
+
+
+def _open_file(path: str, seen: os.stat_result) -> BinaryIO:
+    """Open the file the folder walk saw, never through a link, and only if it is still that file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    now = os.fstat(fd)
+    if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
+        os.close(fd)
+        raise OSError("it changed while being collected")
+    return os.fdopen(fd, "rb")
+
+
+def _folder_entries(root: Path, report: CollectReport) -> list[Entry]:
+    entries, count = [], 0
+    for top, folders, files, top_fd in os.fwalk(root, follow_symlinks=False):
+        here = Path(top).relative_to(root).parts
+        count += len(folders) + len(files)
+        if count > MAX_ENTRIES:
+            raise GraderError(f"{root} holds more than {MAX_ENTRIES} files and folders: not a download of one "
+                              "assignment; not importing it")
+        for name in [*folders, *files]:
+            parts = here + (name,)
+            info = os.stat(name, dir_fd=top_fd, follow_symlinks=False)
+            if _ignored(parts) or stat.S_ISLNK(info.st_mode):
+                if name in folders:
+                    folders.remove(name)  # never walked into
+                if not _ignored(parts):
+                    report.skipped.append((_shown("/".join(parts)), _refusal(parts, 0, info.st_mode)))
+                continue
+            if not name.lower().endswith(".ipynb"):
+                continue
+            why = _refusal(parts, info.st_size, info.st_mode)
+            if why:
+                report.skipped.append((_shown("/".join(parts)), why))
+                continue
+            path = os.path.join(top, name)
+            entries.append(Entry(parts, info.st_size, dt.datetime.fromtimestamp(info.st_mtime, dt.timezone.utc),
+                                 lambda path=path, info=info: _open_file(path, info)))
+    return sorted(entries, key=lambda entry: entry.parts)
+
+
+def _identify(entries: list[Entry], assignment: str, lms: str, report: CollectReport) -> list[Incoming]:
+    """Whose each file is, by the LMS's naming (or the folder it is in)."""
+    found = []
+    for entry in entries:
+        parts = entry.parts
+        canvas = CANVAS.match(parts[-1]) if len(parts) == 1 else None
+        moodle = next((m for m in map(MOODLE.match, parts[:-1]) if m), None)
         if lms in ("auto", "canvas") and canvas:
-            found.append(Incoming(path, slug(canvas.group("name")), canvas.group("file"), timestamp,
-                                  lms_user_id=canvas.group("userid"), full_name=canvas.group("name"),
-                                  late=bool(canvas.group("late"))))
+            user = canvas.group("userid")
+            item = Incoming(entry, user, canvas.group("file"), f"Canvas user {user}", f"canvas:{user}",
+                            lms_user_id=user, full_name=canvas.group("name"), late=bool(canvas.group("late")))
         elif lms in ("auto", "moodle") and moodle:
-            name = moodle.group("name")
-            found.append(Incoming(path, slug(name), path.name, timestamp, lms_user_id=moodle.group("participant"),
-                                  full_name=name))
-        elif lms in ("auto", "folders") and len(relative.parts) >= 2:
-            parts = [p for p in relative.parts[:-1] if p != assignment]
-            student = parts[0] if parts else relative.parts[0]
-            found.append(Incoming(path, slug(student) if not re.fullmatch(r"[A-Za-z0-9._-]+", student) else student,
-                                  path.name, timestamp))
+            user = moodle.group("participant")
+            item = Incoming(entry, user, parts[-1], f"Moodle participant {user}", f"moodle:{user}",
+                            lms_user_id=user, full_name=moodle.group("name"))
+        elif lms in ("auto", "folders") and len(parts) >= 2:
+            folders = [p for p in parts[:-1] if p != assignment]
+            folder = folders[0] if folders else parts[0]
+            owner = f"the folder {_shown(folder)!r}" + (f" ({ascii(folder)})" if not folder.isascii() else "")
+            item = Incoming(entry, student_id(folder), parts[-1], owner, f"folder:{folder}")
         else:
-            found.append(Incoming(path, "", path.name, timestamp))
+            report.skipped.append((_shown(entry.name),
+                                   "cannot tell whose it is (not an LMS name, not in a student folder)"))
+            continue
+        if item.full_name:
+            item.full_name = printable(re.sub(r"\s+", " ", unicodedata.normalize("NFC", item.full_name)).strip(),
+                                       newlines=False)
+        if not item.student:
+            report.skipped.append((_shown(entry.name), f"{item.owner} does not make a student id"))
+        elif len(item.student) > MAX_ID_CHARS or len(item.student.encode()) > MAX_ID_BYTES:
+            report.skipped.append((_shown(entry.name), f"{item.owner} is too long for a student id (at most "
+                                                       f"{MAX_ID_CHARS} characters and {MAX_ID_BYTES} bytes)"))
+        else:
+            found.append(item)
     return found
 
 
-def _unpack(source: Path, into: Path) -> Path:
-    """Unpack a zip safely (no paths outside, no zip bombs)."""
+def _check_owners(items: list[Incoming], course: Course) -> None:
+    """Two people never share a student id: one id taken by two of them is an error naming both."""
+    taken: dict[str, Incoming] = {}
+    for item in items:
+        other = taken.setdefault(_fold(item.student), item)
+        if other.identity != item.identity:
+            _clash(other.owner, item.owner, item.student)
+    if course.submitted.is_dir():
+        for folder in course.submitted.iterdir():
+            item = taken.get(_fold(folder.name))
+            if item is not None and item.student != folder.name:
+                _clash(f"the existing submitted/{_shown(folder.name)} ({ascii(folder.name)})", item.owner,
+                       item.student)
+
+
+def _clash(first: str, second: str, student: str) -> None:
+    raise GraderError(f"{first} and {second} would both be student {_shown(student)!r}, and two people must never "
+                      "share a grade. Rename one of them (student ids must differ in more than letter case or "
+                      "Unicode normalisation) and collect again; nothing was imported.")
+
+
+def _check_total(items: list[Incoming], source: Path) -> None:
+    """The download's declared total, checked before anything is read (each file's was, when listed)."""
+    total = sum(item.entry.size for item in items)
+    if total > MAX_TOTAL_BYTES:
+        raise GraderError(f"the notebooks in {source} declare {total / 2**30:.1f} GiB, more than "
+                          f"{MAX_TOTAL_BYTES / 2**30:g} GiB; not importing it")
+
+
+def _new_file(path: Path) -> BinaryIO:
+    """A new regular file of mode FILE_MODE; never through a link, never over an existing file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    return os.fdopen(fd, "wb")
+
+
+def _read(entry: Entry, target: Path | None) -> str | None:
+    """Copy the entry to ``target`` (or only read it through, for a dry run); why not, if it cannot be.
+
+    Reading stops one byte past the declared size (itself at most MAX_FILE_BYTES), so a lying
+    size never makes more than the declared total be written.
+    """
+    read = 0
     try:
-        archive = zipfile.ZipFile(source)
-    except zipfile.BadZipFile as error:
-        raise GraderError(f"{source} is not a zip file: {error}") from error
-    total = 0
-    with archive:
-        for info in archive.infolist():
-            target = (into / info.filename).resolve()
-            if not str(target).startswith(str(into.resolve()) + "/") and target != into.resolve():
-                raise GraderError(f"{source} contains a path outside the archive ({info.filename}); not importing it")
-            total += info.file_size
-            if total > MAX_ZIP_BYTES:
-                raise GraderError(f"{source} unpacks to more than {MAX_ZIP_BYTES // 2**30} GiB; not importing it")
-        archive.extractall(into)
-        for info in archive.infolist():  # keep the LMS's submission times as the files' times
-            stamp = dt.datetime(*info.date_time).timestamp()
-            path = into / info.filename
-            if path.is_file():
-                os.utime(path, (stamp, stamp))
-    return into
+        with entry.open() as stream, (_new_file(target) if target else contextlib.nullcontext()) as out:
+            while chunk := stream.read(min(_CHUNK, entry.size + 1 - read)):
+                read += len(chunk)
+                if read > entry.size:
+                    why = f"holds more than the {entry.size} bytes it declares: a damaged or forged file"
+                    break
+                if out is not None:
+                    out.write(chunk)
+            else:
+                return None
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as error:
+        why = f"cannot be read ({printable(error, newlines=False)}): a damaged or unsupported file"
+    if target is not None:
+        target.unlink(missing_ok=True)
+    return why
 
 
-def collect(course: Course, assignment: str, source: Path, *, lms: str = "auto", dry_run: bool = False) -> CollectReport:
+def collect(course: Course, assignment: str, source: Path, *, lms: str = "auto",
+            dry_run: bool = False) -> CollectReport:
     """Import ``source`` (a folder or a .zip) as submissions of ``assignment``."""
     notebooks = course.notebooks(assignment)
     source = Path(source)
     if not source.exists():
         raise GraderError(f"{source} does not exist")
     report = CollectReport()
-    with tempfile.TemporaryDirectory() as scratch:
-        root = _unpack(source, Path(scratch)) if source.is_file() else source
-        incoming = _scan(root, assignment, lms)
-        if not incoming:
+    with contextlib.ExitStack() as stack:
+        if source.is_file():
+            try:
+                archive = stack.enter_context(zipfile.ZipFile(source))
+            except (zipfile.BadZipFile, OSError) as error:
+                raise GraderError(f"{source} is not a zip file: {error}") from error
+            entries = _zip_entries(archive, source, report)
+        else:
+            entries = _folder_entries(source, report)
+        if not entries and not report.skipped:
             raise GraderError(f"no .ipynb files in {source}")
-        chosen: dict[tuple[str, str], Incoming] = {}
+        incoming = _identify(entries, assignment, lms, report)
+        _check_owners(incoming, course)
+        _check_total(incoming, source)
+        staging = None
+        if not dry_run:
+            scratch = course.root / ".grader"
+            scratch.mkdir(parents=True, exist_ok=True)
+            staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="collect-", dir=scratch)))
         per_student: dict[str, list[Incoming]] = {}
-        for item in incoming:
-            if not item.student:
-                report.skipped.append((str(item.path.relative_to(root)), "cannot tell whose it is (not an LMS name, not in a student folder)"))
-                continue
-            if item.path.stat().st_size > MAX_FILE_BYTES:
-                report.skipped.append((str(item.path.relative_to(root)), "larger than 50 MiB"))
-                continue
-            per_student.setdefault(item.student, []).append(item)
+        for number, item in enumerate(incoming):
+            item.staged = staging / f"{number}.ipynb" if staging else None
+            why = _read(item.entry, item.staged)
+            if why:
+                report.skipped.append((_shown(item.entry.name), why))
+            else:
+                per_student.setdefault(item.student, []).append(item)
+        chosen: dict[tuple[str, str], Incoming] = {}
         for student, items in per_student.items():
-            for item in items:
-                match = _match(item.original_name, notebooks)
-                if match is None and len(notebooks) == 1 and len(items) == 1:
-                    match = (notebooks[0], 0)
-                if match is None:
-                    report.skipped.append((str(item.path.relative_to(root)),
-                                           f"does not match a notebook of {assignment} ({', '.join(notebooks)})"))
-                    continue
-                notebook, item.revision = match
-                key = (student, notebook)
-                previous = chosen.get(key)
-                if previous is None or (item.timestamp, item.revision) > (previous.timestamp, previous.revision):
-                    if previous is not None:
-                        report.skipped.append((previous.original_name, f"an older copy of {student}'s {notebook}"))
-                    chosen[key] = item
-                else:
-                    report.skipped.append((item.original_name, f"an older copy of {student}'s {notebook}"))
+            files = [(item.original_name, item.entry.timestamp, item) for item in items]
+            picked, rest = _choose(files, notebooks, exact_first=False)
+            for notebook, (item, revision) in picked.items():
+                item.revision = revision
+                chosen[(student, notebook)] = item
+            for item, notebook in rest:
+                why = (f"an older copy of {_shown(student)}'s {notebook}" if notebook else
+                       f"does not match a notebook of {assignment} ({', '.join(notebooks)})")
+                report.skipped.append((_shown(item.entry.name), why))
         for (student, notebook), item in sorted(chosen.items()):
             note = "" if item.original_name == f"{notebook}.ipynb" else f"renamed from {item.original_name!r}"
             if item.late:
                 note = (note + "; " if note else "") + "marked late by the LMS"
             report.imported.append(Imported(student, notebook, item.original_name, note))
-        if not dry_run:
-            _store(course, assignment, chosen, report)
+        if staging is not None:
+            _store(course, assignment, chosen, staging, report)
     return report
 
 
-def _store(course: Course, assignment: str, chosen: dict[tuple[str, str], Incoming], report: CollectReport) -> None:
+# -- storing ----------------------------------------------------------------------------------
+
+
+def _names(full_name: str) -> dict[str, str | None]:
+    """The gradebook's first and last name of a full name; export joins them back with a space."""
+    first, _, last = full_name.partition(" ")
+    return {"first_name": first, "last_name": last} if last else {"first_name": None, "last_name": first}
+
+
+def _store(course: Course, assignment: str, chosen: dict[tuple[str, str], Incoming], staging: Path,
+           report: CollectReport) -> None:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    students: dict[str, list[Incoming]] = {}
-    for (student, _), item in chosen.items():
-        students.setdefault(student, []).append(item)
+    students: dict[str, dict[str, Incoming]] = {}
+    for (student, notebook), item in sorted(chosen.items()):
+        students.setdefault(student, {})[notebook] = item
+    course.submitted.mkdir(parents=True, exist_ok=True)
     with course.gradebook() as gradebook:
-        for student, items in sorted(students.items()):
+        for number, (student, items) in enumerate(sorted(students.items())):
+            ready = staging / f"student-{number}"
             folder = course.submitted / student / assignment
-            if folder.exists():
-                backup = course.root / ".grader" / "replaced" / assignment / f"{student}-{stamp}"
-                backup.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(folder), str(backup))
-                report.replaced.append(student)
-            folder.mkdir(parents=True)
-            latest = max(item.timestamp for item in items)
-            for item in items:
-                notebook = next(n for (s, n), i in chosen.items() if i is item)
-                shutil.copyfile(item.path, folder / f"{notebook}.ipynb")
-            (folder / "timestamp.txt").write_text(latest.strftime("%Y-%m-%d %H:%M:%S.%f %Z"))
-            first = items[0]
-            details = {}
+            try:
+                ready.mkdir(mode=FOLDER_MODE)
+                for notebook, item in items.items():
+                    os.rename(item.staged, ready / f"{notebook}.ipynb")
+                latest = max(item.entry.timestamp for item in items.values())
+                with _new_file(ready / "timestamp.txt") as out:
+                    out.write(latest.strftime("%Y-%m-%d %H:%M:%S.%f %Z").encode())
+                with contextlib.suppress(FileExistsError):
+                    folder.parent.mkdir(mode=FOLDER_MODE)
+                backup = None
+                if folder.exists() or folder.is_symlink():
+                    backup = course.root / ".grader" / "replaced" / assignment / f"{student}-{stamp}"
+                    while backup.exists():
+                        backup = backup.with_name(backup.name + "+")
+                    backup.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(folder), str(backup))
+                try:
+                    shutil.move(str(ready), str(folder))  # complete, swapped in at once
+                except OSError:
+                    if backup is not None and not folder.exists():
+                        shutil.move(str(backup), str(folder))  # their earlier submission stays in place
+                    raise
+                if backup is not None:
+                    report.replaced.append(student)
+            except OSError as error:
+                raise GraderError(f"could not store {_shown(student)}'s submission ({error}); the students listed "
+                                  "before were imported, the others were not: fix this and collect again") from error
+            details: dict[str, str | None] = {}
+            first = next(iter(items.values()))
             if first.lms_user_id:
                 details["lms_user_id"] = first.lms_user_id
             if first.full_name:
-                details["last_name"] = first.full_name
+                details.update(_names(first.full_name))
             gradebook.update_or_create_student(student, **details)
 
 
@@ -239,8 +532,8 @@ def print_report(report: CollectReport, assignment: str, dry_run: bool, say=prin
     say(f"{verb} {len(report.imported)} notebook(s) of {len({i.student for i in report.imported})} student(s) for {assignment}")
     for item in report.imported:
         if item.note:
-            say(f"  {item.student}/{item.notebook}.ipynb: {item.note}")
+            say(f"  {_shown(item.student)}/{item.notebook}.ipynb: {printable(item.note, newlines=False)}")
     if report.replaced:
         say(f"replaced earlier submissions of {len(report.replaced)} student(s) (kept in .grader/replaced/)")
     for name, why in report.skipped:
-        say(f"  skipped {name}: {why}")
+        say(f"  skipped {_shown(name)}: {printable(why, newlines=False)}")

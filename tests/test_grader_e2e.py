@@ -107,17 +107,22 @@ def test_collect_understands_canvas_and_moodle(course_dir, tmp_path):
         archive.writestr("../escape.ipynb", notebook) if False else None
     main(["collect", "--course", str(course_dir), "ps1", str(canvas)])
     course = open_course(course_dir)
-    assert sorted(p.name for p in course.submitted.iterdir()) == ["doejohn", "smithjane"]
+    # The LMS's user id is the student id; the name Canvas gives goes into the gradebook.
+    assert sorted(p.name for p in course.submitted.iterdir()) == ["1234", "777"]
     with course.gradebook() as gradebook:
-        assert gradebook.find_student("smithjane").lms_user_id == "1234"
+        assert gradebook.find_student("1234").lms_user_id == "1234"
+        assert gradebook.find_student("777").last_name == "doejohn"
     moodle = tmp_path / "moodle"
     (moodle / "Zoë O'Brien_42_assignsubmission_file_").mkdir(parents=True)
     (moodle / "Zoë O'Brien_42_assignsubmission_file_" / "homework.ipynb").write_text(notebook)
     main(["collect", "--course", str(course_dir), "ps1", str(moodle)])
-    assert (course.submitted / "zoe-obrien" / "ps1" / "ps1.ipynb").exists()
+    assert (course.submitted / "42" / "ps1" / "ps1.ipynb").exists()
+    with course.gradebook() as gradebook:
+        zoe = gradebook.find_student("42")
+        assert (zoe.first_name, zoe.last_name, zoe.lms_user_id) == ("Zoë", "O'Brien", "42")
     # Collecting again keeps the earlier submission, moved aside.
     main(["collect", "--course", str(course_dir), "ps1", str(moodle)])
-    assert list((course.root / ".grader" / "replaced" / "ps1").glob("zoe-obrien-*"))
+    assert list((course.root / ".grader" / "replaced" / "ps1").glob("42-*"))
 
 
 def test_collect_refuses_a_zip_that_escapes(course_dir, tmp_path, capsys):
