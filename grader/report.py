@@ -4,15 +4,30 @@ For each assignment: the pass rate of every test cell (from the gradebook), a
 histogram of notebook scores, the statuses of the grading run and the submissions
 flagged for review. Written to ``reports/<assignment>.md`` with two figures
 (``<assignment>-exercises.png``, ``<assignment>-scores.png``), and printed.
+
+Student ids, flags and the like come from submissions: each goes in as text
+(:func:`markdown_text`), so none can break the table or become HTML, a link or
+an image when the report is rendered.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.autograde import SubmissionRecord
 from grader.course import Course
+from grader.text import printable
+
+#: What makes inline Markdown (CommonMark, GitHub's tables and autolinks, nbconvert's math) more than text.
+_MARKDOWN = re.compile(r"([\\`*_\[\]()<>!&~|$]|:(?=//))")
+
+
+def markdown_text(value: object) -> str:
+    """``value`` as one line of literal text in Markdown: printable, and every character that would
+    make emphasis, code, a link or image, HTML, an entity, a table cell or math escaped."""
+    return _MARKDOWN.sub(r"\\\1", printable(value, newlines=False))
 
 
 @dataclass
@@ -69,19 +84,20 @@ def build(course: Course, assignment: str) -> AssignmentReport:
 
 
 def text(report: AssignmentReport) -> str:
-    lines = [f"# {report.assignment}", ""]
+    lines = [f"# {markdown_text(report.assignment)}", ""]
     if not report.scores:
         return "\n".join(lines + ["No graded submissions yet."])
     mean = sum(report.scores) / len(report.scores)
     lines += [f"{len(report.scores)} graded notebook(s); mean score {mean:.2f} / {report.max_score:g}.", "",
               "| exercise | points | passed | pass rate |", "|---|---:|---:|---:|"]
     for stats in sorted(report.exercises, key=lambda s: s.rate):
-        lines.append(f"| {stats.grade_id} | {stats.points:g} | {stats.passed}/{stats.attempts} | {100 * stats.rate:.0f}% |")
-    lines += ["", "Grading: " + ", ".join(f"{status} {count}" for status, count in sorted(report.statuses.items()))]
+        lines.append(f"| {markdown_text(stats.grade_id)} | {stats.points:g} | {stats.passed}/{stats.attempts} | {100 * stats.rate:.0f}% |")
+    lines += ["", "Grading: " + ", ".join(f"{markdown_text(status)} {count}" for status, count in sorted(report.statuses.items()))]
     if report.flagged:
         lines += ["", "Flagged for review:"]
         for student, notebook, flags in report.flagged:
-            lines.append(f"- {student} / {notebook}: " + "; ".join(flags[:5]))
+            lines.append(f"- {markdown_text(student)} / {markdown_text(notebook)}: "
+                         + "; ".join(markdown_text(flag) for flag in flags[:5]))
     return "\n".join(lines)
 
 
