@@ -8,6 +8,10 @@ the output, stays), and a first cell that says how the notebook was graded:
 its status, score, and what happened if it was stopped. A notebook that could
 not be graded (missing, unreadable) gets a short page that says why.
 
+The pages are inert, because the instructor opens what students wrote: see
+:class:`InertHTMLExporter`. Nothing in a page can run a script, load anything
+from elsewhere, or add elements of its own.
+
 Students are converted in parallel, one process per core; a student whose
 grades have not changed since their pages were written is skipped; and a
 student whose pages cannot be made is reported while the others go on.
@@ -19,16 +23,22 @@ import hashlib
 import html
 import multiprocessing
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nh3
+from jinja2 import DictLoader
+from nbconvert.exporters import HTMLExporter
 from nbformat.v4 import new_markdown_cell
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Unicode
+from traitlets import Unicode, default
 
 from grader.autograde import SubmissionRecord, record_path, write_atomically
 from grader.course import Course
+from grader.report import markdown_text
+from grader.text import printable
 
 HIDDEN_NOTE = "# (hidden tests: their code is not shown; the result below is theirs too)"
 
@@ -45,6 +55,64 @@ STATUS_TEXT = {
     "missing": "Not submitted.",
     "error": "Not graded yet: the grader had a problem with this notebook. Your instructor has been told.",
 }
+
+
+#: Nothing runs and nothing is fetched: no script at all (so no MathJax: math shows as its TeX), only the
+#: page's own inline styles, and only images embedded in the page (figures are data: URLs).
+CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; "
+                           "img-src data:; font-src data:; base-uri 'none'; form-action 'none'")
+_POLICY_META = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+
+#: What a page's body may hold: nh3's (ammonia's) tags and attributes, plus the classes, ids and
+#: named anchors nbconvert's and nbgrader's templates lay the page out with.
+_ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, "*": {"class", "id"}, "a": {"href", "hreflang", "name"}}
+
+
+def _attribute(tag: str, attribute: str, value: str) -> str | None:
+    """Images only from inside the page (data:image/...), and no link to a data: URL."""
+    if attribute == "src":
+        return value if value.startswith("data:image/") else None
+    if attribute == "href" and value.strip().lower().startswith("data:"):
+        return None
+    return value
+
+
+def inert(page: str) -> str:
+    """``page`` made inert: its body through nh3, and :data:`CONTENT_SECURITY_POLICY` first in its head.
+
+    The head is the template's own (styles, the notebook's name); everything a
+    submission wrote is in the body, where nh3 keeps text, layout, tables and
+    embedded images, and drops scripts, styles, event handlers, forms, frames and
+    every link to or image from elsewhere.
+    """
+    head, body_tag, rest = page.partition("<body>")
+    body, end_tag, tail = rest.rpartition("</body>")
+    head, found = re.subn(r"<head\b[^>]*>", lambda tag: tag.group(0) + _POLICY_META, head, count=1, flags=re.I)
+    if not (body_tag and end_tag and found):
+        raise ValueError("a feedback page without <head> and <body>: it cannot be made inert")
+    body = nh3.clean(body, attributes=_ATTRIBUTES, url_schemes=nh3.ALLOWED_URL_SCHEMES | {"data"},
+                     attribute_filter=_attribute)
+    return head + body_tag + body + end_tag + tail
+
+
+class InertHTMLExporter(HTMLExporter):
+    """nbconvert's HTML exporter, as nbgrader's feedback uses it, writing pages that cannot run anything.
+
+    nbconvert's own ``sanitize_html`` is not enough here: nbgrader's feedback
+    template renders Markdown cells (and grade ids) without it, and its allow-list
+    shows paragraphs and headings as escaped tags. So the whole body goes through
+    nh3 instead (:func:`inert`), and MathJax, the one script the template loads
+    (from a CDN), is left out.
+    """
+
+    @default("extra_loaders")
+    def _extra_loaders_default(self):
+        # Found before nbconvert's mathjax.html.j2: the macro the template's header calls writes nothing.
+        return [DictLoader({"mathjax.html.j2": "{%- macro mathjax(url=None) -%}{%- endmacro -%}"})]
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        output, resources = super().from_notebook_node(nb, resources, **kw)
+        return inert(output), resources
 
 
 class ShowHiddenTestsAsNote(NbGraderPreprocessor):
@@ -77,11 +145,12 @@ class GradingStatus(NbGraderPreprocessor):
 
 
 def status_markdown(outcome) -> str:
-    lines = [f"**Grading:** {STATUS_TEXT.get(outcome.status, outcome.status)}"]
+    """The first cell's Markdown; the status and detail (a submission can choose them) are escaped as text."""
+    lines = [f"**Grading:** {markdown_text(STATUS_TEXT.get(outcome.status, outcome.status))}"]
     if outcome.score is not None:
         lines.append(f"**Score:** {outcome.score:g} / {outcome.max_score:g}")
     if outcome.detail and outcome.status != "graded":
-        lines.append(f"**What happened:** {outcome.detail}")
+        lines.append(f"**What happened:** {markdown_text(outcome.detail)}")
     return "\n\n".join(lines)
 
 
@@ -161,8 +230,10 @@ def _stamp(course: Course, assignment: str, student: str) -> Path:
 
 
 def _digest(course: Course, assignment: str, student: str) -> str:
-    """What the pages are made from: the grading record and the graded notebooks."""
-    digest = hashlib.sha256(record_path(course, assignment, student).read_bytes())
+    """What the pages are made from: the grading record and the graded notebooks, and how they are made
+    inert (pages written before, or under another policy or sanitiser, are written again)."""
+    digest = hashlib.sha256(f"{CONTENT_SECURITY_POLICY}\0nh3 {nh3.__version__}\0".encode())
+    digest.update(record_path(course, assignment, student).read_bytes())
     for notebook in sorted((course.autograded / student / assignment).glob("*.ipynb")):
         digest.update(notebook.name.encode() + b"\0" + notebook.read_bytes())
     return digest.hexdigest()
@@ -221,6 +292,7 @@ def _feedback_config(course: Course):
     from traitlets.config import Config
 
     config = Config(course.config)
+    config.GenerateFeedback.exporter_class = InertHTMLExporter
     config.GenerateFeedback.preprocessors = [ShowHiddenTestsAsNote, "nbgrader.preprocessors.GetGrades",
                                              "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor", GradingStatus]
     config.GradingStatus.course_root = str(course.root)
@@ -238,11 +310,15 @@ def _api(course: Course, config):
 
 
 def _page(student: str, assignment: str, notebook: str, outcome) -> str:
-    body = html.escape(STATUS_TEXT.get(outcome.status, outcome.status))
-    detail = f"<p>{html.escape(outcome.detail)}</p>" if outcome.detail else ""
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(notebook)}</title></head>"
-            f"<body><h1>{html.escape(assignment)} / {html.escape(notebook)}</h1>"
-            f"<p>Student: {html.escape(student)}</p><p>{body}</p>{detail}</body></html>")
+    """The page of a notebook that could not be graded: every field escaped, under the same policy."""
+    def text(value: str) -> str:
+        return html.escape(printable(value))
+
+    body = text(STATUS_TEXT.get(outcome.status, outcome.status))
+    detail = f"<p>{text(outcome.detail)}</p>" if outcome.detail else ""
+    return inert(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{text(notebook)}</title></head>"
+                 f"<body><h1>{text(assignment)} / {text(notebook)}</h1>"
+                 f"<p>Student: {text(student)}</p><p>{body}</p>{detail}</body></html>")
 
 
-__all__ = ["FeedbackSummary", "feedback", "record_path"]
+__all__ = ["CONTENT_SECURITY_POLICY", "FeedbackSummary", "InertHTMLExporter", "feedback", "inert", "record_path"]
