@@ -14,6 +14,11 @@ A notebook that could not be graded is never written as 0.0:
 
 A missing notebook counts 0 (nothing was handed in) and is marked "missing" in
 the plain format's Notes.
+
+Names, ids and notes come from the LMS and from submissions. A spreadsheet would
+run one that starts like a formula (``=HYPERLINK(...)``), so every text cell goes
+through :func:`spreadsheet_text`, as OWASP recommends for CSV injection; scores
+stay numbers.
 """
 from __future__ import annotations
 
@@ -23,6 +28,16 @@ from dataclasses import dataclass, field
 
 from grader.autograde import UNGRADABLE, SubmissionRecord, record_path
 from grader.course import Course
+from grader.text import printable
+
+#: A cell starting with one of these is a formula to Excel, LibreOffice or Google Sheets.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: str) -> str:
+    """A text cell no spreadsheet runs: one line, printable, and a leading ``'`` before a formula's first character."""
+    value = printable(value, newlines=False)
+    return "'" + value if value.startswith(FORMULA_START) else value
 
 
 @dataclass
@@ -92,20 +107,27 @@ def export(course: Course, assignments: list[str] | None, fmt: str = "plain") ->
             return "not graded" if mark else ""
         return f"{score:g}"
 
+    header = [spreadsheet_text(column) for column in columns]
     if fmt == "canvas":
-        writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *columns])
+        writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *header])
         writer.writerow(["Points Possible", "", "", "", "", *[f"{maximum[c]:g}" for c in columns]])
         for row in rows:
-            writer.writerow([row.name or row.student, row.lms_id, "", row.student, "",
-                             *[cell(row, c, False) for c in columns]])
+            name, student, lms_id = _people(row)
+            writer.writerow([name or student, lms_id, "", student, "", *[cell(row, c, False) for c in columns]])
     elif fmt == "moodle":
-        writer.writerow(["Username", "ID number", "Full name", *columns, "Total"])
+        writer.writerow(["Username", "ID number", "Full name", *header, "Total"])
         for row in rows:
-            writer.writerow([row.student, row.lms_id, row.name, *[cell(row, c, False) for c in columns],
-                             f"{row.total:g}"])
+            name, student, lms_id = _people(row)
+            writer.writerow([student, lms_id, name, *[cell(row, c, False) for c in columns], f"{row.total:g}"])
     else:
-        writer.writerow(["student", "name", "lms_id", *columns, "total", "max", "notes"])
+        writer.writerow(["student", "name", "lms_id", *header, "total", "max", "notes"])
         for row in rows:
-            writer.writerow([row.student, row.name, row.lms_id, *[cell(row, c, True) for c in columns],
-                             f"{row.total:g}", f"{sum(maximum.values()):g}", "; ".join(row.notes)])
+            name, student, lms_id = _people(row)
+            writer.writerow([student, name, lms_id, *[cell(row, c, True) for c in columns],
+                             f"{row.total:g}", f"{sum(maximum.values()):g}", spreadsheet_text("; ".join(row.notes))])
     return out.getvalue(), problems
+
+
+def _people(row: Row) -> tuple[str, str, str]:
+    """A row's name, student id and LMS id, as text cells."""
+    return spreadsheet_text(row.name), spreadsheet_text(row.student), spreadsheet_text(row.lms_id)
