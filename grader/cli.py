@@ -9,6 +9,10 @@
 
 Every subcommand takes ``--course DIR`` (default: ./course, or the current
 directory when it holds nbgrader_config.py) and ``--help``.
+
+Everything the commands print passes through :func:`say` (or :func:`warn`), which
+drops the escape codes and control characters a submission could have put in a
+file name, a message or a flag (see grader.text).
 """
 from __future__ import annotations
 
@@ -17,6 +21,17 @@ import os
 import sys
 
 from grader.errors import GraderError
+from grader.text import printable
+
+
+def say(text: object = "") -> None:
+    """Print a line to the terminal, without escape codes or control characters."""
+    print(printable(text))
+
+
+def warn(text: object) -> None:
+    """:func:`say`, to standard error."""
+    print(printable(text), file=sys.stderr)
 
 
 def _add_course(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +123,7 @@ def _release(args: argparse.Namespace) -> int:
     from grader.release import release
 
     release(open_course(args.course), args.assignments, generate_versions=not args.no_generate,
-            check=not args.no_check)
+            check=not args.no_check, report=say)
     return 0
 
 
@@ -120,7 +135,7 @@ def _collect(args: argparse.Namespace) -> int:
 
     course = open_course(args.course)
     report = collect(course, args.assignment, Path(args.source), lms=args.lms, dry_run=args.dry_run)
-    print_report(report, args.assignment, args.dry_run)
+    print_report(report, args.assignment, args.dry_run, say=say)
     return 0
 
 
@@ -147,8 +162,8 @@ def _autograde(args: argparse.Namespace) -> int:
     if args.cell_timeout:
         limits = replace(limits, cell_timeout=args.cell_timeout)
     grader = Autograder(course, workers=args.workers, scheduler=args.scheduler, force=args.force, limits=limits,
-                        progress=not args.no_progress)
-    print_summary(grader.run(args.assignments, args.student))
+                        progress=not args.no_progress, report=say)
+    print_summary(grader.run(args.assignments, args.student), report=say)
     return 0
 
 
@@ -157,7 +172,7 @@ def _feedback(args: argparse.Namespace) -> int:
     from grader.feedback import feedback
 
     summary = feedback(open_course(args.course), args.assignments, args.student, workers=args.workers,
-                       force=args.force, progress=not args.no_progress)
+                       force=args.force, progress=not args.no_progress, say=say)
     return 1 if summary.failed else 0
 
 
@@ -169,11 +184,11 @@ def _export(args: argparse.Namespace) -> int:
     if args.output:
         with open(args.output, "w", newline="") as handle:
             handle.write(text)
-        print(f"wrote {args.output}")
+        say(f"wrote {args.output}")
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(text)  # every text cell is already printable (grader.export.spreadsheet_text)
     for problem in problems:
-        print(f"needs attention: {problem}", file=sys.stderr)
+        warn(f"needs attention: {problem}")
     return 0
 
 
@@ -181,9 +196,9 @@ def _report(args: argparse.Namespace) -> int:
     from grader.course import open_course
     from grader.report import report
 
-    paths = report(open_course(args.course), args.assignments)
+    paths = report(open_course(args.course), args.assignments, say=say)
     if paths:
-        print("written: " + ", ".join(str(p) for p in paths))
+        say("written: " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -217,10 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except GraderError as error:
-        print(f"error: {error}", file=sys.stderr)
+        warn(f"error: {error}")
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        warn("interrupted")
         return 130
 
 
