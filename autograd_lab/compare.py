@@ -68,6 +68,12 @@ def _unusable(got: Observed, what: str, context: str = "") -> Verdict | None:
             None, None, context=context,
             hint="use numpy (np.exp, np.sin, @, ...) and your own classes; PyTorch is only for checking",
         )
+    if got.kind == "sequence" and got.type == "unwatched":
+        return _verdict_fail(
+            what, f"could not be checked for PyTorch ({got.message}), and this exercise must be built without it",
+            None, None, context=context,
+            hint="run the exercise in one thread, without changing sys.setprofile or sys.settrace",
+        )
     if got.kind == "exception":
         return _verdict_fail(what, f"your code raised {got.brief()}", None, None,
                              hint=_exception_hint(got), context=context)
@@ -349,7 +355,7 @@ def compare_tensor(got: Observed, expected: Observed | None, *, what: str, requi
 
 def compare_raises(got: Observed, *, exception: str, match: str | None, what: str, context: str = "") -> Verdict:
     """The student's code raised ``exception`` (by class name), whose message contains ``match``."""
-    if got.kind == "sequence" and got.type == "used_torch":
+    if got.kind == "sequence" and got.type in ("used_torch", "unwatched"):
         return _unusable(got, what, context)
     if got.kind != "exception":
         return _verdict_fail(what, f"should raise {exception}, but returned {got.brief()}", None, None, context=context)

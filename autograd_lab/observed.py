@@ -141,6 +141,9 @@ def _observe(obj: Any, depth: int) -> Observed:
         return Observed("bool", type=_type_name(obj), value=bool(obj), data=np.asarray(bool(obj)), dtype="bool")
     if isinstance(obj, numbers.Number) and not hasattr(obj, "shape") or isinstance(obj, np.generic):
         array = np.asarray(obj)
+        if array.shape != ():  # a number whose __array__ says otherwise: not a number after all
+            return Observed("object", type=_type_name(obj), message=f"<{_type_name(obj)} that converts to an array "
+                                                                      f"of shape {array.shape}>")
         if array.dtype.kind not in "iufc":
             array = _as_number(obj)  # sympy's numbers, Fraction, Decimal: numbers all the same
             if array is None:
@@ -290,7 +293,35 @@ def from_json(payload: Any, depth: int = 0) -> Observed:
         record.keys = keys
     if "grad" in payload:
         record.grad = from_json(payload["grad"], depth + 1)
+    _check_kind(record)
     return record
+
+
+#: What each kind of observation must hold, as :func:`observe` makes it (the judges rely on it).
+_NUMERIC = ("data", "dtype")
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "none": (), "bool": ("value", "data"), "number": ("data",), "str": ("value",), "array": _NUMERIC,
+    "tensor": (*_NUMERIC, "requires_grad", "is_leaf"), "variable": (*_NUMERIC, "value"), "sequence": ("items",),
+    "mapping": ("keys", "items"), "exception": ("type",), "object": (), "too_large": (),
+}
+
+
+def _check_kind(record: Observed) -> None:
+    """An observation of a known kind with every field that kind has (so no judge meets a half record)."""
+    required = _REQUIRED.get(record.kind)
+    if required is None:
+        raise ValueError(f"malformed observation: unknown kind {record.kind[:40]!r}")
+    missing = [name for name in required if getattr(record, name) is None]
+    if missing:
+        raise ValueError(f"malformed observation: a {record.kind} without {', '.join(missing)}")
+    if record.kind in ("bool", "number") and record.data.shape != ():
+        raise ValueError(f"malformed observation: a {record.kind} of shape {record.data.shape}")
+    if record.kind == "bool" and not isinstance(record.value, bool) or record.kind == "str" and not isinstance(record.value, str):
+        raise ValueError(f"malformed observation: a {record.kind} whose value is not one")
+    if record.kind == "variable" and not isinstance(record.value, dict):
+        raise ValueError("malformed observation: a variable without its data's type")
+    if record.kind == "mapping" and len(record.keys) != len(record.items):
+        raise ValueError("malformed observation: a mapping whose keys and values differ in number")
 
 
 def _array_from_json(payload: Any) -> np.ndarray:

@@ -231,16 +231,40 @@ def _torch_dir() -> str | None:
     return _TORCH_DIR or None
 
 
+def _threading_hooks() -> set:
+    import threading
+
+    return {function.__code__ for function in (threading.setprofile, threading.settrace)}
+
+
+_THREADING_HOOKS = _threading_hooks()
+#: Where these calls are the watch's own: here, and threading's (whose threads the watch follows).
+_WATCHED_CALLERS = {__file__, sys.modules["threading"].__file__}
+
+
 class TorchWatch:
     """Notices when code calls into PyTorch, for exercises that must be built without it.
 
-    It watches function calls with ``sys.setprofile``. It catches ``torch.exp(...)``,
-    ``t.sum()`` and any Python function in the torch package; results whose data is
-    a tensor are caught by the checks themselves.
+    It watches function calls with a profile function (``sys.setprofile``) on the
+    thread that runs the check, and on every thread started through ``threading``
+    while it runs. It catches ``torch.exp(...)``, ``t.sum()`` and any Python function
+    in the torch package; results whose data is a tensor are caught by the checks
+    themselves. What it cannot watch it reports instead of trusting (``unwatched``):
+    code that removes or replaces the watch (``sys.setprofile``, ``sys.settrace``),
+    a thread started with ``_thread`` directly, and, when grading (``strict``),
+    any other thread running Python code when the check starts or ends: a graded
+    kernel starts with one thread, so such a thread is the notebook's own, and it
+    could call PyTorch unseen. (Native threads of libraries run no Python code.)
     """
 
-    def __init__(self) -> None:
+    #: Calls that would take the watch away, or start a thread it would not follow.
+    ESCAPES = {("sys", "setprofile"), ("sys", "settrace"), ("_thread", "start_new_thread"), ("_thread", "start_new"),
+               ("_thread", "start_joinable_thread")}
+
+    def __init__(self, strict: bool = False) -> None:
         self.used: list[str] = []
+        self.unwatched: list[str] = []
+        self.strict = strict
 
     def _profile(self, frame: Any, event: str, arg: Any) -> None:
         if self.used:
@@ -248,22 +272,41 @@ class TorchWatch:
         if event == "c_call":
             module = getattr(arg, "__module__", None) or ""
             owner = type(getattr(arg, "__self__", None))
+            name = getattr(arg, "__name__", "?")
             if module.startswith("torch") or owner.__module__.startswith("torch"):
-                name = getattr(arg, "__name__", "?")
                 self.used.append(f"Tensor.{name}" if owner.__module__.startswith("torch") and module == "" else f"torch.{name}")
+            elif (module, name) in self.ESCAPES and frame.f_code.co_filename not in _WATCHED_CALLERS and not self.unwatched:
+                self.unwatched.append(f"{module}.{name} was called")
         elif event == "call":
+            code = frame.f_code
             torch_dir = _torch_dir()
-            if torch_dir and frame.f_code.co_filename.startswith(torch_dir):
-                self.used.append(f"torch ({frame.f_code.co_name})")
+            if torch_dir and code.co_filename.startswith(torch_dir):
+                self.used.append(f"torch ({code.co_name})")
+            elif code in _THREADING_HOOKS and frame.f_back is not None and frame.f_back.f_code.co_filename != __file__:
+                self.unwatched.append(f"threading.{code.co_name} was called")
 
     @contextlib.contextmanager
     def watching(self) -> Iterator["TorchWatch"]:
-        previous = sys.getprofile()
+        import threading
+
+        previous, previous_threads = sys.getprofile(), getattr(threading, "_profile_hook", None)
+        self._other_threads()
         sys.setprofile(self._profile)
+        threading.setprofile(self._profile)  # threads started while the check runs are watched too
         try:
             yield self
         finally:
             sys.setprofile(previous)
+            threading.setprofile(previous_threads)
+            self._other_threads()
+
+    def _other_threads(self) -> None:
+        """In strict mode, note other threads that run Python code (``_thread``'s included)."""
+        if not self.strict or self.unwatched:
+            return
+        others = len(sys._current_frames()) - 1
+        if others > 0:
+            self.unwatched.append(f"{others} other thread(s) were running")
 
 
 # --- the probes ---------------------------------------------------------------------------
@@ -439,7 +482,8 @@ PROBES: dict[str, Callable[..., Observed]] = {
 }
 
 
-def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_torch: bool = False) -> Observed:
+def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_torch: bool = False,
+              strict: bool = False) -> Observed:
     """Run one probe quietly: warnings and anything printed to stderr are kept, not shown.
 
     ``arguments()`` produces the probe's arguments; it runs inside the watch too,
@@ -448,7 +492,7 @@ def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_t
     included, so nothing may escape there.
     """
     probe = PROBES[name]
-    watch = TorchWatch()
+    watch = TorchWatch(strict=strict)
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         with watch.watching() if forbid_torch else contextlib.nullcontext():
@@ -459,6 +503,8 @@ def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_t
                 record = exception_record(error, _short_traceback(error))
     if watch.used:
         record = Observed("sequence", type="used_torch", items=[record], message=watch.used[0])
+    elif watch.unwatched:
+        record = Observed("sequence", type="unwatched", items=[record], message=watch.unwatched[0])
     return record
 
 
@@ -493,7 +539,7 @@ def run_planned(specs: list[dict], namespace: dict) -> list[dict]:
             continue
         _evaluated = {}
         try:
-            record = run_probe(spec["probe"], arguments, forbid_torch=spec.get("forbid_torch", False))
+            record = run_probe(spec["probe"], arguments, forbid_torch=spec.get("forbid_torch", False), strict=True)
         except KeyboardInterrupt as interrupt:
             remember_stopped(interrupt.__traceback__, namespace)
             if callee is not None and not any(callee is f for f in _stopped):
