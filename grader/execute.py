@@ -23,7 +23,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from grader import channel
 from grader.sandbox import Limits, visible_paths
+from grader.text import printable
 from grader.zygote import THREAD_VARIABLES, receive_message, send_message
 
 GRACE_SECONDS = 3.0  # after an interrupt, how long a code cell has to stop before the job is killed
@@ -65,14 +67,10 @@ class Zygote:
         self.slot_lock = _claim_slot()
         self.slot = int(Path(self.slot_lock.name).stem.split("-")[1])
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = dict(os.environ)
-        env.update({name: "1" for name in THREAD_VARIABLES})
-        env["MPLBACKEND"] = "Agg"
-        env["PYTHONUNBUFFERED"] = "1"
         log = open(os.path.join(tempfile.gettempdir(), f"autograd-grader-zygote-{self.slot}.log"), "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "grader.zygote", str(child.fileno()), json.dumps(preload)],
-            pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            pass_fds=[child.fileno()], env=zygote_environment(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         )
         child.close()
         log.close()
@@ -95,19 +93,28 @@ class Zygote:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def start(self, job: dict) -> tuple[int, int]:
+    def start(self, job: dict) -> tuple[int, int, int]:
+        """Start a job: its parent's pid, the runner's report pipe (read end) and its probe pipe (write end)."""
         self.ready()
         send_message(self.sock, {"cmd": "run", "job": job})
         reply, fds = receive_message(self.sock, with_fds=True)
-        if reply is None or not fds:
+        if reply is None or len(fds) != 2:
             raise RuntimeError("the grading zygote stopped")
-        return reply["pid"], fds[0]
+        return reply["pid"], fds[0], fds[1]
 
-    def finish(self) -> int:
-        reply, _ = receive_message(self.sock)
+    def finish(self, timeout: float = 30.0) -> dict:
+        """The job's end as the zygote saw it (outside the sandbox): its exit code and CPU time."""
+        self.sock.settimeout(timeout)
+        try:
+            reply, _ = receive_message(self.sock)
+        except TimeoutError:
+            reply = None
+        finally:
+            self.sock.settimeout(None)
         if reply is None:
-            raise RuntimeError("the grading zygote stopped")
-        return int(reply["exit"])
+            self.process.kill()  # out of step with this worker: the next job starts a new one
+            raise RuntimeError("the grading zygote stopped answering")
+        return reply
 
     def close(self) -> None:
         try:
@@ -119,6 +126,19 @@ class Zygote:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+#: What the zygote (and so every sandbox forked from it) may inherit of the grader's environment.
+#: It is exec'ed with only these, so not even ``/proc/self/environ`` holds the grader's secrets.
+ZYGOTE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONPATH", "TZ")
+
+
+def zygote_environment() -> dict[str, str]:
+    env = {name: os.environ[name] for name in ZYGOTE_ENVIRONMENT if name in os.environ}
+    env.update({name: "1" for name in THREAD_VARIABLES})
+    env.update({"MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", "HOME": tempfile.gettempdir(),
+                "MPLCONFIGDIR": os.path.join(tempfile.gettempdir(), "autograd-grader-matplotlib")})
+    return env
 
 
 def _claim_slot():
@@ -165,7 +185,9 @@ def run(job: Job) -> Result:
     zygote = _get_zygote(job.preload)
     zygote.ready()
     kernel_job = {
-        "cells": [cell for cell in job.cells if cell["kind"] in ("code", "test")],
+        # A test cell's probes stay here until its turn (see _Run): the kernel gets its index only.
+        "cells": [{"index": cell["index"], "kind": "test"} if cell["kind"] == "test" else cell
+                  for cell in job.cells if cell["kind"] in ("code", "test")],
         "limits": asdict(job.limits),
         "visible": visible_paths(job.hidden),
         "slot": zygote.slot,
@@ -194,8 +216,18 @@ def _kill_group(pid: int) -> None:
         pass
 
 
+
 class _Run:
-    """Reads the runner's reports and enforces the time, output and life limits."""
+    """Reads the runner's reports, accepts only those that fit the job, and enforces every limit.
+
+    The runner shares its process with the student's code, so its reports may be
+    forged (see ``grader/channel.py``). The order of the job's cells is known here:
+    a cell's start is accepted only when it is that cell's turn, and its report
+    only while it runs; a test cell's probes are sent only then. The clocks are
+    this process's own: a cell's time runs from the accepted start of the last
+    cell, whatever is reported after it. The exit code and CPU time come from
+    the zygote, outside the sandbox. Whatever is rejected is flagged.
+    """
 
     def __init__(self, job: Job, zygote: Zygote) -> None:
         self.job = job
@@ -207,129 +239,217 @@ class _Run:
         self.status = "graded"
         self.detail = ""
         self.stopped_at: int | None = None
-        self.current: int | None = None
-        self.finished = False
-        self.exit: dict = {}
         self.cell_seconds: dict[int, float] = {}
+        self.cells = {cell["index"]: cell for cell in job.cells if cell["kind"] in ("code", "test")}
+        self.order = list(self.cells)
+        self.position = 0  # how many cells have started
+        self.current: int | None = None  # the cell running now
+        self.last: int | None = None  # the cell that started last (the one a timeout stops)
+        self.ready = False
+        self.exit: dict | None = None
+        self.clock = 0.0  # when the last accepted cell started (or the job, before the first)
+        self.probe_pipe: int | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.position == len(self.order) and self.current is None
 
     def execute(self, kernel_job: dict) -> None:
         limits = self.job.limits
-        pid, fd = self.zygote.start(kernel_job)
+        pid, fd, self.probe_pipe = self.zygote.start(kernel_job)
+        os.set_blocking(self.probe_pipe, False)
         selector = selectors.DefaultSelector()
-        selector.register(fd, selectors.EVENT_READ)
+        selector.register(fd, selectors.EVENT_READ, "reports")
+        selector.register(self.zygote.sock, selectors.EVENT_READ, "zygote")
         buffer = b""
         received = 0
-        start = time.monotonic()
-        cell_started = start
+        start = self.clock = time.monotonic()
         interrupted_at: float | None = None
+        closed_at: float | None = None  # when the runner's pipe closed
         killed = False
         try:
-            while True:
+            while self.exit is None:
                 now = time.monotonic()
                 deadlines = [start + limits.notebook_timeout]
-                if self.current is not None:
-                    deadlines.append(cell_started + limits.cell_timeout)
-                if interrupted_at is not None:
+                if interrupted_at is None:
+                    deadlines.append(self.clock + limits.cell_timeout)
+                else:
                     deadlines.append(interrupted_at + self._grace())
-                wait = max(0.0, min(deadlines) - now)
-                if selector.select(timeout=wait):
+                if closed_at is not None:
+                    deadlines.append(closed_at + GRACE_SECONDS)
+                events = selector.select(timeout=max(0.0, min(deadlines) - now))
+                for key, _ in events:
+                    if key.data == "zygote":
+                        self.exit = self.zygote.finish()
+                        continue
                     chunk = os.read(fd, 1 << 16)
                     if not chunk:
-                        break
+                        selector.unregister(fd)
+                        closed_at = time.monotonic()
+                        continue
                     received += len(chunk)
                     if received > limits.max_output_bytes:
                         self._stop(pid, "output-limit",
                                    f"the notebook produced more than {limits.max_output_bytes // 2**20} MiB of output")
                         killed = True
                         break
-                    buffer += chunk
-                    *lines, buffer = buffer.split(b"\n")
+                    *lines, buffer = (buffer + chunk).split(b"\n")
                     for line in lines:
                         if self._handle(line):
-                            cell_started = time.monotonic()
+                            self.clock = time.monotonic()
                             interrupted_at = None
-                    if self.exit:
-                        break  # the job parent reported the runner's end; what it left behind is killed below
-                    continue
+                if killed or self.exit is not None:
+                    break
                 now = time.monotonic()
                 if now >= start + limits.notebook_timeout:
                     self._stop(pid, "notebook-timeout", f"the notebook ran longer than {limits.notebook_timeout:g} s")
                     killed = True
-                    break
-                if interrupted_at is not None and now >= interrupted_at + self._grace():
-                    self._stop(pid, "timeout", f"cell {self.current} did not stop when interrupted after "
-                                               f"{limits.cell_timeout:g} s")
+                elif closed_at is not None and now >= closed_at + GRACE_SECONDS:
+                    self._flag("the kernel closed its channel to the grader but went on running (stopped)")
+                    self._stop(pid, "died", "the kernel stopped reporting to the grader "
+                                            f"{self._where()} and was stopped")
                     killed = True
-                    break
-                if self.current is not None and interrupted_at is None and now >= cell_started + limits.cell_timeout:
-                    os.kill(pid, signal.SIGUSR1)  # the job parent turns it into KeyboardInterrupt in the cell
-                    self.timed_out.append(self.current)
+                elif interrupted_at is not None and now >= interrupted_at + self._grace():
+                    self._stop(pid, "timeout", f"cell {self.last} did not stop when interrupted after "
+                                               f"{limits.cell_timeout:g} s" if self.last is not None else
+                                               "the kernel did not start its first cell in time")
+                    killed = True
+                elif interrupted_at is None and now >= self.clock + limits.cell_timeout:
+                    _signal(pid, signal.SIGUSR1)  # the job parent turns it into KeyboardInterrupt in the cell
+                    if self.last is not None and self.last not in self.timed_out:
+                        self.timed_out.append(self.last)
                     interrupted_at = now
+                if killed:
+                    break
+            if self.exit is not None:
+                self._drain(fd, buffer)
         finally:
             selector.close()
             os.close(fd)
+            os.close(self.probe_pipe)
             if self.zygote.isolation == "none" or limits.isolation == "none":
                 _kill_group(pid)  # without a PID namespace, processes the notebook started may linger
-            code = self.zygote.finish()
-        if not killed and not self.finished:
-            self._died(int(self.exit.get("code", code)), float(self.exit.get("cpu", 0.0)))
-        elif self.status == "graded" and self.timed_out:
+            if self.exit is None:
+                _signal(pid, signal.SIGKILL)  # stopped here, or the runner ended its channel: end the job
+                self.exit = self.zygote.finish()
+        if killed:
+            return
+        code, cpu = int(self.exit.get("exit", 0)), float(self.exit.get("cpu", 0.0))
+        if self.status == "error":
+            return
+        if code != 0 or not self.complete:
+            self._died(code, cpu)
+        elif self.timed_out:
             self.status = "timeout"
             self.detail = f"cell {self.timed_out[0]} ran longer than {limits.cell_timeout:g} s and was interrupted"
+
+    def _drain(self, fd: int, buffer: bytes) -> None:
+        """The reports still in the pipe when the job ended (a finished runner wrote them before exiting)."""
+        os.set_blocking(fd, False)
+        left = self.job.limits.max_output_bytes
+        while left > 0:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            left -= len(chunk)
+            *lines, buffer = (buffer + chunk).split(b"\n")
+            for line in lines:
+                self._handle(line)
 
     def _grace(self) -> float:
         """How long an interrupted cell may go on: a code cell stops at once; a test cell goes on with
         its other probes (a function that looped is not called again), for at most one more time limit."""
-        kinds = {cell["index"]: cell["kind"] for cell in self.job.cells}
-        return self.job.limits.cell_timeout if kinds.get(self.current) == "test" else GRACE_SECONDS
+        kind = self.cells.get(self.last, {}).get("kind") if self.current is not None else None
+        return self.job.limits.cell_timeout if kind == "test" else GRACE_SECONDS
+
+    def _where(self) -> str:
+        return f"in cell {self.current}" if self.current is not None else "between cells"
 
     def _handle(self, line: bytes) -> bool:
-        """Process one report; True when a new cell started."""
+        """Process one report; True when a cell's start was accepted (its clock starts)."""
+        if not line.strip():
+            return False
         try:
-            message = json.loads(line)
-            event = message["event"]
-        except (ValueError, KeyError, TypeError):
-            self._flag("the notebook wrote to the grader's channel (ignored)")
+            message = channel.parse(line)
+        except channel.Rejected as error:
+            self._flag(f"the notebook wrote to the grader's channel (ignored: {error})")
+            return False
+        event = message["event"]
+        if event == "sandbox-error":
+            if self.ready:  # the student's code runs only after "ready": this one is forged
+                self._flag(f"the notebook wrote a forged sandbox error to the grader's channel (ignored)")
+            else:
+                self.status, self.detail = "error", f"the grader could not set up the sandbox: {message['message']}"
+            return False
+        if event == "ready":
+            if self.ready:
+                self._flag("the notebook wrote a forged 'ready' to the grader's channel (ignored)")
+            self.ready = True
             return False
         if event == "start":
-            self.current = int(message["cell"])
+            expected = self.order[self.position] if self.position < len(self.order) else None
+            if not self.ready or self.current is not None or message["cell"] != expected:
+                self._flag(f"the kernel reported cell {message['cell']} starting out of turn (a forged report; ignored)")
+                return False
+            self.current = self.last = message["cell"]
+            self.position += 1
+            if self.cells[self.current]["kind"] == "test":
+                self._send_probes(self.current)
             return True
-        if event == "done":
-            index = int(message["cell"])
-            outputs = message.get("outputs")
-            self.outputs[index] = outputs if isinstance(outputs, list) else []
-            if "observations" in message:
-                self.observations[index] = message["observations"]
-            if isinstance(message.get("seconds"), (int, float)):
-                self.cell_seconds[index] = float(message["seconds"])
-            for change in message.get("tampering", [])[:20]:
-                self._flag(f"cell {index}: {change}")
-            self.current = None
+        return self._done(message)
+
+    def _done(self, message: dict) -> bool:
+        index = message["cell"]
+        if index != self.current:
+            self._flag(f"the kernel reported cell {index} done out of turn (a forged report; ignored)")
             return False
-        if event == "runner-exit":
-            self.exit = message
+        self.current = None
+        self.cell_seconds[index] = message["seconds"]
+        for change in message["tampering"]:
+            self._flag(f"cell {index}: {change}")
+        if self.cells[index]["kind"] == "test":
+            probes = len(self.cells[index].get("probes", []))
+            observations, problems = channel.clean_observations(message["observations"], probes)
+            if message["has_observations"]:
+                self.observations[index] = observations
+            for problem in problems:
+                self._flag(f"cell {index}: the kernel sent a malformed result, {problem} (that check failed)")
             return False
-        if event == "finished":
-            self.finished = True
-        elif event == "sandbox-error":
-            self.status, self.detail = "error", f"the grader could not set up the sandbox: {message.get('message')}"
+        try:
+            self.outputs[index] = channel.clean_outputs(message["outputs"])
+        except channel.Rejected as error:
+            self._flag(f"cell {index}: the kernel sent malformed outputs ({error}; not kept)")
+            self.outputs[index] = [{"output_type": "error", "ename": "GraderError",
+                                    "evalue": "the outputs of this cell could not be read", "traceback": []}]
         return False
 
+    def _send_probes(self, index: int) -> None:
+        """The cell's probes, now that it runs: the runner reads them from its own pipe."""
+        data = (json.dumps({"cell": index, "probes": self.cells[index].get("probes", [])}) + "\n").encode()
+        view = memoryview(data)
+        deadline = time.monotonic() + self.job.limits.cell_timeout
+        while view and time.monotonic() < deadline:  # a full pipe means the notebook is not reading: give up
+            try:
+                view = view[os.write(self.probe_pipe, view):]
+            except BlockingIOError:
+                time.sleep(0.005)
+            except OSError:  # the runner is gone
+                return
+
     def _flag(self, text: str) -> None:
+        text = printable(text, newlines=False)[:300]
         if text not in self.flags and len(self.flags) < 50:
-            self.flags.append(str(text)[:300])
+            self.flags.append(text)
 
     def _stop(self, pid: int, status: str, detail: str) -> None:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _signal(pid, signal.SIGKILL)
         self.status, self.detail, self.stopped_at = status, detail, self.current
 
     def _died(self, code: int, cpu: float) -> None:
-        if self.status == "error":
-            return
-        where = f"in cell {self.current}" if self.current is not None else "between cells"
+        where = self._where()
         self.stopped_at = self.current
         if code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL) and cpu >= self.job.limits.cpu_seconds - 0.5:
             self.status, self.detail = "cpu-limit", f"the notebook used more than {self.job.limits.cpu_seconds} s of CPU ({where})"
@@ -337,5 +457,14 @@ class _Run:
             self.status, self.detail = "memory-limit", f"the kernel was killed, probably for using too much memory ({where})"
         elif code == 128 + signal.SIGXFSZ:
             self.status, self.detail = "disk-limit", f"the notebook wrote a file larger than {self.job.limits.disk_mb} MiB ({where})"
+        elif code == 0:
+            self.status, self.detail = "died", f"the kernel ended {where} before running every cell"
         else:
             self.status, self.detail = "died", f"the kernel died {where} (exit code {code})"
+
+
+def _signal(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass

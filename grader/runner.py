@@ -182,9 +182,14 @@ class Snapshot:
         return changed[:20]
 
 
-def run_job(job: dict, channel: int) -> None:
-    """Execute the job's cells in order, reporting each on ``channel`` (a pipe's write end)."""
+def run_job(job: dict, channel: int, probes: int) -> None:
+    """Execute the job's cells in order, reporting each on ``channel`` (a pipe's write end).
+
+    A test cell's probes are not part of the job: the grader sends them on ``probes``
+    when the cell's turn comes, so no earlier cell can find them in memory.
+    """
     out = os.fdopen(channel, "w", buffering=1, encoding="utf-8", errors="replace")
+    incoming = os.fdopen(probes, "r", encoding="utf-8")
     shell = sys.modules["__main__"].__dict__.get("_grader_shell") or prepare_shell()
     from autograd_lab import checks  # noqa: F401 (imports every module a probe uses, before the snapshot)
     from autograd_lab.probes import run_planned
@@ -204,7 +209,7 @@ def run_job(job: dict, channel: int) -> None:
         started = time.perf_counter()
         observations = None
         if cell["kind"] == "test":
-            observations = _quietly(lambda: run_planned(cell["probes"], shell.user_ns))
+            observations = _quietly(lambda: run_planned(_receive_probes(incoming, index), shell.user_ns))
             outputs: list = []
         else:
             outputs = _execute(shell, cell["source"])
@@ -223,8 +228,16 @@ def run_job(job: dict, channel: int) -> None:
                 pass
         send(report)
         _close_figures()
-    send({"event": "finished"})
     out.close()
+
+
+def _receive_probes(incoming: io.TextIOBase, index: int) -> list[dict]:
+    """The probes of test cell ``index``, sent by the grader after this cell's start was reported."""
+    line = incoming.readline()
+    message = json.loads(line) if line else {}
+    if message.get("cell") != index:  # the notebook read or broke the pipe: its checks cannot run
+        raise RuntimeError(f"no probes arrived for cell {index}")
+    return message["probes"]
 
 
 def _quietly(action):

@@ -135,20 +135,26 @@ def serve(sock: socket.socket, modules: list[str]) -> None:
         message, _ = receive_message(sock)
         if message is None or message.get("cmd") == "exit":
             return
-        read_end, write_end = os.pipe()
+        report_read, report_write = os.pipe()  # runner → worker: what each cell did
+        probe_read, probe_write = os.pipe()  # worker → runner: a test cell's probes, when its turn comes
         pid = os.fork()
         if pid == 0:
             sock.close()
-            os.close(read_end)
-            _job_parent(message["job"], write_end, isolation)
-        os.close(write_end)
-        send_message(sock, {"pid": pid}, [read_end])
-        os.close(read_end)
-        _, status = os.waitpid(pid, 0)
-        send_message(sock, {"exit": os.waitstatus_to_exitcode(status)})
+            os.close(report_read)
+            os.close(probe_write)
+            _job_parent(message["job"], report_write, probe_read, isolation)
+        os.close(report_write)
+        os.close(probe_read)
+        send_message(sock, {"pid": pid}, [report_read, probe_write])
+        os.close(report_read)
+        os.close(probe_write)
+        _, status, usage = os.wait4(pid, 0)
+        # The job's exit code and CPU time come from here, outside the sandbox: the runner cannot forge them.
+        send_message(sock, {"exit": os.waitstatus_to_exitcode(status), "cpu": usage.ru_utime + usage.ru_stime,
+                            "max_rss_mb": usage.ru_maxrss / 1024})
 
 
-def _job_parent(job: dict, channel: int, isolation: Any) -> None:
+def _job_parent(job: dict, channel: int, probes: int, isolation: Any) -> None:
     """The per-job parent, outside the sandbox: make the namespaces, start the init, pass interrupts on."""
     from grader import sandbox
 
@@ -166,9 +172,10 @@ def _job_parent(job: dict, channel: int, isolation: Any) -> None:
         signal.signal(signal.SIGUSR1, lambda *_: init and _signal(init[0], signal.SIGUSR1))
         pid = os.fork()
         if pid == 0:
-            _init(job, channel, mode, limits)
+            _init(job, channel, probes, mode, limits)
         init.append(pid)
         os.close(channel)
+        os.close(probes)
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         code = code if code >= 0 else 128 - code
@@ -179,7 +186,7 @@ def _job_parent(job: dict, channel: int, isolation: Any) -> None:
         os._exit(code)
 
 
-def _init(job: dict, channel: int, isolation: Any, limits: Any) -> None:
+def _init(job: dict, channel: int, probes: int, isolation: Any, limits: Any) -> None:
     """PID 1 of the sandbox's namespaces: build the filesystem, start the runner, reap, report.
 
     The student's code does not run as PID 1, which the kernel protects from
@@ -191,7 +198,7 @@ def _init(job: dict, channel: int, isolation: Any, limits: Any) -> None:
     code = 72
     try:
         for fd in range(3, 1024):
-            if fd != channel:
+            if fd not in (channel, probes):
                 try:
                     os.close(fd)
                 except OSError:
@@ -212,26 +219,26 @@ def _init(job: dict, channel: int, isolation: Any, limits: Any) -> None:
         signal.signal(signal.SIGUSR1, lambda *_: runner and _signal(runner[0], signal.SIGINT))
         pid = os.fork()
         if pid == 0:
-            _runner(job, channel, isolation, limits, uid, gid)
+            _runner(job, channel, probes, isolation, limits, uid, gid)
         runner.append(pid)
-        while True:  # reap everything; stop when the runner is gone
+        os.close(channel)  # from here on, only the runner (and what it starts) can write to the worker
+        os.close(probes)
+        while True:  # reap everything; stop when the runner is gone (the kernel then kills the rest)
             try:
-                child, status, usage = os.wait4(-1, 0)
+                child, status = os.waitpid(-1, 0)
             except ChildProcessError:
                 break
             if child == pid:
                 code = os.waitstatus_to_exitcode(status)
                 code = code if code >= 0 else 128 - code
-                report = {"event": "runner-exit", "code": code, "cpu": usage.ru_utime + usage.ru_stime,
-                          "max_rss_mb": usage.ru_maxrss / 1024}
-                os.write(channel, (json.dumps(report) + "\n").encode())
                 break
     except BaseException as error:
         _report_error(channel, error)
     os._exit(code)
 
 
-def _runner(job: dict, channel: int, isolation: Any, limits: Any, uid: int | None, gid: int | None) -> None:
+def _runner(job: dict, channel: int, probes: int, isolation: Any, limits: Any, uid: int | None,
+            gid: int | None) -> None:
     """The process that runs the student's notebook: unprivileged, limited, in a clean environment."""
     from grader import runner, sandbox
 
@@ -250,7 +257,7 @@ def _runner(job: dict, channel: int, isolation: Any, limits: Any, uid: int | Non
         _report_error(channel, error)
         os._exit(72)
     try:
-        runner.run_job(job, channel)
+        runner.run_job(job, channel, probes)
     except BaseException:  # the notebook broke its own kernel: it died, graded as far as it ran
         code = 73
     os._exit(code)
