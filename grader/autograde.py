@@ -27,7 +27,9 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 import time
+import traceback
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,13 +38,15 @@ from typing import Callable, Iterator
 import nbformat
 
 from autograd_lab.checks import judge_cell
-from grader.course import Course
+from grader.collect import find_submitted
+from grader.course import Course, write_atomically
 from grader.errors import GraderError
 from grader.execute import Job, Result
 from grader.notebooks import read_notebook
 from grader.plan import NotebookPlan, is_demo_cell, is_test_cell, plan_notebook
 from grader.sandbox import Limits, Sandbox
 from grader.tamper import scan
+from grader.text import printable
 
 GRADER_VERSION = "1"
 #: Statuses with which a notebook's tests were judged (its score stands, with a note).
@@ -86,22 +90,15 @@ def record_path(course: Course, assignment: str, student: str) -> Path:
     return course.root / ".grader" / "results" / assignment / f"{student}.json"
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 def course_secret(course: Course) -> str:
-    """A random secret of this course, mixed into the hidden tests' random inputs (kept out of git)."""
+    """A random secret of this course, mixed into the hidden tests' random inputs (kept out of git).
+
+    Only the grader's user may read it (0600): with it, anyone could compute every hidden input.
+    """
     path = course.root / ".grader" / "secret"
     if not path.exists():
-        write_atomically(path, secrets.token_hex(16).encode())
+        write_atomically(path, secrets.token_hex(16).encode(), private=True)
+    os.chmod(path, 0o600)  # a secret made by an older version was readable by all
     return path.read_text().strip()
 
 
@@ -273,7 +270,7 @@ class Autograder:
                 for result in executor.run(jobs):
                     student, assignment, notebook = result.key.split("/")
                     entry = pending[f"{student}/{assignment}"]
-                    outcome = self._store(gradebook, entry, notebook, result)
+                    outcome = self._store_safely(gradebook, entry, notebook, result)
                     summary.isolation = result.isolation or summary.isolation
                     self._finish_notebook(entry, notebook, outcome, summary)
             unfinished = [key for key, entry in pending.items() if entry.waiting]
@@ -346,7 +343,7 @@ class Autograder:
         digest = hashlib.sha256(f"{GRADER_VERSION}\0{self.salt}\0{json.dumps(asdict(self.limits), sort_keys=True)}".encode())
         folder = self.course.submitted / student / assignment
         for path in sorted(folder.rglob("*")):
-            if path.is_file():
+            if stat.S_ISREG(path.lstat().st_mode):  # a link is never followed (nor graded)
                 digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
         for notebook in self.course.notebooks(assignment):
             digest.update(json.dumps(tests.get((assignment, notebook), [])).encode())
@@ -378,7 +375,11 @@ class Autograder:
             notebooks = self.course.notebooks(assignment)
             entry.waiting = set(notebooks)
             for notebook in notebooks:
-                job = self._prepare_notebook(entry, notebook, folder, gradebook, sanitizer, tests, preload)
+                try:
+                    job = self._prepare_notebook(entry, notebook, folder, gradebook, sanitizer, tests, preload)
+                except Exception as error:  # the grader's own failure: this notebook only
+                    gradebook.db.rollback()
+                    job = NotebookOutcome(notebook, "error", _failure("preparing this notebook", error))
                 if isinstance(job, NotebookOutcome):
                     self._store_without_running(gradebook, entry, job)
                     self._finish_notebook(entry, notebook, job, summary)
@@ -386,15 +387,18 @@ class Autograder:
                     yield job
 
     def _prepare_notebook(self, entry: _Pending, notebook: str, folder: Path, gradebook, sanitizer, tests, preload):
-        path = folder / f"{notebook}.ipynb"
-        if not path.exists():
-            others = sorted(p.name for p in folder.glob("*.ipynb"))
+        # Matched as collect matches ("Copy of …", "… (1)"): submissions also arrive through
+        # nbgrader's exchange or by hand, without collect.
+        path = find_submitted(folder, notebook, self.course.notebooks(entry.assignment))
+        if path is None:
+            others = sorted(printable(p.name, newlines=False) for p in folder.glob("*.ipynb"))
             hint = f" (the folder has: {', '.join(others)})" if others else ""
             return NotebookOutcome(notebook, "missing", f"no {notebook}.ipynb was submitted{hint}")
+        renamed = f"graded from {printable(path.name, newlines=False)!r}" if path.name != f"{notebook}.ipynb" else ""
         try:
             nb = read_notebook(path)
         except GraderError as error:
-            return NotebookOutcome(notebook, "invalid", str(error).replace(str(self.course.root) + os.sep, ""))
+            return NotebookOutcome(notebook, "invalid", printable(str(error).replace(str(self.course.root) + os.sep, "")))
         resources = {"nbgrader": {"notebook": notebook, "assignment": entry.assignment, "student": entry.student,
                                   "db_url": self.course.db_url}}
         try:
@@ -424,7 +428,7 @@ class Autograder:
                 cells.append({"index": index, "kind": "code", "source": cell.source})
                 if not cell.get("metadata", {}).get("nbgrader", {}).get("locked"):
                     flags += [f"cell {index}, line {line}: {finding}" for line, finding in scan(cell.source)]
-        entry.notebooks[notebook] = NotebookOutcome(notebook, "pending", flags=flags)
+        entry.notebooks[notebook] = NotebookOutcome(notebook, "pending", renamed, flags=flags)
         return Job(
             key=f"{entry.student}/{entry.assignment}/{notebook}", cells=cells, limits=self.limits,
             hidden=[str(self.course.root)], files=_assignment_files(self.course, entry.assignment), preload=preload,
@@ -457,13 +461,26 @@ class Autograder:
 
     # -- storing (this process only) ------------------------------------------------------------
 
+    def _store_safely(self, gradebook, entry: _Pending, notebook: str, result: Result) -> NotebookOutcome:
+        """:meth:`_store`; if judging or storing fails, the notebook is recorded as "error" and the run goes on."""
+        try:
+            return self._store(gradebook, entry, notebook, result)
+        except Exception as error:
+            gradebook.db.rollback()
+            outcome = NotebookOutcome(notebook, "error", _failure("judging this notebook", error),
+                                      flags=entry.notebooks.get(notebook, NotebookOutcome(notebook, "")).flags,
+                                      seconds=result.seconds)
+            self._store_without_running(gradebook, entry, outcome)
+            return outcome
+
     def _store(self, gradebook, entry: _Pending, notebook: str, result: Result) -> NotebookOutcome:
         from nbgrader.preprocessors import LimitOutput
 
         nb = entry.sanitized.pop(notebook)
         plan = entry.plans.pop(notebook)
         outcome = entry.notebooks[notebook]
-        outcome.status, outcome.detail, outcome.seconds = result.status, result.detail, result.seconds
+        outcome.status, outcome.seconds = result.status, result.seconds
+        outcome.detail = "; ".join(filter(None, [result.detail, outcome.detail]))
         outcome.flags = outcome.flags + result.flags
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
@@ -537,6 +554,13 @@ class Autograder:
             data = asdict(record)
             write_atomically(record_path(self.course, entry.assignment, entry.student),
                              json.dumps(data, indent=1).encode())
+
+
+def _failure(doing: str, error: Exception) -> str:
+    """An "error" status's detail: what failed, and where in the grader (for a bug report)."""
+    frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    where = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    return printable(f"the grader failed while {doing}: {type(error).__name__}: {error}{where}", newlines=False)[:500]
 
 
 def _test_outputs(lines: list[str], failure) -> list[dict]:

@@ -93,9 +93,29 @@ class Course:
         return NbGraderAPI(coursedir=coursedir, config=self.config)
 
     def gradebook(self):
+        """nbgrader's gradebook, a file only the grader's user may read (it holds every student's grades)."""
         from nbgrader.api import Gradebook
 
+        path = self.root / "gradebook.db"
+        if not path.exists():
+            write_atomically(path, b"", private=True)  # SQLite keeps an existing file's mode (and gives its journal the same)
+        os.chmod(path, 0o600)
         return Gradebook(self.db_url, course_id=self.config.CourseDirectory.get("course_id", ""))
+
+
+def write_atomically(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Write to a temporary file beside ``path``, flush it to disk, then rename over ``path``.
+
+    ``private``: readable by this user only (0600, in a folder made 0700).
+    """
+    path.parent.mkdir(mode=0o700 if private else 0o777, parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600 if private else 0o666)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
 
 
 def open_course(path: str | os.PathLike | None = None) -> Course:

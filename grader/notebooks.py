@@ -27,12 +27,42 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise GraderError(f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from error
+    except RecursionError as error:
+        raise GraderError(f"{path} is JSON nested too deeply to be a notebook") from error
     if not isinstance(data, dict) or "cells" not in data:
         raise GraderError(f"{path} is JSON but not a Jupyter notebook (no 'cells')")
+    _check_shape(path, data)
     try:
         return nbformat.reads(text, as_version=4)
     except Exception as error:
         raise GraderError(f"{path} is not a notebook nbformat can read: {error}") from error
+
+
+MAX_DEPTH = 64  # JSON nesting; a real notebook's (widget state included) is far less
+
+
+def _check_shape(path: Path, data: dict) -> None:
+    """What the grader relies on, before nbformat reads it: bounded nesting, and cells that are cells."""
+    stack = [(data, 1)]
+    while stack:  # iterative: a hostile notebook must not exhaust the recursion limit here either
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise GraderError(f"{path} is JSON nested deeper than {MAX_DEPTH} levels: not a notebook")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    if not isinstance(data["cells"], list):
+        raise GraderError(f"{path}: 'cells' is not a list")
+    for number, cell in enumerate(data["cells"], 1):
+        where = f"{path}: cell {number}"
+        if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
+            raise GraderError(f"{where} is not a code, markdown or raw cell")
+        source = cell.get("source", "")
+        if not (isinstance(source, str) or isinstance(source, list) and all(isinstance(line, str) for line in source)):
+            raise GraderError(f"{where}: its source is a {type(source).__name__}, not text")
+        if not isinstance(cell.get("metadata", {}), dict):
+            raise GraderError(f"{where}: its metadata is not a mapping")
+        if cell["cell_type"] == "code" and not isinstance(cell.get("outputs", []), list):
+            raise GraderError(f"{where}: its outputs are not a list")
 
 
 def test_passed(cell: dict) -> bool:
