@@ -8,6 +8,7 @@ nothing outside the submission's working copy changed or leaked.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import threading
@@ -127,12 +128,85 @@ def attacks(root: Path, port: int) -> dict[str, tuple[object, float | None, str,
             5.0, "output-limit", True),
         "disk-fill": (build(root, CORRECT, end=["open('big.bin', 'wb').write(b'x' * (300 * 2 ** 20))"]),
                       5.0, "graded", False),
+        # Answers the judge must read without crashing: one notebook must never stop the run.
+        "judge-crash": (build(root, dict(CORRECT, **{"square-grad": (
+            "import numbers\n    class _Odd:\n        def __array__(self, dtype=None, copy=None):\n"
+            "            return np.array([1.0, 2.0])\n    numbers.Number.register(_Odd)\n    return _Odd()")})),
+            3.0, "graded", False),
+        # Forged reports on the grader's channel: rejected by its schema, flagged, never trusted.
+        "forge-half-observation": (build(root, dict(CORRECT, **{"square-grad": (
+            _forge("{'event': 'done', 'cell': _cell, 'seconds': 0.1, 'observations': [{'kind': 'tensor'}] * 3}",
+                   indent="    ") + "\n    return 2.0 * x")})), 3.0, "graded", True),
+        "forge-output-types": (build(root, CORRECT, end=[_forge(
+            "{'event': 'done', 'cell': _cell, 'seconds': 0.1, 'outputs': [{'output_type': 'stream', 'name': 'stdout', "
+            "'text': 5}, {'output_type': 'display_data', 'data': {'text/plain': {'a': 1}}}]}")]), 5.0, "graded", True),
+        "forge-exit-then-sleep": (build(root, CORRECT, end=[_forge(
+            "{'event': 'runner-exit', 'code': 0, 'cpu': 0.0}", once=True) + "\nimport time\ntime.sleep(1000)"]),
+            5.0, "timeout", True),
+        "forge-repeated-start": (build(root, CORRECT, end=[
+            "import time\nfor _round in range(30):\n    " + _forge("{'event': 'start', 'cell': _cell}", indent="    ")
+            + "\n    time.sleep(2)"]), 5.0, "timeout", True),
+        "forge-sandbox-error": (build(root, WRONG, end=[_forge(
+            "{'event': 'sandbox-error', 'message': '\\x1b[2J\\x1b[31mthe grader is broken, give full marks'}",
+            once=True)]), 0.0, "graded", True),
+        # What the kernel could find in its own memory or /proc: no probes before their test, no secrets.
+        "find-probes": (build(root, CORRECT, start=[
+            "import gc\n_found = [o for o in gc.get_objects() if isinstance(o, dict) and (isinstance(o.get('probes'), list)\n"
+            "          or 'probe' in o and 'args' in o)]  # the job's test cells, or probe specs\n"
+            "print('PROBES-FOUND', len(_found))"]), 5.0, "graded", True),
+        "read-environ": (build(root, CORRECT, end=[
+            "import ctypes\nctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE\n"
+            "_environ = open('/proc/self/environ', 'rb').read()\n"
+            "print('ENVIRON-LEAKED' if b'do not leak' in _environ else 'ENVIRON-CLEAN', len(_environ))"]),
+            5.0, "graded", True),
+        # PyTorch where the exercise forbids it, from threads the watch must not miss.
+        "torch-in-thread": (build(root, dict(CORRECT, **{"norm-grad": (
+            "import threading\n    _out = []\n    def _work():\n"
+            "        t = torch.tensor(np.asarray(x, dtype=float), requires_grad=True)\n"
+            "        (t ** 2).sum().backward()\n        _out.append(t.grad.numpy())\n"
+            "    _thread = threading.Thread(target=_work)\n    _thread.start()\n    _thread.join()\n"
+            "    return _out[0]")})), 3.0, "graded", False),
+        "torch-in-raw-thread": (build(root, dict(CORRECT, **{"norm-grad": (
+            "import _thread, time\n    _out = []\n    def _work():\n"
+            "        t = torch.tensor(np.asarray(x, dtype=float), requires_grad=True)\n"
+            "        (t ** 2).sum().backward()\n        _out.append(t.grad.numpy())\n"
+            "    _thread.start_new_thread(_work, ())\n    while not _out:\n        time.sleep(0.001)\n"
+            "    return _out[0]")})), 3.0, "graded", False),
+        # Files that are not notebooks at all: invalid, never a crash.
+        "deep-json": ('{"cells": [], "metadata": ' + '{"a": ' * 100_000 + "1" + "}" * 100_000 + "}", None, "invalid", False),
+        "int-source": (_raw_notebook(root, {"source": 5}), None, "invalid", False),
+        "dict-source": (_raw_notebook(root, {"source": {"a": 1}}), None, "invalid", False),
+        # Renamed on the way (Colab, a browser): graded all the same, without collect.
+        "renamed-copy": (build(root, CORRECT), 5.0, "graded", False),
+        # The grader failing while judging one notebook: that notebook is "error", the run goes on.
+        "judge-raises": (build(root, CORRECT), None, "error", False),
         # Harmless noise that stock nbgrader scores 0: stderr and warnings from the student's own code.
         "noisy-stderr": (build(root, dict(CORRECT, **{"square-grad": (
             "import sys, warnings\n    print('debug', file=sys.stderr)\n    warnings.warn('just a warning')\n"
             "    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)\n    (t ** 2).backward()\n"
             "    return t.grad.item()")})), 5.0, "graded", False),
     }
+
+
+FILE_NAMES = {"renamed-copy": "Copy of ps1 (1).ipynb"}
+
+
+def _forge(message: str, *, indent: str = "", once: bool = False) -> str:
+    """Code that writes ``message`` (a Python dict expression using ``_cell``) to every file descriptor,
+    for every cell index (so one of them is the cell running), as a hostile notebook would."""
+    cells = "[0]" if once else "range(40)"
+    lines = ["import json as _json, os as _os", f"for _cell in {cells}:",
+             f"    _line = (_json.dumps({message}) + '\\n').encode()",
+             "    for _fd in range(3, 64):", "        try:", "            _os.write(_fd, _line)",
+             "        except OSError:", "            pass"]
+    return ("\n" + indent).join(lines)  # the first line goes where the caller puts it
+
+
+def _raw_notebook(root: Path, change: dict) -> str:
+    """The answered notebook as JSON text, with one code cell's fields replaced (no nbformat to repair it)."""
+    data = json.loads(nbformat.writes(build(root, CORRECT)))
+    next(cell for cell in data["cells"] if cell["cell_type"] == "code").update(change)
+    return json.dumps(data)
 
 
 def _snoop(course: str, port: int) -> str:
@@ -160,6 +234,11 @@ except OSError as _error:
 print("SECRET" in os.environ, sorted(os.environ))'''
 
 
+def _printed(course, student: str) -> str:
+    graded = nbformat.read(course.autograded / student / "ps1" / "ps1.ipynb", as_version=4)
+    return "".join("".join(o.get("text", "")) for c in graded.cells for o in c.get("outputs", []))
+
+
 def _tree_digest(folder: Path, skip: set[str]) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file() and not (set(p.relative_to(folder).parts) & skip)}
@@ -184,7 +263,8 @@ def test_no_attack_earns_a_point_or_escapes(course_dir, monkeypatch):
     for student, (notebook, _, _, _) in expected.items():
         folder = course.submitted / student / "ps1"
         folder.mkdir(parents=True)
-        nbformat.write(notebook, folder / "ps1.ipynb")
+        path = folder / FILE_NAMES.get(student, "ps1.ipynb")
+        path.write_text(notebook) if isinstance(notebook, str) else nbformat.write(notebook, path)
     before = _tree_digest(course_dir, skip={"autograded", ".grader", "gradebook.db", "feedback", "exchange"})
     sentinel_before = _tree_digest(sentinel, set())
 
@@ -192,6 +272,14 @@ def test_no_attack_earns_a_point_or_escapes(course_dir, monkeypatch):
     # even on a loaded machine.
     limits = Limits(cell_timeout=20, notebook_timeout=90, cpu_seconds=2, memory_mb=768, max_processes=32,
                     max_output_bytes=4 * 2**20, disk_mb=64)
+    store = Autograder._store
+
+    def store_failing_for_one(self, gradebook, entry, notebook, result):
+        if entry.student == "judge-raises":
+            raise ValueError("a simulated bug in judging")
+        return store(self, gradebook, entry, notebook, result)
+
+    monkeypatch.setattr(Autograder, "_store", store_failing_for_one)
     summary = Autograder(course, workers=2, limits=limits, progress=False, report=lambda _: None).run()
     assert summary.isolation in ("root", "userns")
 
@@ -210,5 +298,11 @@ def test_no_attack_earns_a_point_or_escapes(course_dir, monkeypatch):
     assert "LEAKED" not in printed
     assert "no access" in printed and "cannot write" in printed and "no network" in printed
     assert "False" in printed.splitlines()[-1]  # the grader's environment variable did not reach the sandbox
+    assert "PROBES-FOUND 0" in _printed(course, "find-probes")  # no test's probes before its turn
+    assert "ENVIRON-CLEAN" in _printed(course, "read-environ")  # not even in the environment the kernel was exec'ed with
+    forged = SubmissionRecord.load(record_path(course, "ps1", "forge-sandbox-error")).notebooks["ps1"]
+    assert not any("\x1b" in flag for flag in forged.flags)
+    assert "judging" in SubmissionRecord.load(record_path(course, "ps1", "judge-raises")).notebooks["ps1"].detail
+    assert "Copy of ps1 (1).ipynb" in SubmissionRecord.load(record_path(course, "ps1", "renamed-copy")).notebooks["ps1"].detail
     with course.gradebook() as gradebook:
         assert len(gradebook.find_assignment("ps1").submissions) == len(expected)

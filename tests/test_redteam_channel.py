@@ -1,0 +1,222 @@
+"""Red team, fast part: what comes out of the sandbox, what a submitted file holds, what the course keeps secret.
+
+The whole-run attacks are in test_redteam.py (slow, one autograde run); these
+test the mechanisms they rely on, one case at a time, without a sandbox.
+"""
+from __future__ import annotations
+
+import json
+import stat
+import threading
+
+import numpy as np
+import pytest
+
+from autograd_lab.checks import judge_cell
+from autograd_lab.observed import from_json, observe, to_json
+from autograd_lab.probes import run_planned
+from grader import channel
+from grader.autograde import course_secret
+from grader.course import open_course
+from grader.errors import GraderError
+from grader.notebooks import read_notebook
+from grader.plan import plan_notebook
+
+
+# --- the channel's schema -------------------------------------------------------------------
+
+@pytest.mark.parametrize("line, why", [
+    (b"garbage", "not JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    (b'{"event": "runner-exit", "code": 0}', "unknown event"),
+    (b'{"event": "finished"}', "unknown event"),
+    (b'{"event": "start", "cell": "3"}', "cell is not a cell index"),
+    (b'{"event": "start", "cell": true}', "cell is not a cell index"),
+    (b'{"event": "done", "cell": 3, "seconds": "fast"}', "seconds"),
+    (b'{"event": "done", "cell": 3, "seconds": 1, "tampering": [5]}', "tampering"),
+    (b'{"event": "sandbox-error", "message": {"a": 1}}', "message is not a string"),
+    (b"[" * 100_000 + b"]" * 100_000, "not JSON"),
+])
+def test_reports_that_fit_no_event_are_rejected(line, why):
+    with pytest.raises(channel.Rejected, match=why):
+        channel.parse(line)
+
+
+def test_a_valid_report_keeps_only_its_fields_and_printable_text():
+    report = channel.parse(json.dumps({"event": "done", "cell": 2, "seconds": 0.5, "outputs": [], "extra": "x",
+                                       "tampering": ["\x1b[2Jnumpy.allclose was replaced"]}).encode())
+    assert "extra" not in report and report["tampering"] == ["numpy.allclose was replaced"]
+
+
+@pytest.mark.parametrize("outputs", [
+    "text",
+    [{"output_type": "stream", "name": "stdout", "text": 5}],
+    [{"output_type": "stream", "name": "stdin", "text": "x"}],
+    [{"output_type": "display_data", "data": {"text/plain": {"a": 1}}}],
+    [{"output_type": "display_data", "data": {"application/javascript": "alert(1)"}}],
+    [{"output_type": "error", "ename": "E", "evalue": "v", "traceback": "not a list"}],
+    [{"output_type": "update_display_data", "data": {}}],
+])
+def test_outputs_of_the_wrong_shape_are_rejected(outputs):
+    with pytest.raises(channel.Rejected):
+        channel.clean_outputs(outputs)
+
+
+def test_outputs_are_rebuilt_from_known_fields():
+    cleaned = channel.clean_outputs([
+        {"output_type": "stream", "name": "stdout", "text": "hi\n", "transient": {"x": 1}},
+        {"output_type": "execute_result", "data": {"text/plain": "3"}, "metadata": {"big": "x" * 10}, "execution_count": 9},
+    ])
+    assert cleaned == [{"output_type": "stream", "name": "stdout", "text": "hi\n"},
+                       {"output_type": "execute_result", "data": {"text/plain": "3"}, "metadata": {}, "execution_count": None}]
+
+
+@pytest.mark.parametrize("forged", [
+    {"kind": "tensor"}, {"kind": "str"}, {"kind": "number", "data": to_json(observe(np.ones(2)))["data"]},
+    {"kind": "sequence"}, {"kind": "mapping", "keys": ["a"], "items": []}, {"kind": "rootkit"}, "text", 5,
+])
+def test_half_observations_fail_their_check_instead_of_crashing_the_judge(forged):
+    with pytest.raises(ValueError):
+        from_json(forged)
+    cleaned, problems = channel.clean_observations([forged], expected=1)
+    assert problems and cleaned[0]["type"] == "InvalidObservation"
+    plan = plan_notebook([("t", "from autograd_lab import checks\nchecks.close(f(3.0), 6.0)")], salt="s")
+    lines, failure = judge_cell(plan.checks["t"], cleaned)
+    assert failure is not None and "unreadable" in failure.message
+
+
+def test_every_honest_observation_passes_the_schema():
+    import torch
+
+    for value in [None, True, 3, 2.5, "x", np.ones((2, 2)), torch.ones(2, requires_grad=True), (1, [2, {"a": 3}]),
+                  ValueError("m"), object(), np.float32(1.5)]:
+        from_json(to_json(observe(value)))
+
+
+def test_a_number_whose_array_is_not_a_scalar_is_judged_not_crashed():
+    """An answer registered as a number whose __array__ gives two elements once crashed the whole run."""
+    import numbers
+
+    class Odd:
+        def __array__(self, dtype=None, copy=None):
+            return np.array([1.0, 2.0])
+
+    numbers.Number.register(Odd)
+    plan = plan_notebook([("t", "from autograd_lab import checks\nchecks.close(f(3.0), 6.0)")], salt="s")
+    observations = run_planned([check.spec for check in plan.checks["t"]], {"f": lambda x: Odd()})
+    lines, failure = judge_cell(plan.checks["t"], channel.clean_observations(observations, 1)[0])
+    assert failure is not None and "Odd" in failure.message
+
+
+# --- PyTorch from other threads, where the exercise forbids it ------------------------------
+
+FORBID = "from autograd_lab import checks\nimport numpy as np\nchecks.gradient(g, lambda x: (x ** 2).sum(), [(np.array([1.0, 2.0]),)], forbid_torch=True)"
+
+
+def _judge_forbidden(fn) -> str | None:
+    plan = plan_notebook([("t", FORBID)], salt="s")
+    _, failure = judge_cell(plan.checks["t"], run_planned([c.spec for c in plan.checks["t"]], {"g": fn}))
+    return None if failure is None else failure.message
+
+
+def _torch_gradient(x):
+    import torch
+
+    t = torch.tensor(np.asarray(x, dtype=float), requires_grad=True)
+    (t ** 2).sum().backward()
+    return t.grad.numpy()
+
+
+def _in_thread(x):
+    out = []
+    worker = threading.Thread(target=lambda: out.append(_torch_gradient(x)))
+    worker.start()
+    worker.join()
+    return out[0]
+
+
+def _in_raw_thread(x):
+    import _thread
+    import time
+
+    out = []
+    _thread.start_new_thread(lambda: out.append(_torch_gradient(x)), ())
+    while not out:
+        time.sleep(0.001)
+    return out[0]
+
+
+def _unhooked(x):
+    import sys
+
+    sys.setprofile(None)
+    return _torch_gradient(x)
+
+
+def test_pytorch_is_caught_in_every_thread_or_the_check_says_it_could_not_watch():
+    assert _judge_forbidden(lambda x: 2 * np.asarray(x)) is None
+    assert "uses PyTorch" in _judge_forbidden(_torch_gradient)
+    assert "uses PyTorch" in _judge_forbidden(_in_thread)
+    assert "could not be checked for PyTorch (_thread.start_new_thread" in _judge_forbidden(_in_raw_thread)
+    assert "could not be checked for PyTorch (sys.setprofile" in _judge_forbidden(_unhooked)
+    import queue
+
+    jobs, results = queue.Queue(), queue.Queue()
+
+    def serve() -> None:
+        while True:
+            results.put(_torch_gradient(jobs.get()))
+
+    threading.Thread(target=serve, daemon=True).start()
+    assert "other thread(s) were running" in _judge_forbidden(lambda x: (jobs.put(x), results.get())[1])
+
+
+# --- files that are not notebooks -----------------------------------------------------------
+
+def _notebook_text(**change) -> str:
+    cell = {"cell_type": "code", "source": "x = 1", "metadata": {}, "outputs": [], "execution_count": None, **change}
+    return json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+@pytest.mark.parametrize("text, why", [
+    ('{"cells": [], "metadata": ' + '{"a": ' * 100_000 + "1" + "}" * 100_000 + "}", "nested too deeply"),
+    ('{"cells": [], "metadata": ' + '{"a": ' * 200 + "1" + "}" * 200 + "}", "nested deeper than"),
+    (_notebook_text(source=5), "its source is a int"),
+    (_notebook_text(source={"a": 1}), "its source is a dict"),
+    (_notebook_text(source=["ok", 3]), "its source is a list"),
+    (_notebook_text(cell_type="evil"), "not a code, markdown or raw cell"),
+    (_notebook_text(outputs="x"), "outputs are not a list"),
+    ('{"cells": {"a": 1}}', "'cells' is not a list"),
+])
+def test_hostile_notebook_files_are_refused_with_a_reason(tmp_path, text, why):
+    path = tmp_path / "ps1.ipynb"
+    path.write_text(text)
+    with pytest.raises(GraderError, match=why):
+        read_notebook(path)
+
+
+# --- what only the grader may read ----------------------------------------------------------
+
+def test_the_course_secret_and_the_gradebook_are_private(course_dir):
+    course = open_course(course_dir)
+    secret = course_dir / ".grader" / "secret"
+    secret.unlink(missing_ok=True)
+    (course_dir / "gradebook.db").chmod(0o644)
+    course_secret(course)
+    with course.gradebook():
+        pass
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert stat.S_IMODE((course_dir / "gradebook.db").stat().st_mode) == 0o600
+    secret.chmod(0o644)  # made by an older version
+    course_secret(course)
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+def test_a_new_course_creates_its_gradebook_private(tmp_path):
+    root = tmp_path / "course"
+    (root / "source").mkdir(parents=True)
+    (root / "nbgrader_config.py").write_text("c = get_config()\n")
+    course = open_course(root)
+    with course.gradebook():
+        pass
+    assert stat.S_IMODE((root / "gradebook.db").stat().st_mode) == 0o600
