@@ -113,7 +113,10 @@ def export(course: Course, assignments: list[str] | None, fmt: str = "plain") ->
         writer.writerow(["Points Possible", "", "", "", "", *[f"{maximum[c]:g}" for c in columns]])
         for row in rows:
             name, student, lms_id = _people(row)
-            writer.writerow([name or student, lms_id, "", student, "", *[cell(row, c, False) for c in columns]])
+            # Canvas matches rows by ID (its user id). The student id is that same id when collect
+            # imported the class from Canvas; it is a login only when it is something else.
+            login = "" if student == lms_id else student
+            writer.writerow([name or student, lms_id, "", login, "", *[cell(row, c, False) for c in columns]])
     elif fmt == "moodle":
         writer.writerow(["Username", "ID number", "Full name", *header, "Total"])
         for row in rows:

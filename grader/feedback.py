@@ -37,7 +37,7 @@ from traitlets import Unicode, default
 
 from grader.autograde import SubmissionRecord, record_path, write_atomically
 from grader.course import Course
-from grader.report import markdown_text
+from grader.text import markdown_text
 from grader.text import printable
 
 HIDDEN_NOTE = "# (hidden tests: their code is not shown; the result below is theirs too)"

@@ -11,25 +11,15 @@ an image when the report is rendered.
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.autograde import SubmissionRecord
 from grader.course import Course
-from grader.text import printable
+from grader.text import markdown_text
 
 #: What makes inline Markdown (CommonMark, GitHub's tables and autolinks, nbconvert's math) more than text.
-_MARKDOWN = re.compile(r"([\\`*_\[\]()<>!&~|$]|:(?=//))")
-
-
-def markdown_text(value: object) -> str:
-    """``value`` as one line of literal text in Markdown: printable, and every character that would
-    make emphasis, code, a link or image, HTML, an entity, a table cell or math escaped."""
-    return _MARKDOWN.sub(r"\\\1", printable(value, newlines=False))
-
-
 @dataclass
 class ExerciseStats:
     grade_id: str

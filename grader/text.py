@@ -31,3 +31,13 @@ def printable(text: object, *, newlines: bool = True) -> str:
     if not newlines:
         text = text.replace("\n", " ").replace("\r", " ")
     return text
+
+
+#: Markdown's special characters, and the colon of a bare web address (which renderers make a link).
+_MARKDOWN = re.compile(r"([\\`*_\[\]()<>!&~|$]|:(?=//))")
+
+
+def markdown_text(value: object) -> str:
+    """``value`` as one line of literal text in Markdown: printable, and every character that would
+    make emphasis, code, a link or image, HTML, an entity, a table cell or math escaped."""
+    return _MARKDOWN.sub(r"\\\1", printable(value, newlines=False))
