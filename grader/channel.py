@@ -41,6 +41,7 @@ def parse(line: bytes) -> dict:
         raise Rejected("not JSON") from error
     if not isinstance(message, dict):
         raise Rejected("not a JSON object")
+    message = _valid_unicode(message)
     event = message.get("event")
     if event in ("ready",):
         return {"event": event}
@@ -63,6 +64,16 @@ def parse(line: bytes) -> dict:
         report["tampering"] = [printable(t, newlines=False)[:300] for t in tampering[:MAX_TAMPERING]]
         return report
     raise Rejected(f"unknown event {printable(str(event), newlines=False)[:40]!r}")
+
+
+def _valid_unicode(message: dict) -> dict:
+    """``message`` with every string encodable as UTF-8: JSON may carry lone surrogates
+    (``"\\ud800"``, from ``print(chr(0xD800))``), which no notebook file can hold."""
+    try:
+        json.dumps(message, ensure_ascii=False).encode("utf-8")
+        return message
+    except UnicodeEncodeError:
+        return json.loads(json.dumps(message, ensure_ascii=False).encode("utf-8", "replace"))
 
 
 def _index(message: dict) -> int:

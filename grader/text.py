@@ -15,8 +15,9 @@ import unicodedata
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: A whole ANSI escape sequence (CSI ... final byte, OSC ... BEL/ST), so no printable tail is left behind.
 _ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x9b[0-?]*[ -/]*[@-~]")
-#: Unicode format characters that reorder or hide text (bidirectional overrides, zero-width joiners).
-_FORMAT = {"Cf"}
+#: Unicode format characters that reorder or hide text (bidirectional overrides, zero-width joiners),
+#: and lone surrogates, which cannot be written as UTF-8 at all.
+_FORMAT = {"Cf", "Cs"}
 
 
 def printable(text: object, *, newlines: bool = True) -> str:
