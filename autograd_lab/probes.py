@@ -13,6 +13,7 @@ kernel gets fresh copies it cannot share with the grader.
 """
 from __future__ import annotations
 
+import _thread
 import contextlib
 import io
 import os
@@ -238,8 +239,8 @@ def _threading_hooks() -> set:
 
 
 _THREADING_HOOKS = _threading_hooks()
-#: Where these calls are the watch's own: here, and threading's (whose threads the watch follows).
-_WATCHED_CALLERS = {__file__, sys.modules["threading"].__file__}
+_THREAD_START = sys.modules["threading"].Thread.start.__code__
+_THREAD_BOOTSTRAP = sys.modules["threading"].Thread._bootstrap_inner.__code__
 
 
 class TorchWatch:
@@ -250,11 +251,14 @@ class TorchWatch:
     while it runs. It catches ``torch.exp(...)``, ``t.sum()`` and any Python function
     in the torch package; results whose data is a tensor are caught by the checks
     themselves. What it cannot watch it reports instead of trusting (``unwatched``):
-    code that removes or replaces the watch (``sys.setprofile``, ``sys.settrace``),
-    a thread started with ``_thread`` directly, and, when grading (``strict``),
-    any other thread running Python code when the check starts or ends: a graded
-    kernel starts with one thread, so such a thread is the notebook's own, and it
-    could call PyTorch unseen. (Native threads of libraries run no Python code.)
+    code that removes or replaces the watch (``sys.setprofile``, ``sys.settrace``,
+    ``threading.setprofile``, or the watch found gone when the check ends), a thread
+    started with ``_thread`` directly, a thread started while it ran that never ran
+    under the watch, and, when grading (``strict``), any other thread running Python
+    code when the check starts or ends: a graded kernel starts with one thread, so
+    such a thread is the notebook's own, and it could call PyTorch unseen. (Native
+    threads of libraries run no Python code.) The watch's own calls are told apart
+    by their code objects, never by file names, which ``compile`` lets anyone choose.
     """
 
     #: Calls that would take the watch away, or start a thread it would not follow.
@@ -265,6 +269,10 @@ class TorchWatch:
         self.used: list[str] = []
         self.unwatched: list[str] = []
         self.strict = strict
+        self._started: list[Any] = []  # threads started while watching
+        self._watched: list[Any] = []  # threads that ran under the watch
+        self._frame: Any = None  # the frame of watching(), whose calls to the hooks are the watch's own
+        self._hook = self._profile  # one bound method, so that the watch can tell it is still installed
 
     def _profile(self, frame: Any, event: str, arg: Any) -> None:
         if self.used:
@@ -275,38 +283,67 @@ class TorchWatch:
             name = getattr(arg, "__name__", "?")
             if module.startswith("torch") or owner.__module__.startswith("torch"):
                 self.used.append(f"Tensor.{name}" if owner.__module__.startswith("torch") and module == "" else f"torch.{name}")
-            elif (module, name) in self.ESCAPES and frame.f_code.co_filename not in _WATCHED_CALLERS and not self.unwatched:
+            elif (module, name) in self.ESCAPES and not self._own(frame) and not self.unwatched:
                 self.unwatched.append(f"{module}.{name} was called")
         elif event == "call":
             code = frame.f_code
             torch_dir = _torch_dir()
             if torch_dir and code.co_filename.startswith(torch_dir):
                 self.used.append(f"torch ({code.co_name})")
-            elif code in _THREADING_HOOKS and frame.f_back is not None and frame.f_back.f_code.co_filename != __file__:
+            elif code is _THREAD_START:
+                self._started.append(frame.f_locals.get("self"))
+            elif frame.f_back is not None and frame.f_back.f_code is _THREAD_BOOTSTRAP:
+                self._watched.append(frame.f_back.f_locals.get("self"))
+            elif code in _THREADING_HOOKS and frame.f_back is not self._frame:
                 self.unwatched.append(f"threading.{code.co_name} was called")
+
+    def _own(self, frame: Any) -> bool:
+        """Whether a call to a hook is the watch's own: installing or removing itself, or threading
+        starting a thread (which the watch then follows, or reports that it could not)."""
+        return frame is self._frame or frame.f_code is _THREAD_START
 
     @contextlib.contextmanager
     def watching(self) -> Iterator["TorchWatch"]:
         import threading
 
         previous, previous_threads = sys.getprofile(), getattr(threading, "_profile_hook", None)
+        self._frame = sys._getframe()
         self._other_threads()
-        sys.setprofile(self._profile)
-        threading.setprofile(self._profile)  # threads started while the check runs are watched too
+        sys.setprofile(self._hook)
+        threading.setprofile(self._hook)  # threads started while the check runs are watched too
         try:
             yield self
         finally:
+            removed = sys.getprofile() is not self._hook or getattr(threading, "_profile_hook", None) is not self._hook
             sys.setprofile(previous)
             threading.setprofile(previous_threads)
+            if removed and not self.unwatched:
+                self.unwatched.append("the watch was removed while the check ran")
+            self._unwatched_threads()
             self._other_threads()
+
+    def _unwatched_threads(self) -> None:
+        """Note a thread started while watching that never ran under the watch (its hook was taken away)."""
+        for thread in self._started:
+            if not any(thread is watched for watched in self._watched) and not self.unwatched:
+                self.unwatched.append(f"thread {_thread_name(thread)} ran without the watch")
 
     def _other_threads(self) -> None:
         """In strict mode, note other threads that run Python code (``_thread``'s included)."""
         if not self.strict or self.unwatched:
             return
-        others = len(sys._current_frames()) - 1
-        if others > 0:
-            self.unwatched.append(f"{others} other thread(s) were running")
+        me = _thread.get_ident()
+        others = [ident for ident in sys._current_frames() if ident != me]
+        if others:
+            import threading
+
+            names = {getattr(thread, "ident", None): _thread_name(thread) for thread in threading.enumerate()}
+            listed = ", ".join(names.get(ident, "(started with _thread)") for ident in others[:3])
+            self.unwatched.append(f"{len(others)} other thread(s) were running: {listed}")
+
+
+def _thread_name(thread: Any) -> str:
+    return repr(str(getattr(thread, "name", "?"))[:40])
 
 
 # --- the probes ---------------------------------------------------------------------------
