@@ -462,15 +462,26 @@ class Autograder:
     # -- storing (this process only) ------------------------------------------------------------
 
     def _store_safely(self, gradebook, entry: _Pending, notebook: str, result: Result) -> NotebookOutcome:
-        """:meth:`_store`; if judging or storing fails, the notebook is recorded as "error" and the run goes on."""
+        """:meth:`_store`; if judging or storing fails, the notebook is recorded as "error" and the run goes on.
+
+        The outcome keeps what the sandbox found (its flags and detail), so a failure of the grader
+        never hides a submission's tampering. Should even recording the error fail (a gradebook that
+        cannot be written), the notebook is reported as error and graded again on the next run.
+        """
         try:
             return self._store(gradebook, entry, notebook, result)
         except Exception as error:
             gradebook.db.rollback()
-            outcome = NotebookOutcome(notebook, "error", _failure("judging this notebook", error),
-                                      flags=entry.notebooks.get(notebook, NotebookOutcome(notebook, "")).flags,
-                                      seconds=result.seconds)
-            self._store_without_running(gradebook, entry, outcome)
+            earlier = entry.notebooks.get(notebook, NotebookOutcome(notebook, ""))
+            flags = list(dict.fromkeys(earlier.flags + result.flags))
+            detail = "; ".join(filter(None, [_failure("judging this notebook", error), result.detail]))
+            outcome = NotebookOutcome(notebook, "error", detail, flags=flags, seconds=result.seconds)
+            try:
+                self._store_without_running(gradebook, entry, outcome)
+            except Exception as again:
+                gradebook.db.rollback()
+                outcome.detail = "; ".join([detail, _failure("recording the error", again)])
+                self.report(f"warning: {entry.student}/{entry.assignment}/{notebook}: {outcome.detail}")
             return outcome
 
     def _store(self, gradebook, entry: _Pending, notebook: str, result: Result) -> NotebookOutcome:
@@ -509,10 +520,9 @@ class Autograder:
     def _store_without_running(self, gradebook, entry: _Pending, outcome: NotebookOutcome) -> None:
         """A missing or unreadable notebook: recorded with its status (missing: 0 points; invalid: no score)."""
         entry.notebooks[outcome.notebook] = outcome
-        outcome.score, outcome.max_score = self._save_grades(gradebook, entry, outcome.notebook, None, outcome)
         stale = self.course.autograded / entry.student / entry.assignment / f"{outcome.notebook}.ipynb"
-        if stale.exists():
-            stale.unlink()  # an earlier graded copy no longer matches what was submitted
+        stale.unlink(missing_ok=True)  # an earlier graded copy no longer matches what was submitted
+        outcome.score, outcome.max_score = self._save_grades(gradebook, entry, outcome.notebook, None, outcome)
 
     def _save_grades(self, gradebook, entry: _Pending, notebook: str, nb, outcome: NotebookOutcome):
         """Scores by nbgrader's rule, all of one notebook in one transaction."""

@@ -99,6 +99,8 @@ class Zygote:
         send_message(self.sock, {"cmd": "run", "job": job})
         reply, fds = receive_message(self.sock, with_fds=True)
         if reply is None or len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
             raise RuntimeError("the grading zygote stopped")
         return reply["pid"], fds[0], fds[1]
 
@@ -247,8 +249,9 @@ class _Run:
         self.last: int | None = None  # the cell that started last (the one a timeout stops)
         self.ready = False
         self.exit: dict | None = None
-        self.clock = 0.0  # when the last accepted cell started (or the job, before the first)
+        self.clock = 0.0  # when the last accepted start or report came (or the job started)
         self.probe_pipe: int | None = None
+        self.probes_unsent = bytearray()  # probes the runner has not read yet (written as its pipe takes them)
 
     @property
     def complete(self) -> bool:
@@ -261,6 +264,7 @@ class _Run:
         selector = selectors.DefaultSelector()
         selector.register(fd, selectors.EVENT_READ, "reports")
         selector.register(self.zygote.sock, selectors.EVENT_READ, "zygote")
+        self.selector = selector
         buffer = b""
         received = 0
         start = self.clock = time.monotonic()
@@ -282,6 +286,9 @@ class _Run:
                     if key.data == "zygote":
                         self.exit = self.zygote.finish()
                         continue
+                    if key.data == "probes":
+                        self._write_probes()
+                        continue
                     chunk = os.read(fd, 1 << 16)
                     if not chunk:
                         selector.unregister(fd)
@@ -295,7 +302,7 @@ class _Run:
                         break
                     *lines, buffer = (buffer + chunk).split(b"\n")
                     for line in lines:
-                        if self._handle(line):
+                        if self._handle(line):  # a cell started or reported: its clock, or the one between cells
                             self.clock = time.monotonic()
                             interrupted_at = None
                 if killed or self.exit is not None:
@@ -311,8 +318,11 @@ class _Run:
                     killed = True
                 elif interrupted_at is not None and now >= interrupted_at + self._grace():
                     self._stop(pid, "timeout", f"cell {self.last} did not stop when interrupted after "
-                                               f"{limits.cell_timeout:g} s" if self.last is not None else
-                                               "the kernel did not start its first cell in time")
+                                               f"{limits.cell_timeout:g} s")
+                    killed = True
+                elif interrupted_at is None and now >= self.clock + limits.cell_timeout and self.current is None:
+                    # between cells only the runner runs: there is nothing to interrupt, it has hung
+                    self._stop(pid, "timeout", self._hung())
                     killed = True
                 elif interrupted_at is None and now >= self.clock + limits.cell_timeout:
                     _signal(pid, signal.SIGUSR1)  # the job parent turns it into KeyboardInterrupt in the cell
@@ -365,11 +375,20 @@ class _Run:
         kind = self.cells.get(self.last, {}).get("kind") if self.current is not None else None
         return self.job.limits.cell_timeout if kind == "test" else GRACE_SECONDS
 
+    def _hung(self) -> str:
+        """What the kernel failed to do in time, between cells."""
+        limit = f"{self.job.limits.cell_timeout:g} s"
+        if self.position == len(self.order):
+            return f"the kernel did not end within {limit} after its last cell"
+        after = f"after cell {self.last} ended" if self.last is not None else "of starting"
+        return f"the kernel did not start cell {self.order[self.position]} within {limit} {after}"
+
     def _where(self) -> str:
         return f"in cell {self.current}" if self.current is not None else "between cells"
 
     def _handle(self, line: bytes) -> bool:
-        """Process one report; True when a cell's start was accepted (its clock starts)."""
+        """Process one report; True when a cell's start or report was accepted (a clock starts: the
+        cell's, or the one between cells)."""
         if not line.strip():
             return False
         try:
@@ -406,7 +425,7 @@ class _Run:
         if index != self.current:
             self._flag(f"the kernel reported cell {index} done out of turn (a forged report; ignored)")
             return False
-        self.current = None
+        self.current = None  # from now the clock between cells runs (see execute)
         self.cell_seconds[index] = message["seconds"]
         for change in message["tampering"]:
             self._flag(f"cell {index}: {change}")
@@ -417,27 +436,38 @@ class _Run:
                 self.observations[index] = observations
             for problem in problems:
                 self._flag(f"cell {index}: the kernel sent a malformed result, {problem} (that check failed)")
-            return False
+            return True
         try:
             self.outputs[index] = channel.clean_outputs(message["outputs"])
         except channel.Rejected as error:
             self._flag(f"cell {index}: the kernel sent malformed outputs ({error}; not kept)")
             self.outputs[index] = [{"output_type": "error", "ename": "GraderError",
                                     "evalue": "the outputs of this cell could not be read", "traceback": []}]
-        return False
+        return True
 
     def _send_probes(self, index: int) -> None:
-        """The cell's probes, now that it runs: the runner reads them from its own pipe."""
+        """The cell's probes, now that it runs: the runner reads them from its own pipe.
+
+        Written as the pipe takes them, between reports, never waiting: a notebook that does
+        not read them only keeps its own test from running, never the grader from its clocks.
+        """
         data = (json.dumps({"cell": index, "probes": self.cells[index].get("probes", [])}) + "\n").encode()
-        view = memoryview(data)
-        deadline = time.monotonic() + self.job.limits.cell_timeout
-        while view and time.monotonic() < deadline:  # a full pipe means the notebook is not reading: give up
-            try:
-                view = view[os.write(self.probe_pipe, view):]
-            except BlockingIOError:
-                time.sleep(0.005)
-            except OSError:  # the runner is gone
-                return
+        self.probes_unsent += data
+        self._write_probes()
+
+    def _write_probes(self) -> None:
+        try:
+            while self.probes_unsent:
+                del self.probes_unsent[:os.write(self.probe_pipe, self.probes_unsent)]
+        except BlockingIOError:
+            pass
+        except OSError:  # the runner is gone
+            self.probes_unsent.clear()
+        waiting = self.probe_pipe in self.selector.get_map()
+        if self.probes_unsent and not waiting:
+            self.selector.register(self.probe_pipe, selectors.EVENT_WRITE, "probes")
+        elif waiting and not self.probes_unsent:
+            self.selector.unregister(self.probe_pipe)
 
     def _flag(self, text: str) -> None:
         text = printable(text, newlines=False)[:300]
