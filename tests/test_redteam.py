@@ -143,6 +143,8 @@ def attacks(root: Path, port: int) -> dict[str, tuple[object, float | None, str,
         "forge-exit-then-sleep": (build(root, CORRECT, end=[_forge(
             "{'event': 'runner-exit', 'code': 0, 'cpu': 0.0}", once=True) + "\nimport time\ntime.sleep(1000)"]),
             5.0, "timeout", True),
+        "close-channel-then-sleep": (build(root, CORRECT, end=[
+            "import os, time\nos.closerange(3, 1024)\ntime.sleep(1000)"]), 5.0, "died", True),
         "forge-repeated-start": (build(root, CORRECT, end=[
             "import time\nfor _round in range(30):\n    " + _forge("{'event': 'start', 'cell': _cell}", indent="    ")
             + "\n    time.sleep(2)"]), 5.0, "timeout", True),
@@ -172,6 +174,20 @@ def attacks(root: Path, port: int) -> dict[str, tuple[object, float | None, str,
             "        (t ** 2).sum().backward()\n        _out.append(t.grad.numpy())\n"
             "    _thread.start_new_thread(_work, ())\n    while not _out:\n        time.sleep(0.001)\n"
             "    return _out[0]")})), 3.0, "graded", False),
+        "torch-unhooked-as-the-watch": (build(root, dict(CORRECT, **{"norm-grad": (
+            "import sys\n    from autograd_lab import probes as _p\n"
+            "    exec(compile('import sys; sys.setprofile(None)', _p.__file__, 'exec'))\n"
+            "    t = torch.tensor(np.asarray(x, dtype=float), requires_grad=True)\n"
+            "    (t ** 2).sum().backward()\n    return t.grad.numpy()")})), 3.0, "graded", False),
+        "torch-in-thread-unhooked": (build(root, dict(CORRECT, **{"norm-grad": (
+            "import threading\n    _out, _hook = [], threading._profile_hook\n    threading._profile_hook = None\n"
+            "    def _work():\n"
+            "        t = torch.tensor(np.asarray(x, dtype=float), requires_grad=True)\n"
+            "        (t ** 2).sum().backward()\n        _out.append(t.grad.numpy())\n"
+            "    _thread = threading.Thread(target=_work)\n    _thread.start()\n    _thread.join()\n"
+            "    threading._profile_hook = _hook\n    return _out[0]")})), 3.0, "graded", False),
+        # Text no notebook file can hold (a lone surrogate): replaced, the notebook graded.
+        "lone-surrogate": (build(root, CORRECT, end=["print(chr(0xD800), 'after')"]), 5.0, "graded", False),
         # Files that are not notebooks at all: invalid, never a crash.
         "deep-json": ('{"cells": [], "metadata": ' + '{"a": ' * 100_000 + "1" + "}" * 100_000 + "}", None, "invalid", False),
         "int-source": (_raw_notebook(root, {"source": 5}), None, "invalid", False),
@@ -180,6 +196,9 @@ def attacks(root: Path, port: int) -> dict[str, tuple[object, float | None, str,
         "renamed-copy": (build(root, CORRECT), 5.0, "graded", False),
         # The grader failing while judging one notebook: that notebook is "error", the run goes on.
         "judge-raises": (build(root, CORRECT), None, "error", False),
+        # ... and failing again while recording that: still "error", the sandbox's flags kept.
+        "judge-and-record-raise": (build(root, CORRECT, end=[_forge(
+            "{'event': 'sandbox-error', 'message': 'forged'}", once=True)]), None, "error", True),
         # Harmless noise that stock nbgrader scores 0: stderr and warnings from the student's own code.
         "noisy-stderr": (build(root, dict(CORRECT, **{"square-grad": (
             "import sys, warnings\n    print('debug', file=sys.stderr)\n    warnings.warn('just a warning')\n"
@@ -268,19 +287,30 @@ def test_no_attack_earns_a_point_or_escapes(course_dir, monkeypatch):
     before = _tree_digest(course_dir, skip={"autograded", ".grader", "gradebook.db", "feedback", "exchange"})
     sentinel_before = _tree_digest(sentinel, set())
 
-    # CPU-bound loops meet the CPU limit (2 s); loops that sleep meet the cell's time limit (20 s),
+    # CPU-bound loops meet the CPU limit (4 s: a memory hog pays for zeroing pages, so not less); loops
+    # that sleep meet the cell's time limit (20 s),
     # even on a loaded machine.
-    limits = Limits(cell_timeout=20, notebook_timeout=90, cpu_seconds=2, memory_mb=768, max_processes=32,
+    limits = Limits(cell_timeout=20, notebook_timeout=90, cpu_seconds=4, memory_mb=768, max_processes=32,
                     max_output_bytes=4 * 2**20, disk_mb=64)
     store = Autograder._store
 
+    save_grades = Autograder._save_grades
+
     def store_failing_for_one(self, gradebook, entry, notebook, result):
-        if entry.student == "judge-raises":
+        if entry.student in ("judge-raises", "judge-and-record-raise"):
             raise ValueError("a simulated bug in judging")
         return store(self, gradebook, entry, notebook, result)
 
+    def save_failing_for_one(self, gradebook, entry, notebook, nb, outcome):
+        if entry.student == "judge-and-record-raise":
+            raise OSError("a simulated gradebook that cannot be written")
+        return save_grades(self, gradebook, entry, notebook, nb, outcome)
+
     monkeypatch.setattr(Autograder, "_store", store_failing_for_one)
-    summary = Autograder(course, workers=2, limits=limits, progress=False, report=lambda _: None).run()
+    monkeypatch.setattr(Autograder, "_save_grades", save_failing_for_one)
+    reported: list[str] = []
+    summary = Autograder(course, workers=2, limits=limits, progress=False, report=reported.append).run()
+    assert any("judge-and-record-raise" in line and "recording the error" in line for line in reported), reported
     assert summary.isolation in ("root", "userns")
 
     for student, (_, score, status, flagged) in expected.items():
@@ -300,6 +330,7 @@ def test_no_attack_earns_a_point_or_escapes(course_dir, monkeypatch):
     assert "False" in printed.splitlines()[-1]  # the grader's environment variable did not reach the sandbox
     assert "PROBES-FOUND 0" in _printed(course, "find-probes")  # no test's probes before its turn
     assert "ENVIRON-CLEAN" in _printed(course, "read-environ")  # not even in the environment the kernel was exec'ed with
+    assert "? after" in _printed(course, "lone-surrogate")  # the lone surrogate replaced, the output kept
     forged = SubmissionRecord.load(record_path(course, "ps1", "forge-sandbox-error")).notebooks["ps1"]
     assert not any("\x1b" in flag for flag in forged.flags)
     assert "judging" in SubmissionRecord.load(record_path(course, "ps1", "judge-raises")).notebooks["ps1"].detail

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ from autograd_lab.checks import judge_cell
 from autograd_lab.observed import from_json, observe, to_json
 from autograd_lab.probes import run_planned
 from grader import channel
+from grader.text import printable
 from grader.autograde import course_secret
 from grader.course import open_course
 from grader.errors import GraderError
@@ -69,6 +73,20 @@ def test_outputs_are_rebuilt_from_known_fields():
     ])
     assert cleaned == [{"output_type": "stream", "name": "stdout", "text": "hi\n"},
                        {"output_type": "execute_result", "data": {"text/plain": "3"}, "metadata": {}, "execution_count": None}]
+
+
+def test_text_that_no_file_can_hold_is_replaced_not_fatal():
+    """``print(chr(0xD800))`` reaches the channel as a lone surrogate, which UTF-8 cannot encode."""
+    import nbformat
+
+    line = json.dumps({"event": "done", "cell": 0, "seconds": 0.1, "tampering": ["x\ud800"], "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": "a\ud800b\n"}]}).encode()
+    report = channel.parse(line)
+    outputs = channel.clean_outputs(report["outputs"])
+    assert outputs[0]["text"] == "a?b\n" and report["tampering"] == ["x?"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(chr(0xD800))", outputs=nbformat.from_dict(outputs))])
+    nbformat.writes(notebook).encode("utf-8")
+    assert printable("ok\udc00") == "ok"
 
 
 @pytest.mark.parametrize("forged", [
@@ -153,22 +171,152 @@ def _unhooked(x):
     return _torch_gradient(x)
 
 
-def test_pytorch_is_caught_in_every_thread_or_the_check_says_it_could_not_watch():
-    assert _judge_forbidden(lambda x: 2 * np.asarray(x)) is None
-    assert "uses PyTorch" in _judge_forbidden(_torch_gradient)
-    assert "uses PyTorch" in _judge_forbidden(_in_thread)
-    assert "could not be checked for PyTorch (_thread.start_new_thread" in _judge_forbidden(_in_raw_thread)
-    assert "could not be checked for PyTorch (sys.setprofile" in _judge_forbidden(_unhooked)
+def _unhooked_as_the_watch(x):
+    """Code compiled under the watch's own file name, once trusted by name."""
+    from autograd_lab import probes
+
+    hook = sys.getprofile()
+    exec(compile("import sys\nsys.setprofile(None)", probes.__file__, "exec"))
+    try:
+        return _torch_gradient(x)
+    finally:
+        exec(compile("import sys\nsys.setprofile(hook)", probes.__file__, "exec"), {"hook": hook})
+
+
+def _thread_hook_taken_away(x):
+    """The hook threading installs in new threads, removed and put back."""
+    hook, threading._profile_hook = threading._profile_hook, None
+    try:
+        return _in_thread(x)
+    finally:
+        threading._profile_hook = hook
+
+
+def _thread_hook_unset_as_the_watch(x):
+    from autograd_lab import probes
+
+    exec(compile("import threading\nthreading.setprofile(None)", probes.__file__, "exec"))
+    return _in_thread(x)
+
+
+def _a_second_watch(x):
+    """A watch of its own, entered inside the real one: PyTorch calls would go to it."""
+    from autograd_lab.probes import TorchWatch
+
+    with TorchWatch().watching():
+        return _torch_gradient(x)
+
+
+def _forged_thread(x):
+    """Thread.start on an object whose bootstrap is the submission's own function."""
+    out = []
+
+    class Fake:
+        _initialized = True
+
+        def __init__(self):
+            self._started = threading.Event()
+
+        def _bootstrap(self):
+            self._started.set()
+            out.append(_torch_gradient(x))
+
+    threading.Thread.start(Fake())
+    for _ in range(5000):
+        if out:
+            return out[0]
+        time.sleep(0.001)
+    raise RuntimeError("the forged thread did not run")
+
+
+THREAD_ATTACKS = {  # each runs in order, in a fresh interpreter (a graded kernel); None: it passes
+    "honest": (lambda x: 2 * np.asarray(x), None),
+    "pytorch": (_torch_gradient, "uses PyTorch"),
+    "pytorch in a threading.Thread": (_in_thread, "uses PyTorch"),
+    "pytorch in a _thread thread": (_in_raw_thread, "could not be checked for PyTorch (_thread.start_new_thread"),
+    "sys.setprofile(None)": (_unhooked, "could not be checked for PyTorch (sys.setprofile"),
+    "sys.setprofile compiled as the watch's file": (_unhooked_as_the_watch, "could not be checked for PyTorch (sys.setprofile"),
+    "threading's hook taken away and put back": (_thread_hook_taken_away, "ran without the watch"),
+    "threading.setprofile compiled as the watch's file": (_thread_hook_unset_as_the_watch, "threading.setprofile was called"),
+    "a second watch inside": (_a_second_watch, "could not be checked for PyTorch (sys.setprofile"),
+    "a forged thread": (_forged_thread, "could not be checked for PyTorch"),
+    "honest after the attacks": (lambda x: 2 * np.asarray(x), None),
+}
+
+
+def judge_thread_attacks() -> dict[str, str | None]:
+    """Every attack of THREAD_ATTACKS judged, then one served by a thread started before the check."""
     import queue
 
-    jobs, results = queue.Queue(), queue.Queue()
+    results = {name: _judge_forbidden(fn) for name, (fn, _) in THREAD_ATTACKS.items()}
+    jobs, answers = queue.Queue(), queue.Queue()
 
     def serve() -> None:
         while True:
-            results.put(_torch_gradient(jobs.get()))
+            answers.put(_torch_gradient(jobs.get()))
 
-    threading.Thread(target=serve, daemon=True).start()
-    assert "other thread(s) were running" in _judge_forbidden(lambda x: (jobs.put(x), results.get())[1])
+    threading.Thread(target=serve, name="server", daemon=True).start()
+    results["a thread started before the check"] = _judge_forbidden(lambda x: (jobs.put(x), answers.get())[1])
+    return results
+
+
+def test_pytorch_is_caught_in_every_thread_or_the_check_says_it_could_not_watch():
+    """In a fresh interpreter, as in a graded kernel: this test process has threads of its own."""
+    import subprocess
+
+    script = ("import json, tests.test_redteam_channel as t\n"
+              "print(json.dumps(t.judge_thread_attacks()))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, (_, expected) in THREAD_ATTACKS.items():
+        if expected is None:
+            assert results[name] is None, (name, results[name])
+        else:
+            assert results[name] is not None and expected in results[name], (name, results[name])
+    assert "other thread(s) were running: 'server'" in results["a thread started before the check"]
+
+
+# --- probes the kernel does not read ----------------------------------------------------------
+
+def test_probes_a_notebook_does_not_read_never_stall_the_grader():
+    """Forged turns can make the grader send probes nobody reads; the pipe fills, the grader goes on."""
+    import os
+    import selectors
+    import time
+
+    from grader.execute import Job, _Run
+    from grader.sandbox import Limits
+
+    big = [{"probe": "value", "args": ["x" * 1000]}] * 200  # ~200 kB, more than a pipe holds
+    job = Job("k", [{"index": i, "kind": "test", "probes": big} for i in range(3)], Limits(cell_timeout=30))
+    run = _Run(job, zygote=None)
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    run.probe_pipe, run.selector = write_end, selectors.DefaultSelector()
+    try:
+        started = time.monotonic()
+        for index in range(3):
+            run._send_probes(index)
+        assert time.monotonic() - started < 1.0  # not one cell time limit per test cell
+        assert run.probes_unsent and write_end in run.selector.get_map()  # waits for the pipe, in the loop
+        received = b""
+        while run.probes_unsent:
+            received += os.read(read_end, 1 << 20)
+            run._write_probes()
+        received += os.read(read_end, 1 << 20)
+        assert [json.loads(line)["cell"] for line in received.splitlines()] == [0, 1, 2]
+        assert write_end not in run.selector.get_map()
+        os.close(read_end)
+        read_end = None
+        run._send_probes(0)  # the runner is gone: dropped, no error
+        assert not run.probes_unsent
+    finally:
+        run.selector.close()
+        os.close(write_end)
+        if read_end is not None:
+            os.close(read_end)
 
 
 # --- files that are not notebooks -----------------------------------------------------------
