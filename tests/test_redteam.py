@@ -162,30 +162,18 @@ def attacks(root: Path, port: int) -> dict[str, tuple[object, float | None, str,
             "print('ENVIRON-LEAKED' if b'do not leak' in _environ else 'ENVIRON-CLEAN', len(_environ))"]),
             5.0, "graded", True),
         # PyTorch where the exercise forbids it, from threads the watch must not miss.
-        "torch-in-thread": (build(root, dict(CORRECT, **{"norm-grad": (
-            "import threading\n    _out = []\n    def _work():\n"
-            "        t = torch.tensor(np.asarray(x, dtype=float), requires_grad=True)\n"
-            "        (t ** 2).sum().backward()\n        _out.append(t.grad.numpy())\n"
-            "    _thread = threading.Thread(target=_work)\n    _thread.start()\n    _thread.join()\n"
-            "    return _out[0]")})), 3.0, "graded", False),
-        "torch-in-raw-thread": (build(root, dict(CORRECT, **{"norm-grad": (
-            "import _thread, time\n    _out = []\n    def _work():\n"
-            "        t = torch.tensor(np.asarray(x, dtype=float), requires_grad=True)\n"
-            "        (t ** 2).sum().backward()\n        _out.append(t.grad.numpy())\n"
-            "    _thread.start_new_thread(_work, ())\n    while not _out:\n        time.sleep(0.001)\n"
-            "    return _out[0]")})), 3.0, "graded", False),
-        "torch-unhooked-as-the-watch": (build(root, dict(CORRECT, **{"norm-grad": (
-            "import sys\n    from autograd_lab import probes as _p\n"
-            "    exec(compile('import sys; sys.setprofile(None)', _p.__file__, 'exec'))\n"
-            "    t = torch.tensor(np.asarray(x, dtype=float), requires_grad=True)\n"
-            "    (t ** 2).sum().backward()\n    return t.grad.numpy()")})), 3.0, "graded", False),
-        "torch-in-thread-unhooked": (build(root, dict(CORRECT, **{"norm-grad": (
-            "import threading\n    _out, _hook = [], threading._profile_hook\n    threading._profile_hook = None\n"
-            "    def _work():\n"
-            "        t = torch.tensor(np.asarray(x, dtype=float), requires_grad=True)\n"
-            "        (t ** 2).sum().backward()\n        _out.append(t.grad.numpy())\n"
-            "    _thread = threading.Thread(target=_work)\n    _thread.start()\n    _thread.join()\n"
-            "    threading._profile_hook = _hook\n    return _out[0]")})), 3.0, "graded", False),
+        "torch-in-thread": (_norm_grad(root, "import threading", "_out = []", *_TORCH_WORK, *_JOINED, "return _out[0]"),
+                            3.0, "graded", False),
+        "torch-in-raw-thread": (_norm_grad(root, "import _thread, time", "_out = []", *_TORCH_WORK,
+                                           "_thread.start_new_thread(_work, ())", "while not _out:",
+                                           "    time.sleep(0.001)", "return _out[0]"), 3.0, "graded", False),
+        "torch-unhooked-as-the-watch": (_norm_grad(
+            root, "import sys", "from autograd_lab import probes as _p",
+            "exec(compile('import sys; sys.setprofile(None)', _p.__file__, 'exec'))", *_TORCH_GRAD,
+            "return t.grad.numpy()"), 3.0, "graded", False),
+        "torch-in-thread-unhooked": (_norm_grad(
+            root, "import threading", "_out, _hook = [], threading._profile_hook", "threading._profile_hook = None",
+            *_TORCH_WORK, *_JOINED, "threading._profile_hook = _hook", "return _out[0]"), 3.0, "graded", False),
         # Text no notebook file can hold (a lone surrogate): replaced, the notebook graded.
         "lone-surrogate": (build(root, CORRECT, end=["print(chr(0xD800), 'after')"]), 5.0, "graded", False),
         # Files that are not notebooks at all: invalid, never a crash.
@@ -208,6 +196,18 @@ def attacks(root: Path, port: int) -> dict[str, tuple[object, float | None, str,
 
 
 FILE_NAMES = {"renamed-copy": "Copy of ps1 (1).ipynb"}
+
+#: PyTorch computing the gradient of norm-grad (an exercise that forbids it), and the same in a function
+#: ``_work`` that a thread runs, then a thread that runs it.
+_TORCH_GRAD = ("t = torch.tensor(np.asarray(x, dtype=float), requires_grad=True)", "(t ** 2).sum().backward()")
+_TORCH_WORK = ("def _work():", *("    " + line for line in _TORCH_GRAD), "    _out.append(t.grad.numpy())")
+_JOINED = ("_thread = threading.Thread(target=_work)", "_thread.start()", "_thread.join()")
+
+
+def _norm_grad(root: Path, *lines: str):
+    """The honest notebook with norm-grad's body made of ``lines`` (indented one level more where nested)."""
+    return build(root, dict(CORRECT, **{"norm-grad": "\n    ".join(lines)}))
+
 
 
 def _forge(message: str, *, indent: str = "", once: bool = False) -> str:
