@@ -18,12 +18,11 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from grader import channel
+from grader.private import open_private, private_folder
 from grader.sandbox import Limits, visible_paths
 from grader.text import printable
 from grader.zygote import THREAD_VARIABLES, receive_message, send_message
@@ -64,17 +63,16 @@ class Zygote:
     """A pre-warmed fork server owned by this worker process."""
 
     def __init__(self, preload: list[str]) -> None:
-        self.slot_lock = _claim_slot()
-        self.slot = int(Path(self.slot_lock.name).stem.split("-")[1])
+        self.slot, self.slot_lock = _claim_slot()
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        log = open(os.path.join(tempfile.gettempdir(), f"autograd-grader-zygote-{self.slot}.log"), "ab")
+        self.log = str(private_folder() / f"zygote-{self.slot}.log")
+        log = os.fdopen(open_private(f"zygote-{self.slot}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "grader.zygote", str(child.fileno()), json.dumps(preload)],
             pass_fds=[child.fileno()], env=zygote_environment(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         )
         child.close()
         log.close()
-        self.log = log.name
         self.sock = parent
         self._ready = False
         self.isolation = self.isolation_reason = ""
@@ -138,22 +136,28 @@ ZYGOTE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONPATH", "TZ")
 def zygote_environment() -> dict[str, str]:
     env = {name: os.environ[name] for name in ZYGOTE_ENVIRONMENT if name in os.environ}
     env.update({name: "1" for name in THREAD_VARIABLES})
-    env.update({"MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", "HOME": tempfile.gettempdir(),
-                "MPLCONFIGDIR": os.path.join(tempfile.gettempdir(), "autograd-grader-matplotlib")})
+    folder = private_folder()
+    matplotlib = folder / "matplotlib"
+    try:
+        os.mkdir(matplotlib, 0o700)
+    except FileExistsError:
+        pass
+    env.update({"MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", "HOME": str(folder), "MPLCONFIGDIR": str(matplotlib)})
     return env
 
 
 def _claim_slot():
-    """A slot number unique among the graders running on this machine (it picks the sandbox's uid)."""
-    folder = Path(tempfile.gettempdir()) / "autograd-grader-slots"
-    folder.mkdir(exist_ok=True)
+    """A slot number unique among this user's graders on this machine (it picks a root grader's sandbox uid).
+
+    Returns the number and the open file that holds its lock.
+    """
     for number in range(1000):
-        handle = open(folder / f"slot-{number}.lock", "w")
+        fd = open_private(f"slot-{number}.lock", os.O_RDWR | os.O_CREAT)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return handle
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return number, os.fdopen(fd, "r+b")  # unlocked when the zygote's object is gone
         except OSError:
-            handle.close()
+            os.close(fd)
     raise RuntimeError("no free grading slot")
 
 
