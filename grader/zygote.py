@@ -240,15 +240,13 @@ def _init(job: dict, channel: int, probes: int, isolation: Any, limits: Any) -> 
 def _runner(job: dict, channel: int, probes: int, isolation: Any, limits: Any, uid: int | None,
             gid: int | None) -> None:
     """The process that runs the student's notebook: unprivileged, limited, in a clean environment."""
-    from grader import runner, sandbox
+    from grader import confine, runner, sandbox
 
     code = 0
     try:
-        if isolation.mode == "root":
-            sandbox.drop_privileges(uid, gid)
-        elif isolation.mode == "none" and job.get("workdir"):
+        if isolation.mode == "none" and job.get("workdir"):
             os.chdir(job["workdir"])
-        sandbox.no_new_privileges()
+        confine.become_student(isolation.mode, uid, gid)
         sandbox.apply_limits(limits, per_user_processes=isolation.mode == "root")
         sandbox.clean_environment()
         signal.signal(signal.SIGINT, signal.default_int_handler)
