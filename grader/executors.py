@@ -33,7 +33,12 @@ def run_safely(job: Job) -> Result:
 
 
 def failed(key: str, detail: str, trace: str = "") -> Result:
-    return Result(key, "error", detail, {}, {}, [trace] if trace else [], 0.0)
+    """The grader's own failure on a notebook: recorded as ``error``, with the trace in the detail.
+
+    Never in ``flags``: those are what the submission did, and a grader failure is not the student's.
+    """
+    return Result(key=key, status="error", detail=f"{detail}\n{trace}".strip(), outputs={}, observations={},
+                  flags=[], seconds=0.0)
 
 
 class InProcess:

@@ -368,3 +368,29 @@ def test_a_new_course_creates_its_gradebook_private(tmp_path):
     with course.gradebook():
         pass
     assert stat.S_IMODE((root / "gradebook.db").stat().st_mode) == 0o600
+
+
+def test_an_observation_whose_value_nests_deep_fails_its_check_in_the_worker_not_the_judge():
+    """A dict ``value`` nested ~950 deep passed validation and broke the judge later (the notebook became
+    ``error``): a value is a flat record, or the observation is replaced by one that fails its check."""
+    from autograd_lab.core import Variable
+
+    honest = to_json(observe(Variable(np.ones(2))))
+    forged = dict(honest)
+    nested: dict = {}
+    for _ in range(950):
+        nested = {"a": nested}
+    forged["value"] = nested
+    cleaned, problems = channel.clean_observations([honest, forged], 2)
+    assert cleaned[0] == honest
+    assert len(problems) == 1 and "flat record" in problems[0]
+    assert from_json(cleaned[1]).type == "InvalidObservation"
+
+
+def test_a_grader_failure_is_recorded_as_error_without_flagging_the_student():
+    from grader.executors import failed
+
+    result = failed("ps1/alice/ps1", "the grader failed on this notebook: KeyError: 'x'",
+                    "Traceback (most recent call last):\n  File \"grader/execute.py\", line 1\nKeyError: 'x'")
+    assert result.status == "error" and result.flags == []
+    assert "KeyError" in result.detail and "Traceback" in result.detail
