@@ -68,7 +68,7 @@ class Zygote:
         self.log = str(private_folder() / f"zygote-{self.slot}.log")
         log = os.fdopen(open_private(f"zygote-{self.slot}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "grader.zygote", str(child.fileno()), json.dumps(preload)],
+            [sys.executable, "-m", "grader.zygote", str(child.fileno()), json.dumps(preload), str(os.getpid())],
             pass_fds=[child.fileno()], env=zygote_environment(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         )
         child.close()

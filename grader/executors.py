@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import sys
 import threading
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -59,9 +61,13 @@ def _worker_exit() -> None:
     shutdown()
 
 
-def _worker_start(preload: list[str]) -> None:
+def _worker_start(preload: list[str], parent: int) -> None:
     import atexit
 
+    if sys.platform.startswith("linux"):
+        from grader.sandbox import die_with_parent
+
+        die_with_parent(parent)  # a killed autograde takes its workers, and so their zygotes, with it
     atexit.register(_worker_exit)
     warm_up(preload)
 
@@ -86,7 +92,7 @@ class LocalPool:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_worker_start, initargs=(self.preload,))
+                                   initializer=_worker_start, initargs=(self.preload, os.getpid()))
 
     def run(self, jobs: Iterable[Job]) -> Iterator[Result]:
         source = iter(jobs)

@@ -279,8 +279,16 @@ def enter_root(new: str) -> None:
     os.chdir("/")
 
 
-def die_with_parent() -> None:
-    prctl(PR_SET_PDEATHSIG, 9)  # SIGKILL when the per-job parent dies: the grader killed it
+def die_with_parent(parent: int | None = None) -> None:
+    """SIGKILL this process when the one that started it ends, however it ends (``kill -9`` included).
+
+    With ``parent``, the pid that started it: if that one has already ended (before this call),
+    this process ends at once. Zygotes, job parents and inits chain this, so everything under an
+    ``autograde`` run ends with it.
+    """
+    prctl(PR_SET_PDEATHSIG, 9)
+    if parent is not None and os.getppid() != parent:
+        os._exit(0)
 
 
 def apply_limits(limits: Limits, *, per_user_processes: bool) -> None:

@@ -137,8 +137,11 @@ def serve(sock: socket.socket, modules: list[str]) -> None:
             return
         report_read, report_write = os.pipe()  # runner → worker: what each cell did
         probe_read, probe_write = os.pipe()  # worker → runner: a test cell's probes, when its turn comes
+        zygote = os.getpid()
         pid = os.fork()
         if pid == 0:
+            if sys.platform.startswith("linux"):
+                sandbox.die_with_parent(zygote)
             sock.close()
             os.close(report_read)
             os.close(probe_write)
@@ -276,8 +279,12 @@ def _report_error(channel: int, error: BaseException) -> None:
 
 
 def main() -> None:
+    from grader import sandbox
+
     fd = int(sys.argv[1])
     modules = json.loads(sys.argv[2]) if len(sys.argv) > 2 else []
+    if len(sys.argv) > 3 and sys.platform.startswith("linux"):
+        sandbox.die_with_parent(int(sys.argv[3]))  # the worker that started it, and it alone
     sock = socket.socket(fileno=fd)
     serve(sock, modules)
 
