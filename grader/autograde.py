@@ -182,6 +182,23 @@ def _test_cell_changes(nb, gradebook, resources, released: dict[str, str]) -> li
     return flags
 
 
+#: What a student whose notebook lost its grading metadata should do.
+_FRESH_COPY = ("copy your answers into a fresh copy of the released notebook (with Jupyter or Colab, not an editor "
+               "that drops cell metadata) and submit that")
+
+
+def _broken_metadata(nb, error: Exception) -> str:
+    """Why nbgrader could not read the notebook's grading metadata, and what the student should do."""
+    marked = [cell for cell in nb.cells if cell.get("metadata", {}).get("nbgrader")]
+    if not marked:
+        return ("the notebook has no grading metadata: its cells lost the marks that say which are answers and which "
+                f"are tests (made in another editor, or cells pasted into a new notebook); {_FRESH_COPY}")
+    if isinstance(error, KeyError):
+        return (f"the grading metadata of cell {printable(str(error.args[0]), newlines=False)[:80]!r} is missing or "
+                f"changed; {_FRESH_COPY}")
+    return f"the notebook's grading metadata is broken ({printable(str(error), newlines=False)[:200]}); {_FRESH_COPY}"
+
+
 def _is_solution_name(source, name: str) -> bool:
     return any(cell.name == name for cell in source.solution_cells)
 
@@ -404,7 +421,7 @@ class Autograder:
         try:
             nb, flags = sanitizer.sanitize(nb, resources, self._released_checksums(entry.assignment, notebook))
         except Exception as error:
-            return NotebookOutcome(notebook, "invalid", f"the notebook's grading metadata is broken: {error}")
+            return NotebookOutcome(notebook, "invalid", _broken_metadata(nb, error))
         nb = nbformat.from_dict(nb)  # cells nbgrader put back are plain dicts inside
         _drop_duplicate_tests(nb)
         entry.sanitized[notebook] = nb
