@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
 import sys
+import tempfile
 from typing import Any
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -135,6 +137,7 @@ def serve(sock: socket.socket, modules: list[str]) -> None:
         message, _ = receive_message(sock)
         if message is None or message.get("cmd") == "exit":
             return
+        workdir = _working_copy(message["job"], isolation)
         report_read, report_write = os.pipe()  # runner → worker: what each cell did
         probe_read, probe_write = os.pipe()  # worker → runner: a test cell's probes, when its turn comes
         zygote = os.getpid()
@@ -152,9 +155,30 @@ def serve(sock: socket.socket, modules: list[str]) -> None:
         os.close(report_read)
         os.close(probe_write)
         _, status, usage = os.wait4(pid, 0)
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
         # The job's exit code and CPU time come from here, outside the sandbox: the runner cannot forge them.
         send_message(sock, {"exit": os.waitstatus_to_exitcode(status), "cpu": usage.ru_utime + usage.ru_stime,
                             "max_rss_mb": usage.ru_maxrss / 1024})
+
+
+def _working_copy(job: dict, isolation: Any) -> str | None:
+    """Without namespaces, a private folder of the job's own (0700, a random name) as its working copy.
+
+    Made and removed here, in the zygote, so that it goes even when the job is killed. With
+    namespaces the sandbox's own /home/student is the working copy, and this returns None.
+    """
+    if isolation.mode != "none" and job["limits"].get("isolation") != "none":
+        return None
+    workdir = tempfile.mkdtemp(prefix="autograd-sandbox-")
+    for name, data in job.get("files", {}).items():
+        target = os.path.realpath(os.path.join(workdir, name))
+        if target.startswith(workdir + os.sep):  # names come from the course, but never outside the copy
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as handle:
+                handle.write(bytes.fromhex(data))
+    job["workdir"] = workdir
+    return workdir
 
 
 def _job_parent(job: dict, channel: int, probes: int, isolation: Any) -> None:

@@ -226,3 +226,22 @@ def test_the_filter_is_well_formed_for_every_processor():
     for machine in confine.ARCHITECTURES:
         program = confine.filter_program(machine)
         assert len(program) % 8 == 0 and 0 < len(program) // 8 < 4096
+
+
+def test_without_isolation_a_job_still_runs_in_a_working_copy_of_its_own(tmp_path, monkeypatch):
+    """isolation = "none": not the worker's folder, the assignment's files there, and gone afterwards."""
+    from grader.execute import Job, run, shutdown
+
+    monkeypatch.chdir(tmp_path)
+    cells = [{"index": 0, "kind": "code", "source":
+              "import os\nopen('scratch.txt', 'w').write('x')\nprint(os.getcwd(), open('data.csv').read())"}]
+    try:
+        result = run(Job("ps1/alice/ps1", cells, sandbox.Limits(cell_timeout=30, isolation="none"),
+                         files={"data.csv": b"1,2,3"}))
+    finally:
+        shutdown()
+    printed = result.outputs[0][0]["text"]
+    workdir, data = printed.split()
+    assert result.status == "graded" and data == "1,2,3"
+    assert not (tmp_path / "scratch.txt").exists() and workdir != str(tmp_path)
+    assert not os.path.exists(workdir)
