@@ -237,6 +237,7 @@ class Summary:
     seconds: float = 0.0
     workers: int = 1
     isolation: str = ""
+    cgroups: str = ""  # "v1"/"v2", or "none: why" (from the workers' zygotes)
 
     def counts(self) -> Counter:
         return Counter(outcome.status for _, _, outcome in self.outcomes)
@@ -289,6 +290,7 @@ class Autograder:
                     entry = pending[f"{student}/{assignment}"]
                     outcome = self._store_safely(gradebook, entry, notebook, result)
                     summary.isolation = result.isolation or summary.isolation
+                    summary.cgroups = result.cgroups or summary.cgroups
                     self._finish_notebook(entry, notebook, outcome, summary)
             unfinished = [key for key, entry in pending.items() if entry.waiting]
             if unfinished:
@@ -655,6 +657,11 @@ def print_summary(summary: Summary, report: Callable[[str], None] = print) -> No
     report("status: " + (_counts_text(summary.counts()) or "nothing"))
     if summary.isolation == "none":
         report("warning: submissions ran WITHOUT a sandbox (no namespaces on this machine): see README, Grading safely")
+    elif summary.cgroups.startswith("none"):
+        report(f"note: no cgroup per sandbox ({summary.cgroups[len('none: '):]}). What still holds: each notebook's "
+               "processes end with each cell and with the notebook, and its CPU time and memory are limited per "
+               "process; but while a cell runs, its processes together may use more than one core and more memory "
+               "than memory_mb (see README, Grading safely)")
     attention = [(s, a, o) for s, a, o in summary.outcomes if o.status not in ("graded",)]
     for student, assignment, outcome in attention:
         report(f"  {student}/{assignment}/{outcome.notebook}: {outcome.status}: {outcome.detail}")

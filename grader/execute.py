@@ -55,6 +55,7 @@ class Result:
     cell_seconds: dict[int, float] = field(default_factory=dict)  # where the time went, for instructors
     timed_out: list[int] = field(default_factory=list)  # cells stopped after the cell time limit
     stopped_at: int | None = None  # the cell running when the notebook was stopped
+    cgroups: str = ""  # "v1" or "v2" where each sandbox had cgroups of its own, else why not
 
 
 # --- the worker's zygote -----------------------------------------------------------------------
@@ -76,6 +77,7 @@ class Zygote:
         self.sock = parent
         self._ready = False
         self.isolation = self.isolation_reason = ""
+        self.cgroups, self.cgroups_reason = 0, ""
 
     def ready(self) -> None:
         """Wait until the zygote has imported everything (it starts doing so at once, in the background)."""
@@ -86,6 +88,7 @@ class Zygote:
             raise RuntimeError(f"the grading zygote did not start (see {self.log})")
         self.isolation = hello["isolation"]
         self.isolation_reason = hello.get("reason", "")
+        self.cgroups, self.cgroups_reason = hello.get("cgroups", 0), hello.get("cgroups_reason", "")
         self._ready = True
 
     def alive(self) -> bool:
@@ -212,7 +215,8 @@ def run(job: Job) -> Result:
         detail = (f"cell {out_of_memory[0]} ran out of memory (the limit is {job.limits.memory_mb} MiB "
                   "beyond the libraries)")
     return Result(job.key, status, detail, outputs, observations, execution.flags, time.perf_counter() - started,
-                  zygote.isolation, execution.cell_seconds, execution.timed_out, execution.stopped_at)
+                  zygote.isolation, execution.cell_seconds, execution.timed_out, execution.stopped_at,
+                  cgroups=f"v{zygote.cgroups}" if zygote.cgroups else f"none: {zygote.cgroups_reason}")
 
 
 def _kill_group(pid: int) -> None:
@@ -256,6 +260,7 @@ class _Run:
         self.clock = 0.0  # when the last accepted start or report came (or the job started)
         self.probe_pipe: int | None = None
         self.probes_unsent = bytearray()  # probes the runner has not read yet (written as its pipe takes them)
+        self.pid: int | None = None  # the job parent's
 
     @property
     def complete(self) -> bool:
@@ -264,6 +269,7 @@ class _Run:
     def execute(self, kernel_job: dict) -> None:
         limits = self.job.limits
         pid, fd, self.probe_pipe = self.zygote.start(kernel_job)
+        self.pid = pid
         os.set_blocking(self.probe_pipe, False)
         selector = selectors.DefaultSelector()
         selector.register(fd, selectors.EVENT_READ, "reports")
@@ -430,6 +436,8 @@ class _Run:
             self._flag(f"the kernel reported cell {index} done out of turn (a forged report; ignored)")
             return False
         self.current = None  # from now the clock between cells runs (see execute)
+        if self.pid is not None:
+            _signal(self.pid, signal.SIGUSR2)  # the job parent has the sandbox end what the cell started
         self.cell_seconds[index] = message["seconds"]
         for change in message["tampering"]:
             self._flag(f"cell {index}: {change}")
@@ -487,6 +495,9 @@ class _Run:
         self.stopped_at = self.current
         if code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL) and cpu >= self.job.limits.cpu_seconds - 0.5:
             self.status, self.detail = "cpu-limit", f"the notebook used more than {self.job.limits.cpu_seconds} s of CPU ({where})"
+        elif self.exit and self.exit.get("out_of_memory"):
+            self.status, self.detail = "memory-limit", (f"the notebook used more than its {self.job.limits.memory_mb} MiB "
+                                                        f"of memory, counted for all its processes and files ({where})")
         elif code == 128 + signal.SIGKILL:
             self.status, self.detail = "memory-limit", f"the kernel was killed, probably for using too much memory ({where})"
         elif code == 128 + signal.SIGXFSZ:

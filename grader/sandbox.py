@@ -27,6 +27,7 @@ import os
 import platform
 import resource
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -277,6 +278,40 @@ def enter_root(new: str) -> None:
     _check(_libc.syscall(ctypes.c_long(SYS_PIVOT_ROOT[platform.machine()]), b".", b"."), "pivot_root")
     _check(_libc.umount2(b".", MNT_DETACH), "umount the old root")
     os.chdir("/")
+
+
+def kill_all_but(keep: set[int], session: int | None = None, wait: float = 1.0) -> None:
+    """SIGKILL every process this one can see in /proc but ``keep`` (only those of ``session``, if given),
+    and wait (at most ``wait`` seconds) until they are dead.
+
+    In a sandbox's PID namespace /proc shows just the sandbox's processes; without one, the
+    session (the job's own, made with setsid) is what marks them.
+    """
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in keep:
+            continue
+        fields = _stat(int(entry))
+        if session is not None and (len(fields) < 4 or int(fields[3]) != session):
+            continue
+        try:
+            os.kill(int(entry), 9)
+            killed.append(int(entry))
+        except OSError:
+            pass
+    deadline = time.monotonic() + wait
+    while killed and time.monotonic() < deadline:  # SIGKILL takes effect when the process next runs
+        killed = [pid for pid in killed if _stat(pid)[:1] not in ([], [b"Z"], [b"X"])]
+        if killed:
+            time.sleep(0.001)
+
+
+def _stat(pid: int) -> list[bytes]:
+    """The fields of /proc/PID/stat after the command's name (state, ppid, pgrp, session, …); [] if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
 
 
 def die_with_parent(parent: int | None = None) -> None:

@@ -245,3 +245,38 @@ def test_without_isolation_a_job_still_runs_in_a_working_copy_of_its_own(tmp_pat
     assert result.status == "graded" and data == "1,2,3"
     assert not (tmp_path / "scratch.txt").exists() and workdir != str(tmp_path)
     assert not os.path.exists(workdir)
+
+
+_OTHER_PROCESSES = '''import os
+def _others():
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in (os.getpid(), os.getppid(), 1, os.getsid(0)):
+            continue
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == os.getsid(0) and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+print("OTHERS", _others())'''
+
+
+@pytest.mark.parametrize("isolation", ["auto", "none"])
+def test_processes_a_cell_starts_end_with_the_cell(isolation):
+    """Children that spin on after their cell (they would take other students' CPU) are gone before the next."""
+    from grader.execute import Job, run, shutdown
+
+    cells = [{"index": 0, "kind": "code", "source":
+              "import os\nfor _ in range(4):\n    if os.fork() == 0:\n        while True:\n            pass\nprint('forked')"},
+             {"index": 1, "kind": "code", "source": _OTHER_PROCESSES},
+             {"index": 2, "kind": "code", "source": "import subprocess, sys\n"
+              "print(subprocess.run([sys.executable, '-c', 'print(6 * 7)'], capture_output=True, text=True).stdout)"}]
+    try:
+        result = run(Job("ps1/alice/ps1", cells, sandbox.Limits(cell_timeout=30, isolation=isolation)))
+    finally:
+        shutdown()
+    assert result.status == "graded", result.detail
+    assert result.outputs[1][0]["text"].strip() == "OTHERS []", result.outputs[1]
+    assert result.outputs[2][0]["text"].strip() == "42"  # what the next cell starts is not caught
