@@ -42,6 +42,7 @@ from grader.collect import find_submitted
 from grader.course import Course, write_atomically
 from grader.errors import GraderError
 from grader.execute import Job, Result
+from grader.inert import inert_notebook
 from grader.notebooks import read_notebook
 from grader.plan import NotebookPlan, is_demo_cell, is_test_cell, plan_notebook
 from grader.sandbox import Limits, Sandbox
@@ -531,6 +532,7 @@ class Autograder:
             cell.outputs = [nbformat.from_dict(output) for output in outcomes]
             cell.execution_count = None
         nb, _ = LimitOutput(config=self.course.config).preprocess(nb, {})
+        nb = inert_notebook(nb)  # formgrader renders it in the instructor's Jupyter: nothing in it may run
         outcome.score, outcome.max_score = self._save_grades(gradebook, entry, notebook, nb, outcome)
         path = self.course.autograded / entry.student / entry.assignment / f"{notebook}.ipynb"
         write_atomically(path, nbformat.writes(nb).encode())
