@@ -23,6 +23,7 @@ graded is recorded as such, with a reason, never as a silent 0.
 from __future__ import annotations
 
 import ast
+import glob
 import hashlib
 import json
 import os
@@ -43,6 +44,7 @@ from grader.course import Course, write_atomically
 from grader.errors import GraderError
 from grader.execute import Job, Result
 from grader.inert import inert_notebook
+from grader.locks import Locks
 from grader.notebooks import read_notebook
 from grader.plan import NotebookPlan, is_demo_cell, is_test_cell, plan_notebook
 from grader.sandbox import Limits, Sandbox
@@ -235,6 +237,7 @@ class _Pending:
 class Summary:
     outcomes: list[tuple[str, str, NotebookOutcome]] = field(default_factory=list)  # (student, assignment, outcome)
     skipped: int = 0
+    busy: list[tuple[str, str, str]] = field(default_factory=list)  # (student, assignment, who grades it)
     seconds: float = 0.0
     workers: int = 1
     isolation: str = ""
@@ -263,11 +266,20 @@ class Autograder:
         started = time.perf_counter()
         summary = Summary(workers=self.workers)
         selected = self.course.select(assignments)
-        self._remove_half_written_files()
+        locks = Locks(self.course.root)
+        try:
+            return self._run_locked(selected, students, summary, locks, started)
+        finally:
+            locks.release_all()
+
+    def _run_locked(self, selected: list[str], students: list[str] | None, summary: "Summary", locks: Locks,
+                    started: float) -> "Summary":
         with self.course.gradebook() as gradebook:
-            submissions = self._find(selected, students, gradebook)
+            submissions = self._lock(self._find(selected, students, gradebook), locks, summary)
+            self._remove_half_written_files(submissions)
             if not submissions:
-                self.report("no submissions to grade (import them with `python -m grader collect` first)")
+                if not summary.busy:
+                    self.report("no submissions to grade (import them with `python -m grader collect` first)")
                 return summary
             assignments = {a for _, a in submissions}
             preload = DEFAULT_PRELOAD + self._imports(gradebook, assignments)
@@ -301,10 +313,27 @@ class Autograder:
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def _remove_half_written_files(self) -> None:
-        """A grader killed while writing leaves a temporary file behind (never a half-written record)."""
-        for folder in (self.course.root / ".grader" / "results", self.course.autograded):
-            for path in folder.rglob(".*.tmp") if folder.is_dir() else []:
+    def _lock(self, submissions: list[tuple[str, str]], locks: Locks, summary: "Summary") -> list[tuple[str, str]]:
+        """The submissions this run may grade: those no other run holds (the others are named, with who)."""
+        mine = []
+        for student, assignment in submissions:
+            holder = locks.take(assignment, student)
+            if holder is None:
+                mine.append((student, assignment))
+            else:
+                summary.busy.append((student, assignment, holder))
+        return mine
+
+    def _remove_half_written_files(self, submissions: list[tuple[str, str]]) -> None:
+        """A grader killed while writing leaves a temporary file behind (never a half-written record).
+
+        Only of the submissions this run holds: another run's are its own, and still being written.
+        """
+        for student, assignment in submissions:
+            record = record_path(self.course, assignment, student)
+            graded = self.course.autograded / student / assignment
+            for path in [*record.parent.glob(f".{glob.escape(record.name)}.*.tmp"),
+                         *(graded.glob(".*.tmp") if graded.is_dir() else [])]:
                 path.unlink(missing_ok=True)
 
     # -- finding and preparing -------------------------------------------------------------------
@@ -657,6 +686,9 @@ def print_summary(summary: Summary, report: Callable[[str], None] = print) -> No
            + (f"; {summary.skipped} submission(s) unchanged since last graded (use --force to regrade)"
               if summary.skipped else ""))
     report("status: " + (_counts_text(summary.counts()) or "nothing"))
+    for student, assignment, holder in summary.busy:
+        report(f"  {printable(student, newlines=False)}/{assignment}: left to another run, which is grading it "
+               f"({printable(holder, newlines=False)}); run again when it is done")
     if summary.isolation == "none":
         report("warning: submissions ran WITHOUT a sandbox (no namespaces on this machine): see README, Grading safely")
     elif summary.cgroups.startswith("none"):
