@@ -15,8 +15,9 @@ is in place and before the first cell:
 * **No new namespace, no mount, no anonymous memory outside the limits.** A
   seccomp filter refuses (``EPERM``) ``unshare``, ``setns``, ``clone`` with a
   namespace flag, the mount family (``mount``, ``umount2``, ``pivot_root``,
-  ``chroot``, the new mount API), ``memfd_create`` and ``memfd_secret`` (memory
-  the address-space limit does not count), ``ptrace`` and
+  ``chroot``, the new mount API), ``memfd_create``, ``memfd_secret``, System V
+  ``shmget`` and ``msgget`` (memory the address-space limit does not count),
+  ``io_uring`` (whose operations no filter sees), ``ptrace`` and
   ``process_vm_readv/writev``, the kernel keyring, ``bpf``,
   ``perf_event_open`` and ``userfaultfd``. ``clone3`` answers ``ENOSYS`` (its
   flags cannot be inspected), so the C library falls back to ``clone``. System
@@ -86,20 +87,22 @@ ARCHITECTURES = {
         "process_vm_readv": 310, "process_vm_writev": 311, "keyctl": 250, "add_key": 248,
         "request_key": 249, "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "open_tree": 428,
         "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-        "mount_setattr": 442}),
+        "mount_setattr": 442, "shmget": 29, "msgget": 68, "io_uring_setup": 425, "io_uring_enter": 426,
+        "io_uring_register": 427}),
     "aarch64": (0xC00000B7, None, {
         "clone": 220, "clone3": 435, "unshare": 97, "setns": 268, "mount": 40, "umount2": 39,
         "pivot_root": 41, "chroot": 51, "memfd_create": 279, "memfd_secret": 447, "ptrace": 117,
         "process_vm_readv": 270, "process_vm_writev": 271, "keyctl": 219, "add_key": 217,
         "request_key": 218, "bpf": 280, "perf_event_open": 241, "userfaultfd": 282, "open_tree": 428,
         "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-        "mount_setattr": 442}),
+        "mount_setattr": 442, "shmget": 194, "msgget": 186, "io_uring_setup": 425, "io_uring_enter": 426,
+        "io_uring_register": 427}),
 }
 #: System calls refused outright (everything in the table but clone, which is refused by its flags).
 REFUSED = ("unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "memfd_create", "memfd_secret",
            "ptrace", "process_vm_readv", "process_vm_writev", "keyctl", "add_key", "request_key", "bpf",
            "perf_event_open", "userfaultfd", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount",
-           "fspick", "mount_setattr")
+           "fspick", "mount_setattr", "shmget", "msgget", "io_uring_setup", "io_uring_enter", "io_uring_register")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 

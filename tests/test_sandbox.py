@@ -192,14 +192,18 @@ def test_no_mount_and_no_read_write_remount(mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_no_memory_outside_the_limits(mode):
-    """memfd_create makes memory no address-space limit counts: the filter refuses it, however it is called."""
+    """memfd_create and System V segments and queues make memory no address-space limit counts (a segment
+    outlives its detach): the filter refuses them, however they are called."""
     def check(_secret: str) -> bool:
         try:
             os.memfd_create("hog")
             from_python = False
         except OSError:
             from_python = True
-        return from_python and _refused(_syscall("memfd_create", b"hog", ctypes.c_uint(0)))
+        ipc_private = 0
+        segments = _refused(_syscall("shmget", ipc_private, ctypes.c_size_t(2**30), 0o1000 | 0o600))
+        queues = _refused(_syscall("msgget", ipc_private, 0o1000 | 0o600))
+        return from_python and _refused(_syscall("memfd_create", b"hog", ctypes.c_uint(0))) and segments and queues
 
     assert _sandbox_with_a_host_secret(check, mode) == 0
 
