@@ -71,6 +71,9 @@ class Zygote:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "grader.zygote", str(child.fileno()), json.dumps(preload), str(os.getpid())],
             pass_fds=[child.fileno()], env=zygote_environment(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            # `-m` puts the working folder first on the path: the grader's own, so that the zygote imports the
+            # packages this worker uses, never a same-named folder where the instructor happens to be.
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
         child.close()
         log.close()

@@ -284,3 +284,20 @@ def test_processes_a_cell_starts_end_with_the_cell(isolation):
     assert result.status == "graded", result.detail
     assert result.outputs[1][0]["text"].strip() == "OTHERS []", result.outputs[1]
     assert result.outputs[2][0]["text"].strip() == "42"  # what the next cell starts is not caught
+
+
+def test_the_zygote_imports_the_workers_packages_whatever_folder_the_grader_runs_in(tmp_path, monkeypatch):
+    """`python -m` puts the working folder first on the path: a folder named like a package there is not used."""
+    from grader.execute import Job, run, shutdown
+
+    decoy = tmp_path / "grader"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise SystemExit('the decoy grader package was imported')\n")
+    (decoy / "zygote.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    try:
+        result = run(Job("ps1/alice/ps1", [{"index": 0, "kind": "code", "source": "print(6 * 7)"}],
+                         sandbox.Limits(cell_timeout=30)))
+    finally:
+        shutdown()
+    assert result.status == "graded" and result.outputs[0][0]["text"] == "42\n"
