@@ -264,6 +264,7 @@ class _Run:
         self.probe_pipe: int | None = None
         self.probes_unsent = bytearray()  # probes the runner has not read yet (written as its pipe takes them)
         self.pid: int | None = None  # the job parent's
+        self.pidfd: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -273,6 +274,7 @@ class _Run:
         limits = self.job.limits
         pid, fd, self.probe_pipe = self.zygote.start(kernel_job)
         self.pid = pid
+        self.pidfd = _pidfd(pid)  # signals go to this job's parent, never to a process that took its pid later
         os.set_blocking(self.probe_pipe, False)
         selector = selectors.DefaultSelector()
         selector.register(fd, selectors.EVENT_READ, "reports")
@@ -338,7 +340,7 @@ class _Run:
                     self._stop(pid, "timeout", self._hung())
                     killed = True
                 elif interrupted_at is None and now >= self.clock + limits.cell_timeout:
-                    _signal(pid, signal.SIGUSR1)  # the job parent turns it into KeyboardInterrupt in the cell
+                    self._send(signal.SIGUSR1)  # the job parent turns it into KeyboardInterrupt in the cell
                     if self.last is not None and self.last not in self.timed_out:
                         self.timed_out.append(self.last)
                     interrupted_at = now
@@ -353,8 +355,11 @@ class _Run:
             if self.zygote.isolation == "none" or limits.isolation == "none":
                 _kill_group(pid)  # without a PID namespace, processes the notebook started may linger
             if self.exit is None:
-                _signal(pid, signal.SIGKILL)  # stopped here, or the runner ended its channel: end the job
+                self._send(signal.SIGKILL)  # stopped here, or the runner ended its channel: end the job
                 self.exit = self.zygote.finish()
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+                self.pidfd = None
         if killed:
             return
         code, cpu = int(self.exit.get("exit", 0)), float(self.exit.get("cpu", 0.0))
@@ -440,7 +445,7 @@ class _Run:
             return False
         self.current = None  # from now the clock between cells runs (see execute)
         if self.pid is not None:
-            _signal(self.pid, signal.SIGUSR2)  # the job parent has the sandbox end what the cell started
+            self._send(signal.SIGUSR2)  # the job parent has the sandbox end what the cell started
         self.cell_seconds[index] = message["seconds"]
         for change in message["tampering"]:
             self._flag(f"cell {index}: {change}")
@@ -489,8 +494,17 @@ class _Run:
         if text not in self.flags and len(self.flags) < 50:
             self.flags.append(text)
 
+    def _send(self, number: int) -> None:
+        if self.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, number)
+            except ProcessLookupError:
+                pass
+        elif self.pid is not None:
+            _signal(self.pid, number)
+
     def _stop(self, pid: int, status: str, detail: str) -> None:
-        _signal(pid, signal.SIGKILL)
+        self._send(signal.SIGKILL)
         self.status, self.detail, self.stopped_at = status, detail, self.current
 
     def _died(self, code: int, cpu: float) -> None:
@@ -509,6 +523,13 @@ class _Run:
             self.status, self.detail = "died", f"the kernel ended {where} before running every cell"
         else:
             self.status, self.detail = "died", f"the kernel died {where} (exit code {code})"
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux 5.3+, or the job parent already ended
+        return None
 
 
 def _signal(pid: int, number: int) -> None:
