@@ -72,7 +72,8 @@ def _unusable(got: Observed, what: str, context: str = "") -> Verdict | None:
         return _verdict_fail(
             what, f"could not be checked for PyTorch ({got.message}), and this exercise must be built without it",
             None, None, context=context,
-            hint="run the exercise in one thread (let threads you started finish first), without changing sys.setprofile, sys.settrace or threading.setprofile",
+            hint="run the exercise in one thread and one process (let threads you started finish first; start no "
+                 "process), without changing sys.setprofile, sys.settrace or threading.setprofile",
         )
     if got.kind == "exception":
         return _verdict_fail(what, f"your code raised {got.brief()}", None, None,

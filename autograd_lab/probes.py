@@ -261,9 +261,11 @@ class TorchWatch:
     by their code objects, never by file names, which ``compile`` lets anyone choose.
     """
 
-    #: Calls that would take the watch away, or start a thread it would not follow.
+    #: Calls that would take the watch away, or start a thread or a process it would not follow.
     ESCAPES = {("sys", "setprofile"), ("sys", "settrace"), ("_thread", "start_new_thread"), ("_thread", "start_new"),
-               ("_thread", "start_joinable_thread")}
+               ("_thread", "start_joinable_thread"), ("posix", "fork"), ("posix", "forkpty"), ("posix", "system"),
+               ("posix", "posix_spawn"), ("posix", "posix_spawnp"), ("posix", "execv"), ("posix", "execve"),
+               ("_posixsubprocess", "fork_exec")}
 
     def __init__(self, strict: bool = False) -> None:
         self.used: list[str] = []  # what the profile saw called
@@ -311,6 +313,8 @@ class TorchWatch:
         self._frame = sys._getframe()
         self._other_threads()
         modes = _dispatch_watch(self).__enter__()  # before the profile: its own torch code is not the student's
+        processes = _process_count() if self.strict else None
+        _WATCHES.append(self)
         sys.setprofile(self._hook)
         threading.setprofile(self._hook)  # threads started while the check runs are watched too
         try:
@@ -324,6 +328,10 @@ class TorchWatch:
             if not modes.intact() and not self.unwatched:
                 self.unwatched.append("PyTorch's dispatch watch was removed while the check ran")
             modes.__exit__(None, None, None)
+            if self in _WATCHES:
+                _WATCHES.remove(self)
+            if processes is not None and _process_count() - processes > len(self._started) and not self.unwatched:
+                self.unwatched.append("a process was started while the check ran")
             self._unwatched_threads()
             self._other_threads()
 
@@ -345,6 +353,32 @@ class TorchWatch:
             names = {getattr(thread, "ident", None): _thread_name(thread) for thread in threading.enumerate()}
             listed = ", ".join(names.get(ident, "(started with _thread)") for ident in others[:3])
             self.unwatched.append(f"{len(others)} other thread(s) were running: {listed}")
+
+
+#: The watches running now: a process forked while one runs (whoever calls fork, C code included) is reported.
+_WATCHES: list[TorchWatch] = []
+
+
+def _forking() -> None:
+    for watch in _WATCHES:
+        if not watch.unwatched:
+            watch.unwatched.append("a process was started while the check ran")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_forking)
+
+
+def _process_count() -> int | None:
+    """The last pid handed out in this PID namespace, when grading in the sandbox's own (the runner is
+    its PID 2): processes and threads started since, however (subprocess, posix_spawn, C code), move it."""
+    if os.getpid() != 2:
+        return None
+    try:
+        with open("/proc/sys/kernel/ns_last_pid") as counter:
+            return int(counter.read())
+    except (OSError, ValueError):
+        return None
 
 
 class _NoModes(contextlib.nullcontext):

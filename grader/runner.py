@@ -239,12 +239,18 @@ GO_SECONDS = 2.0  # how long the next cell waits for the sandbox to end the last
 
 
 def _wait_for(go: int) -> None:
+    """Wait for the sandbox to end the cell's processes, then reap them (they count towards the limits)."""
     import select
 
     try:
         if select.select([go], [], [], GO_SECONDS)[0]:
             os.read(go, 4096)
     except (OSError, ValueError):
+        pass
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
         pass
 
 

@@ -281,29 +281,52 @@ def enter_root(new: str) -> None:
 
 
 def kill_all_but(keep: set[int], session: int | None = None, wait: float = 1.0) -> None:
-    """SIGKILL every process this one can see in /proc but ``keep`` (only those of ``session``, if given),
+    """End every process this one can see in /proc but ``keep`` (only those of ``session``, if given),
     and wait (at most ``wait`` seconds) until they are dead.
 
     In a sandbox's PID namespace /proc shows just the sandbox's processes; without one, the
-    session (the job's own, made with setsid) is what marks them.
+    session (the job's own, made with setsid) is what marks them. A process may fork between
+    one reading of /proc and the next (a chain that forks and exits keeps moving to new pids),
+    so they are first stopped, reading /proc again until a reading finds no process not yet
+    stopped (a stopped process forks no more), and only then killed.
     """
-    killed = []
+    stopped: set[int] = set()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        found = [pid for pid in _visible(keep, session) if pid not in stopped]
+        if not found:
+            break
+        for pid in found:
+            _send(pid, 19)  # SIGSTOP
+            stopped.add(pid)
+    for pid in stopped:
+        _send(pid, 9)
+    left = list(stopped)
+    while left and time.monotonic() < deadline + wait:  # SIGKILL takes effect when the process next runs
+        left = [pid for pid in left if _stat(pid)[:1] not in ([], [b"Z"], [b"X"])]
+        if left:
+            time.sleep(0.001)
+
+
+def _visible(keep: set[int], session: int | None) -> list[int]:
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in keep:
             continue
         fields = _stat(int(entry))
+        if not fields or fields[0] in (b"Z", b"X"):
+            continue
         if session is not None and (len(fields) < 4 or int(fields[3]) != session):
             continue
-        try:
-            os.kill(int(entry), 9)
-            killed.append(int(entry))
-        except OSError:
-            pass
-    deadline = time.monotonic() + wait
-    while killed and time.monotonic() < deadline:  # SIGKILL takes effect when the process next runs
-        killed = [pid for pid in killed if _stat(pid)[:1] not in ([], [b"Z"], [b"X"])]
-        if killed:
-            time.sleep(0.001)
+        found.append(int(entry))
+    return found
+
+
+def _send(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except OSError:
+        pass
 
 
 def _stat(pid: int) -> list[bytes]:
@@ -343,6 +366,16 @@ def apply_limits(limits: Limits, *, per_user_processes: bool) -> None:
     cap(resource.RLIMIT_CORE, 0)
     if per_user_processes:
         cap(resource.RLIMIT_NPROC, limits.max_processes)
+
+
+def nproc_counts_per_namespace() -> bool:
+    """Since Linux 5.14 the process limit counts a user's processes per user namespace: in the student's
+    own namespace it counts the sandbox's processes alone, not every process of the grader's user."""
+    release = os.uname().release.split("-")[0].split(".")
+    try:
+        return (int(release[0]), int(release[1])) >= (5, 14)
+    except (IndexError, ValueError):
+        return False
 
 
 def _address_space() -> int:

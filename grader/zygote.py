@@ -332,7 +332,9 @@ def _runner(job: dict, channel: int, probes: int, isolation: Any, limits: Any, u
         if isolation.mode == "none" and job.get("workdir"):
             os.chdir(job["workdir"])
         confine.become_student(isolation.mode, uid, gid)
-        sandbox.apply_limits(limits, per_user_processes=isolation.mode == "root")
+        # The process limit counts per user: the sandbox's own (root), or the student's in its own user namespace.
+        own_user = isolation.mode == "root" or (isolation.mode == "userns" and sandbox.nproc_counts_per_namespace())
+        sandbox.apply_limits(limits, per_user_processes=own_user)
         sandbox.clean_environment()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGUSR1, signal.SIG_DFL)

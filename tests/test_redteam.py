@@ -174,6 +174,22 @@ def attacks(root: Path, port: int) -> dict[str, tuple[object, float | None, str,
         "torch-in-thread-unhooked": (_norm_grad(
             root, "import threading", "_out, _hook = [], threading._profile_hook", "threading._profile_hook = None",
             *_TORCH_WORK, *_JOINED, "threading._profile_hook = _hook", "return _out[0]"), 3.0, "graded", False),
+        # ... and from processes: a forked child (fork found by name, so the code reading does not see it),
+        # and a program spawned from C code (no profile event, no fork hook: the sandbox's pid counter moves).
+        "torch-in-forked-child": (_norm_grad(
+            root, "import os, json", "_r, _w = os.pipe()", "_pid = getattr(os, 'fo' + 'rk')()", "if _pid == 0:",
+            *("    " + line for line in _TORCH_GRAD), "    os.write(_w, json.dumps(t.grad.tolist()).encode())",
+            "    os._exit(0)", "os.close(_w)", "os.waitpid(_pid, 0)", "return np.array(json.loads(os.read(_r, 1 << 16)))"),
+            3.0, "graded", True),  # flagged too: the code reading sees the child's raw os.write
+        "torch-in-spawned-program": (_norm_grad(
+            root, "import itertools, os, sys",
+            "_code = ('import sys, torch; t = torch.tensor([float(v) for v in sys.argv[1:]], requires_grad=True); '",
+            "         '(t ** 2).sum().backward(); open(\"/tmp/g.txt\", \"w\").write(\" \".join(map(str, t.grad.tolist())))')",
+            "_argv = [sys.executable, '-c', _code, *map(str, np.ravel(x))]",
+            "_pid = next(itertools.starmap(os.posix_spawn, [(sys.executable, _argv, {})]))",
+            "os.waitpid(_pid, 0)",
+            "return np.array([float(v) for v in open('/tmp/g.txt').read().split()]).reshape(np.shape(x))"),
+            3.0, "graded", False),
         # Text no notebook file can hold (a lone surrogate): replaced, the notebook graded.
         "lone-surrogate": (build(root, CORRECT, end=["print(chr(0xD800), 'after')"]), 5.0, "graded", False),
         # Files that are not notebooks at all: invalid, never a crash.

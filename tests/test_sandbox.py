@@ -267,13 +267,21 @@ def _others():
 print("OTHERS", _others())'''
 
 
-@pytest.mark.parametrize("isolation", ["auto", "none"])
-def test_processes_a_cell_starts_end_with_the_cell(isolation):
+SPINNERS = "import os\nfor _ in range(4):\n    if os.fork() == 0:\n        while True:\n            pass\nprint('forked')"
+#: Chains of shells that each start the next and exit: always on a new pid, so one reading of /proc misses them.
+HOPPING = ("import subprocess\n"
+           "open('/tmp/c.sh', 'w').write('n=$1\\nif [ $n -gt 0 ]; then sh /tmp/c.sh $((n-1)) & exit 0; fi\\n"
+           "while :; do :; done\\n')\n"
+           "for _ in range(8):\n    subprocess.Popen(['/bin/sh', '/tmp/c.sh', '3000'], start_new_session=True)\n"
+           "import time\ntime.sleep(1)\nprint('started')")
+
+
+@pytest.mark.parametrize("isolation, starter", [("auto", SPINNERS), ("none", SPINNERS), ("auto", HOPPING)])
+def test_processes_a_cell_starts_end_with_the_cell(isolation, starter):
     """Children that spin on after their cell (they would take other students' CPU) are gone before the next."""
     from grader.execute import Job, run, shutdown
 
-    cells = [{"index": 0, "kind": "code", "source":
-              "import os\nfor _ in range(4):\n    if os.fork() == 0:\n        while True:\n            pass\nprint('forked')"},
+    cells = [{"index": 0, "kind": "code", "source": starter},
              {"index": 1, "kind": "code", "source": _OTHER_PROCESSES},
              {"index": 2, "kind": "code", "source": "import subprocess, sys\n"
               "print(subprocess.run([sys.executable, '-c', 'print(6 * 7)'], capture_output=True, text=True).stdout)"}]

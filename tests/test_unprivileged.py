@@ -131,6 +131,17 @@ for _link in ("/proc/1/root", "/proc/1/cwd"):
         print("ESCAPED", _link, os.listdir(_link + _COURSE))
     except OSError as _error:
         print("no", _link, type(_error).__name__)
+import time
+_forked = 0
+for _ in range(300):  # the process limit counts the sandbox's processes, not the grader's user's
+    try:
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+        _forked += 1
+    except OSError:
+        break
+print("FORKED", _forked)
 _status = open("/proc/self/status").read()
 print("IDENTITY", os.getuid(), [line.split()[1] for line in _status.splitlines() if line.startswith("Cap")])
 '''
@@ -181,6 +192,8 @@ def test_grading_as_an_ordinary_user_cannot_be_escaped(nobody_folder):
     identity = next(line for line in printed.splitlines() if line.startswith("IDENTITY"))
     assert not identity.startswith("IDENTITY 0 ") and identity.count("0000000000000000") == 5, identity
     assert secret.decode(errors="replace")[:16] not in printed
+    forked = int(printed.split("FORKED ")[1].split()[0])
+    assert 0 < forked < 64, printed  # c.Sandbox.max_processes, counted in the student's own user namespace
 
     # Nothing outside the working copies changed: sources, submissions, the grader's own code.
     assert _digest(course_dir, skip) == before
