@@ -38,8 +38,9 @@ from typing import Callable, Iterator
 import nbformat
 
 from autograd_lab.checks import judge_cell
-from grader.collect import find_submitted
+from grader.collect import NBGRADER_FILES, WRONG_TYPE, Intake, find_submitted
 from grader.course import Course, write_atomically
+from grader.deadlines import CourseDeadlines, Lateness, lateness, penalty
 from grader.errors import GraderError
 from grader.execute import Job, Result
 from grader.notebooks import read_notebook
@@ -66,6 +67,7 @@ class NotebookOutcome:
     score: float | None = None
     max_score: float = 0.0
     seconds: float = 0.0
+    penalty: float = 0.0  # nbgrader's late_submission_penalty, already taken off in the gradebook's total
 
 
 @dataclass
@@ -75,6 +77,7 @@ class SubmissionRecord:
     fingerprint: str
     notebooks: dict[str, NotebookOutcome]
     graded_at: float
+    late: str = ""  # grader.deadlines.Lateness.text(): "late by 2 h", or "" when on time
 
     @staticmethod
     def load(path: Path) -> "SubmissionRecord | None":
@@ -211,11 +214,13 @@ class _Pending:
     waiting: set[str] = field(default_factory=set)
     sanitized: dict[str, nbformat.NotebookNode] = field(default_factory=dict)
     plans: dict[str, NotebookPlan] = field(default_factory=dict)
+    lateness: Lateness = field(default_factory=Lateness)
 
 
 @dataclass
 class Summary:
     outcomes: list[tuple[str, str, NotebookOutcome]] = field(default_factory=list)  # (student, assignment, outcome)
+    late: dict[tuple[str, str], str] = field(default_factory=dict)  # (student, assignment) → "late by 2 h"
     skipped: int = 0
     seconds: float = 0.0
     workers: int = 1
@@ -237,6 +242,8 @@ class Autograder:
         self.progress = progress
         self.report = report
         self.salt = course_secret(course)
+        self.deadlines = CourseDeadlines(course.config)
+        self._late_penalty = None
         self._bar = None
         self._released: dict[tuple[str, str], dict[str, str]] = {}
 
@@ -251,6 +258,9 @@ class Autograder:
                 self.report("no submissions to grade (import them with `python -m grader collect` first)")
                 return summary
             assignments = {a for _, a in submissions}
+            for assignment in sorted(assignments):
+                self.deadlines.sync_assignment(gradebook, assignment, self.report)
+            self._late_penalty = self.deadlines.penalty_plugin()
             preload = DEFAULT_PRELOAD + self._imports(gradebook, assignments)
             from grader.executors import make_executor
 
@@ -347,11 +357,12 @@ class Autograder:
                 digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
         for notebook in self.course.notebooks(assignment):
             digest.update(json.dumps(tests.get((assignment, notebook), [])).encode())
+        digest.update(self.deadlines.describe(assignment, student).encode())  # a new deadline regrades
+        intake = Intake.load(self.course, assignment, student)
+        digest.update(json.dumps(asdict(intake) if intake else None, sort_keys=True).encode())
         return digest.hexdigest()
 
     def _prepare(self, submissions, gradebook, sanitizer, tests, preload, pending, summary) -> Iterator[Job]:
-        from nbgrader import utils
-
         for student, assignment in submissions:
             fingerprint = self.fingerprint(student, assignment, tests)
             record = SubmissionRecord.load(record_path(self.course, assignment, student))
@@ -360,17 +371,15 @@ class Autograder:
                     and all((autograded / f"{n}.ipynb").exists() or record.notebooks.get(n, NotebookOutcome(n, "")).status in ("missing", "invalid")
                             for n in self.course.notebooks(assignment))):
                 summary.skipped += 1
+                if record.late:
+                    summary.late[(student, assignment)] = record.late
                 for outcome in record.notebooks.values():
                     summary.outcomes.append((student, assignment, outcome))
                 continue
             folder = self.course.submitted / student / assignment
             gradebook.update_or_create_student(student)
-            timestamp = self.course.root.joinpath(folder, "timestamp.txt")
-            kwargs = {}
-            if timestamp.exists():
-                kwargs["timestamp"] = utils.parse_utc(timestamp.read_text().strip())
-            gradebook.update_or_create_submission(assignment, student, **kwargs)
             entry = _Pending(student, assignment, fingerprint)
+            entry.lateness = self._lateness(gradebook, student, assignment, folder)
             pending[f"{student}/{assignment}"] = entry
             notebooks = self.course.notebooks(assignment)
             entry.waiting = set(notebooks)
@@ -386,12 +395,40 @@ class Autograder:
                 else:
                     yield job
 
+    def _lateness(self, gradebook, student: str, assignment: str, folder: Path) -> Lateness:
+        """The submission's time and extension into the gradebook, and how late nbgrader finds it.
+
+        The time is collect's (what the download says, or nothing); without collect (nbgrader's
+        exchange, or copied by hand) it is the folder's ``timestamp.txt``, as nbgrader reads it.
+        """
+        from nbgrader import utils
+
+        intake = Intake.load(self.course, assignment, student)
+        if intake is not None:
+            when = intake.time()
+            timestamp = utils.parse_utc(when) if when else None
+        else:
+            stamp = folder / "timestamp.txt"
+            text = stamp.read_text().strip() if stamp.is_file() and not stamp.is_symlink() else ""
+            try:
+                timestamp = utils.parse_utc(text) if text else None
+            except (ValueError, OverflowError):
+                self.report(f"warning: {student}/{assignment}/timestamp.txt is not a time ({printable(text[:40])!r}); "
+                            "the submission is taken as on time")
+                timestamp = None
+        submission = self.deadlines.sync_submission(gradebook, assignment, student, timestamp)
+        return lateness(submission, intake.marked_late_by if intake else "")
+
     def _prepare_notebook(self, entry: _Pending, notebook: str, folder: Path, gradebook, sanitizer, tests, preload):
         # Matched as collect matches ("Copy of …", "… (1)"): submissions also arrive through
         # nbgrader's exchange or by hand, without collect.
         path = find_submitted(folder, notebook, self.course.notebooks(entry.assignment))
         if path is None:
             others = sorted(printable(p.name, newlines=False) for p in folder.glob("*.ipynb"))
+            uploads = sorted(printable(p.name, newlines=False) for p in folder.iterdir()
+                             if p.is_file() and p.suffix.lower() != ".ipynb" and p.name not in NBGRADER_FILES)
+            if uploads and not others:
+                return NotebookOutcome(notebook, "missing", f"{WRONG_TYPE} ({', '.join(uploads)})")
             hint = f" (the folder has: {', '.join(others)})" if others else ""
             return NotebookOutcome(notebook, "missing", f"no {notebook}.ipynb was submitted{hint}")
         renamed = f"graded from {printable(path.name, newlines=False)!r}" if path.name != f"{notebook}.ipynb" else ""
@@ -550,6 +587,12 @@ class Autograder:
                 unchanged = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(cell)
                 comment.auto_comment = "No response." if unchanged else None
         submitted.flagged = bool(outcome.flags)
+        # nbgrader's own late penalty (AssignLatePenalties' plugin), in the gradebook, so formgrader and
+        # nbgrader's export take it off as this grader's export and report do.
+        late = (None if outcome.status in UNGRADABLE or self._late_penalty is None else
+                penalty(self._late_penalty, entry.student, total, entry.lateness))
+        submitted.late_submission_penalty = late
+        outcome.penalty = late or 0.0
         gradebook.db.commit()
         return (None if outcome.status in UNGRADABLE else total), maximum
 
@@ -560,7 +603,10 @@ class Autograder:
             self._bar.update(1)
             self._bar.set_postfix_str(_counts_text(summary.counts()), refresh=False)
         if not entry.waiting:
-            record = SubmissionRecord(entry.student, entry.assignment, entry.fingerprint, entry.notebooks, time.time())
+            if entry.lateness.late:
+                summary.late[(entry.student, entry.assignment)] = entry.lateness.text()
+            record = SubmissionRecord(entry.student, entry.assignment, entry.fingerprint, entry.notebooks, time.time(),
+                                      late=entry.lateness.text())
             data = asdict(record)
             write_atomically(record_path(self.course, entry.assignment, entry.student),
                              json.dumps(data, indent=1).encode())
@@ -641,6 +687,12 @@ def print_summary(summary: Summary, report: Callable[[str], None] = print) -> No
     attention = [(s, a, o) for s, a, o in summary.outcomes if o.status not in ("graded",)]
     for student, assignment, outcome in attention:
         report(f"  {student}/{assignment}/{outcome.notebook}: {outcome.status}: {outcome.detail}")
+    penalties = Counter()
+    for student, assignment, outcome in summary.outcomes:
+        penalties[(student, assignment)] += outcome.penalty
+    for (student, assignment), late in sorted(summary.late.items()):
+        taken = penalties[(student, assignment)]
+        report(f"  {student}/{assignment}: {late}" + (f"; late penalty {taken:g} point(s)" if taken else ""))
     for student, assignment, outcome in summary.outcomes:
         if outcome.flags:
             report(f"  flagged {student}/{assignment}/{outcome.notebook}: " + "; ".join(outcome.flags[:3])

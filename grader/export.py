@@ -13,7 +13,9 @@ A notebook that could not be graded is never written as 0.0:
   empty cells, problems printed.
 
 A missing notebook counts 0 (nothing was handed in) and is marked "missing" in
-the plain format's Notes.
+the plain format's Notes ("missing, wrong file type uploaded (answers.pdf)" when
+something else was). A late submission's score is after nbgrader's late penalty
+(``grader.deadlines``), and the Notes say how late and what was taken off.
 
 Names, ids and notes come from the LMS and from submissions. A spreadsheet would
 run one that starts like a formula (``=HYPERLINK(...)``), so every text cell goes
@@ -27,6 +29,7 @@ import io
 from dataclasses import dataclass, field
 
 from grader.autograde import UNGRADABLE, SubmissionRecord, record_path
+from grader.collect import WRONG_TYPE
 from grader.course import Course
 from grader.text import printable
 
@@ -82,9 +85,14 @@ def gather(course: Course, assignments: list[str] | None) -> tuple[list[str], di
                         row.scores[column] = None
                         row.notes.append(f"{column}: not graded ({outcome.status}: {outcome.detail})")
                         continue
-                    row.scores[column] = float(submitted.score)
+                    late_penalty = float(submitted.late_submission_penalty or 0.0)
+                    row.scores[column] = float(submitted.score) - late_penalty
+                    if record is not None and record.late:
+                        row.notes.append(f"{column}: {record.late}" + (f", late penalty {late_penalty:g}"
+                                                                        if late_penalty else ""))
                     if outcome is not None and outcome.status == "missing":
-                        row.notes.append(f"{column}: missing")
+                        wrong = outcome.detail.startswith(WRONG_TYPE)
+                        row.notes.append(f"{column}: {outcome.detail if wrong else 'missing'}")
                     elif outcome is not None and outcome.status != "graded":
                         row.notes.append(f"{column}: {outcome.status}")
                     if submitted.flagged:

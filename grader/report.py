@@ -41,6 +41,8 @@ class AssignmentReport:
     max_score: float = 0.0
     statuses: Counter = field(default_factory=Counter)
     flagged: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    missing: list[tuple[str, str, str]] = field(default_factory=list)  # (student, notebook, why)
+    late: dict[str, str] = field(default_factory=dict)  # student → "late by 2 h, late penalty 5"
 
 
 def build(course: Course, assignment: str) -> AssignmentReport:
@@ -62,9 +64,15 @@ def build(course: Course, assignment: str) -> AssignmentReport:
                 report.statuses[outcome.status] += 1
                 if outcome.flags:
                     report.flagged.append((submitted.student.id, notebook.name, outcome.flags))
+                if outcome.status == "missing":
+                    report.missing.append((submitted.student.id, notebook.name, outcome.detail))
+                late_penalty = float(submitted.late_submission_penalty or 0.0)
+                if record.late:
+                    report.late[submitted.student.id] = record.late + (
+                        f", late penalty {late_penalty:g}" if late_penalty else "")
                 if outcome.status in ("missing", "invalid", "error"):
                     continue
-                report.scores.append(float(submitted.score))
+                report.scores.append(float(submitted.score) - late_penalty)
                 for grade in submitted.grades:
                     if grade.name in stats:
                         stats[grade.name].attempts += 1
@@ -83,6 +91,13 @@ def text(report: AssignmentReport) -> str:
     for stats in sorted(report.exercises, key=lambda s: s.rate):
         lines.append(f"| {markdown_text(stats.grade_id)} | {stats.points:g} | {stats.passed}/{stats.attempts} | {100 * stats.rate:.0f}% |")
     lines += ["", "Grading: " + ", ".join(f"{markdown_text(status)} {count}" for status, count in sorted(report.statuses.items()))]
+    if report.missing:
+        lines += ["", "Missing:"]
+        lines += [f"- {markdown_text(student)} / {markdown_text(notebook)}: {markdown_text(why)}"
+                  for student, notebook, why in sorted(report.missing)]
+    if report.late:
+        lines += ["", "Late:"]
+        lines += [f"- {markdown_text(student)}: {markdown_text(late)}" for student, late in sorted(report.late.items())]
     if report.flagged:
         lines += ["", "Flagged for review:"]
         for student, notebook, flags in report.flagged:

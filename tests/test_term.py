@@ -1,0 +1,93 @@
+"""A term with the grader, end to end: deadlines and late work, extensions, a PDF, the LMS round trip.
+
+Each test replays what an instructor does with real-looking downloads and checks
+that autograde's summary, nbgrader's gradebook (what formgrader shows), the
+export and the report tell the same story.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import struct
+import zipfile
+
+import nbformat
+import pytest
+
+from fixture_course import CORRECT, MAX_SCORE, _answered
+from grader.cli import main
+from grader.course import open_course
+
+pytestmark = pytest.mark.slow
+
+
+def _entry(name: str, when: dt.datetime) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=when.timetuple()[:6])
+    info.extra = struct.pack("<HHBl", 0x5455, 5, 1, int(when.timestamp()))  # exact UTC time, as Moodle writes it
+    return info
+
+
+def _utc(day: int, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 12, day, hour, minute, tzinfo=dt.timezone.utc)
+
+
+def test_late_work_extensions_and_a_pdf_agree_in_summary_gradebook_export_and_report(course_dir, tmp_path, capsys):
+    with open(course_dir / "nbgrader_config.py", "a") as config:
+        config.write('\nc.Deadlines.due = {"ps1": "2026-12-01 23:59 UTC"}\n'
+                     'c.Deadlines.extensions = {"ps1": {"44": "2 days"}}\n'
+                     'c.LateSubmissionPlugin.penalty_method = "zero"\n')
+    notebook = nbformat.writes(_answered(course_dir, CORRECT))
+    moodle = tmp_path / "moodle.zip"
+    with zipfile.ZipFile(moodle, "w") as archive:
+        archive.writestr(_entry("Ann Lee_42_assignsubmission_file_/ps1.ipynb", _utc(1, 22)), notebook)
+        archive.writestr(_entry("Bo Chen_43_assignsubmission_file_/ps1.ipynb", _utc(2, 10)), notebook)
+        archive.writestr(_entry("Cy Diaz_44_assignsubmission_file_/ps1.ipynb", _utc(2, 10)), notebook)
+        archive.writestr(_entry("Di Evans_45_assignsubmission_file_/answers.pdf", _utc(1, 20)), b"%PDF-1.4")
+    canvas = tmp_path / "canvas.zip"
+    with zipfile.ZipFile(canvas, "w") as archive:
+        archive.writestr("foxeli_LATE_101_9001_ps1.ipynb", notebook)
+        archive.writestr("grayfin_102_9002_ps1.ipynb", notebook)
+    assert main(["collect", "--course", str(course_dir), "ps1", str(moodle)]) == 0
+    assert "45: answers.pdf is not a notebook, kept, not graded (no notebook: missing, wrong file type uploaded)" \
+        in capsys.readouterr().out
+    assert main(["collect", "--course", str(course_dir), "ps1", str(canvas)]) == 0
+    capsys.readouterr()
+
+    assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress"]) == 0
+    summary = capsys.readouterr().out
+    assert "43/ps1: late by 10 h 1 min; late penalty 5 point(s)" in summary
+    assert "101/ps1: late (marked by Canvas, which does not say by how much); late penalty 5 point(s)" in summary
+    assert "42/ps1:" not in summary and "44/ps1:" not in summary and "102/ps1:" not in summary
+    assert "45/ps1/ps1: missing: missing, wrong file type uploaded (answers.pdf)" in summary
+
+    # nbgrader's gradebook holds the same: due date, extension, time, and its own late penalty.
+    course = open_course(course_dir)
+    with course.gradebook() as gradebook:
+        assert gradebook.find_assignment("ps1").duedate == dt.datetime(2026, 12, 1, 23, 59)
+        late = {s: gradebook.find_submission("ps1", s) for s in ("42", "43", "44", "101", "102")}
+        assert late["43"].total_seconds_late == 10 * 3600 + 60 and late["43"].late_submission_penalty == MAX_SCORE
+        assert late["44"].extension == dt.timedelta(days=2) and late["44"].total_seconds_late == 0
+        assert late["44"].late_submission_penalty == 0 and late["42"].late_submission_penalty == 0
+        assert late["101"].late_submission_penalty == MAX_SCORE and late["102"].late_submission_penalty == 0
+        assert late["101"].timestamp is None  # Canvas's download does not say when
+
+    output = tmp_path / "grades.csv"
+    assert main(["export", "--course", str(course_dir), "-o", str(output)]) == 0
+    rows = {row["student"]: row for row in csv.DictReader(output.open())}
+    assert (rows["42"]["ps1"], rows["43"]["ps1"], rows["44"]["ps1"], rows["101"]["ps1"]) == ("5", "0", "5", "0")
+    assert "ps1: late by 10 h 1 min, late penalty 5" in rows["43"]["notes"]
+    assert rows["45"]["ps1"] == "0" and "ps1: missing, wrong file type uploaded (answers.pdf)" in rows["45"]["notes"]
+
+    assert main(["report", "--course", str(course_dir)]) == 0
+    report = (course_dir / "reports" / "ps1.md").read_text()
+    assert "- 43: late by 10 h 1 min, late penalty 5" in report
+    assert r"- 45 / ps1: missing, wrong file type uploaded \(answers.pdf\)" in report  # Markdown-escaped
+    assert "- 44:" not in report
+
+    # A changed deadline is a regrade, without --force: the extension now covers Bo too.
+    with open(course_dir / "nbgrader_config.py", "a") as config:
+        config.write('c.Deadlines.extensions = {"ps1": {"44": "2 days", "43": "1 day"}}\n')
+    assert main(["autograde", "--course", str(course_dir), "--workers", "1", "--no-progress"]) == 0
+    assert "43/ps1: late" not in capsys.readouterr().out
+    with open_course(course_dir).gradebook() as gradebook:
+        assert gradebook.find_submission("ps1", "43").late_submission_penalty == 0
