@@ -45,6 +45,7 @@ from grader.errors import GraderError
 from grader.execute import Job, Result
 from grader.notebooks import read_notebook
 from grader.plan import NotebookPlan, is_demo_cell, is_test_cell, plan_notebook
+from grader.release import released_checksums
 from grader.sandbox import Limits, Sandbox
 from grader.tamper import scan
 from grader.text import printable
@@ -78,6 +79,7 @@ class SubmissionRecord:
     notebooks: dict[str, NotebookOutcome]
     graded_at: float
     late: str = ""  # grader.deadlines.Lateness.text(): "late by 2 h", or "" when on time
+    tests: dict[str, str] = field(default_factory=dict)  # "notebook/grade id" → digest of the test graded with
 
     @staticmethod
     def load(path: Path) -> "SubmissionRecord | None":
@@ -156,7 +158,8 @@ class _Sanitizer:
 def _test_cell_changes(nb, gradebook, resources, released: dict[str, str]) -> list[str]:
     """What the student did to test cells: edited, duplicated, renamed or deleted (before nbgrader repairs it).
 
-    ``released`` maps grade ids to the checksums of the cells as students received them.
+    ``released`` maps grade ids to the checksums of every version of the cells students received: a
+    test the instructor fixed after release is not the student's edit.
     """
     from nbgrader import utils
 
@@ -172,7 +175,7 @@ def _test_cell_changes(nb, gradebook, resources, released: dict[str, str]) -> li
             continue
         seen[grade_id] += 1
         if grade_id in tests:
-            if grade_id in released and utils.compute_checksum(cell) != released[grade_id]:
+            if grade_id in released and utils.compute_checksum(cell) not in released[grade_id]:
                 flags.append(f"test cell {grade_id} was edited (the original was restored)")
         elif grade_id not in source_cells:
             flags.append(f"a cell carries an unknown grading id {grade_id!r} (a renamed or copied cell; ignored)")
@@ -215,12 +218,15 @@ class _Pending:
     sanitized: dict[str, nbformat.NotebookNode] = field(default_factory=dict)
     plans: dict[str, NotebookPlan] = field(default_factory=dict)
     lateness: Lateness = field(default_factory=Lateness)
+    tests: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class Summary:
     outcomes: list[tuple[str, str, NotebookOutcome]] = field(default_factory=list)  # (student, assignment, outcome)
     late: dict[tuple[str, str], str] = field(default_factory=dict)  # (student, assignment) → "late by 2 h"
+    tests_changed: dict[str, set[str]] = field(default_factory=dict)  # "assignment/notebook" → grade ids
+    regraded_for_tests: int = 0
     skipped: int = 0
     seconds: float = 0.0
     workers: int = 1
@@ -245,7 +251,7 @@ class Autograder:
         self.deadlines = CourseDeadlines(course.config)
         self._late_penalty = None
         self._bar = None
-        self._released: dict[tuple[str, str], dict[str, str]] = {}
+        self._released: dict[tuple[str, str], dict[str, set[str]]] = {}
 
     def run(self, assignments: list[str] | None = None, students: list[str] | None = None) -> Summary:
         started = time.perf_counter()
@@ -376,9 +382,16 @@ class Autograder:
                 for outcome in record.notebooks.values():
                     summary.outcomes.append((student, assignment, outcome))
                 continue
+            digests = _test_digests(tests, assignment)
+            if record is not None and record.tests and record.tests != digests:
+                summary.regraded_for_tests += 1
+                for key in {*digests, *record.tests}:
+                    if digests.get(key) != record.tests.get(key):
+                        notebook, _, grade_id = key.partition("/")
+                        summary.tests_changed.setdefault(f"{assignment}/{notebook}", set()).add(grade_id)
             folder = self.course.submitted / student / assignment
             gradebook.update_or_create_student(student)
-            entry = _Pending(student, assignment, fingerprint)
+            entry = _Pending(student, assignment, fingerprint, tests=digests)
             entry.lateness = self._lateness(gradebook, student, assignment, folder)
             pending[f"{student}/{assignment}"] = entry
             notebooks = self.course.notebooks(assignment)
@@ -471,20 +484,11 @@ class Autograder:
             hidden=[str(self.course.root)], files=_assignment_files(self.course, entry.assignment), preload=preload,
         )
 
-    def _released_checksums(self, assignment: str, notebook: str) -> dict[str, str]:
-        """Checksums of the graded cells as released to students (to tell an edited test cell)."""
-        from nbgrader import utils
-
+    def _released_checksums(self, assignment: str, notebook: str) -> dict[str, set[str]]:
+        """Checksums of the graded cells in every version released to students (to tell an edited test cell)."""
         key = (assignment, notebook)
         if key not in self._released:
-            path = self.course.release / assignment / f"{notebook}.ipynb"
-            checksums = {}
-            if path.exists():
-                for cell in read_notebook(path).cells:
-                    meta = cell.get("metadata", {}).get("nbgrader", {})
-                    if meta.get("grade_id") and meta.get("locked"):
-                        checksums[meta["grade_id"]] = utils.compute_checksum(cell)
-            self._released[key] = checksums
+            self._released[key] = released_checksums(self.course, assignment, notebook)
         return self._released[key]
 
     # -- running ---------------------------------------------------------------------------------
@@ -606,10 +610,16 @@ class Autograder:
             if entry.lateness.late:
                 summary.late[(entry.student, entry.assignment)] = entry.lateness.text()
             record = SubmissionRecord(entry.student, entry.assignment, entry.fingerprint, entry.notebooks, time.time(),
-                                      late=entry.lateness.text())
+                                      late=entry.lateness.text(), tests=entry.tests)
             data = asdict(record)
             write_atomically(record_path(self.course, entry.assignment, entry.student),
                              json.dumps(data, indent=1).encode())
+
+
+def _test_digests(tests: dict, assignment: str) -> dict[str, str]:
+    """"notebook/grade id" → a digest of that test's code, to tell which tests changed since a submission was graded."""
+    return {f"{notebook}/{grade_id}": hashlib.sha256(source.encode()).hexdigest()[:16]
+            for (name, notebook), cells in tests.items() if name == assignment for grade_id, source in cells}
 
 
 def _failure(doing: str, error: Exception) -> str:
@@ -682,6 +692,10 @@ def print_summary(summary: Summary, report: Callable[[str], None] = print) -> No
            + (f"; {summary.skipped} submission(s) unchanged since last graded (use --force to regrade)"
               if summary.skipped else ""))
     report("status: " + (_counts_text(summary.counts()) or "nothing"))
+    if summary.tests_changed:
+        report("tests changed since last graded: " + ", ".join(
+            f"{key} ({', '.join(sorted(ids))})" for key, ids in sorted(summary.tests_changed.items()))
+            + f"; {summary.regraded_for_tests} submission(s) regraded")
     if summary.isolation == "none":
         report("warning: submissions ran WITHOUT a sandbox (no namespaces on this machine): see README, Grading safely")
     attention = [(s, a, o) for s, a, o in summary.outcomes if o.status not in ("graded",)]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from grader.course import Course
+from grader.course import Course, write_atomically
 from grader.errors import GraderError
 from grader.notebooks import read_notebook, run_plain
 from grader.plan import demo_cell_problems, plan_notebook, test_sources
@@ -32,13 +32,48 @@ class NotebookCheck:
 
 
 def generate(course: Course, assignment: str) -> None:
-    """Run nbgrader's generate_assignment for one assignment (overwriting the old student version)."""
+    """Run nbgrader's generate_assignment for one assignment (overwriting the old student version).
+
+    The locked cells of the version it replaces, and of the new one, are remembered
+    (:func:`released_checksums`): students who started from either did not edit them.
+    """
+    for notebook in course.notebooks(assignment):
+        released_checksums(course, assignment, notebook)
     result = course.api().generate_assignment(assignment, force=True, create=True)
     if not result.get("success"):
         raise GraderError(
             f"nbgrader could not generate the student version of {assignment}:\n"
             f"{result.get('error') or ''}\n{result.get('log') or ''}".strip()
         )
+    for notebook in course.notebooks(assignment):
+        released_checksums(course, assignment, notebook)
+
+
+def released_checksums(course: Course, assignment: str, notebook: str) -> dict[str, set[str]]:
+    """grade id → nbgrader's checksum of every version of that locked cell released so far.
+
+    Read from ``release/`` and kept in ``.grader/released/`` (so a test fixed and released
+    again still knows the version students started from); this call adds the current one.
+    """
+    import json
+
+    from nbgrader import utils
+
+    history_path = course.state / "released" / assignment / f"{notebook}.json"
+    try:
+        history = {key: set(values) for key, values in json.loads(history_path.read_text()).items()}
+    except (OSError, ValueError, AttributeError):
+        history = {}
+    path = course.release / assignment / f"{notebook}.ipynb"
+    known = {key: set(values) for key, values in history.items()}
+    if path.exists():
+        for cell in read_notebook(path).cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if meta.get("grade_id") and meta.get("locked"):
+                history.setdefault(meta["grade_id"], set()).add(utils.compute_checksum(cell))
+    if history != known:
+        write_atomically(history_path, json.dumps({k: sorted(v) for k, v in sorted(history.items())}, indent=1).encode())
+    return history
 
 
 def verify(course: Course, assignment: str, notebook: str) -> NotebookCheck:

@@ -91,3 +91,52 @@ def test_late_work_extensions_and_a_pdf_agree_in_summary_gradebook_export_and_re
     assert "43/ps1: late" not in capsys.readouterr().out
     with open_course(course_dir).gradebook() as gradebook:
         assert gradebook.find_submission("ps1", "43").late_submission_penalty == 0
+
+
+def test_a_test_fixed_after_release_is_not_a_students_edit_and_one_command_regrades_the_class(course_dir, tmp_path,
+                                                                                                capsys):
+    from fixture_course import WRONG
+    from grader.release import generate
+
+    started = {"early": _answered(course_dir, CORRECT), "editor": _answered(course_dir, CORRECT)}
+    for cell in started["editor"].cells:  # a student who weakened a visible test
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "test-make-leaf":
+            cell.source = "pass"
+    # The instructor fixes the visible test of square-grad and releases again.
+    source_path = course_dir / "source" / "ps1" / "ps1.ipynb"
+    source = nbformat.read(source_path, as_version=4)
+    fixed = next(c for c in source.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test-square-grad")
+    fixed.source = fixed.source.replace("checks.close(square_grad(3.0), 6.0)", "checks.close(square_grad(-1.5), -3.0)")
+    nbformat.write(source, source_path)
+    generate(open_course(course_dir), "ps1")
+    started["late-starter"] = _answered(course_dir, dict(CORRECT, **{"square-grad": WRONG["square-grad"]}))
+    download = tmp_path / "download"
+    for student, nb in started.items():
+        (download / student).mkdir(parents=True)
+        nbformat.write(nb, download / student / "ps1.ipynb")
+    assert main(["collect", "--course", str(course_dir), "ps1", str(download)]) == 0
+    assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress"]) == 0
+    summary = capsys.readouterr().out
+    assert "flagged editor/ps1/ps1: test cell test-make-leaf was edited" in summary
+    assert "flagged early" not in summary and "flagged late-starter" not in summary
+    from grader.autograde import SubmissionRecord, record_path
+
+    course = open_course(course_dir)
+    early = SubmissionRecord.load(record_path(course, "ps1", "early")).notebooks["ps1"]
+    assert early.score == MAX_SCORE and not early.flags
+    assert SubmissionRecord.load(record_path(course, "ps1", "late-starter")).notebooks["ps1"].score == MAX_SCORE - 2
+    graded = nbformat.read(course.autograded / "early" / "ps1" / "ps1.ipynb", as_version=4)
+    assert "square_grad(-1.5)" in next(c.source for c in graded.cells  # graded with the fixed test
+                                       if c.metadata.get("nbgrader", {}).get("grade_id") == "test-square-grad")
+
+    # Fixing a hidden test once more: release, then one autograde regrades the whole class with it.
+    hidden = fixed.source.replace("_rng.uniform(-5, 5, 4)", "_rng.uniform(-5, 5, 6)")
+    fixed.source = hidden
+    nbformat.write(source, source_path)
+    assert main(["release", "--course", str(course_dir), "--no-check", "ps1"]) == 0
+    capsys.readouterr()
+    assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress", "ps1"]) == 0
+    summary = capsys.readouterr().out
+    assert "3 notebook(s) of 3 submission(s)" in summary and "unchanged since last graded" not in summary
+    assert "tests changed since last graded: ps1/ps1 (test-square-grad); 3 submission(s) regraded" in summary
+    assert "flagged early" not in summary
