@@ -18,6 +18,7 @@ student whose pages cannot be made is reported while the others go on.
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import html
@@ -247,7 +248,9 @@ def _is_current(course: Course, assignment: str, record: Path) -> bool:
     them again next time.
     """
     stamp = _stamp(course, assignment, record.stem)
-    return stamp.exists() and stamp.read_text() == _digest(course, assignment, record.stem)
+    pages = course.feedback / record.stem / assignment
+    return (stamp.exists() and stamp.read_text() == _digest(course, assignment, record.stem)
+            and (pages / "timestamp.txt").exists())  # pages from before release_feedback was supported
 
 
 @functools.lru_cache(maxsize=None)
@@ -282,10 +285,33 @@ def _feedback_for(root: str, assignment: str, student: str) -> tuple[int, str | 
             if not (course.autograded / student / assignment / f"{notebook}.ipynb").exists():
                 write_atomically(target, _page(student, assignment, notebook, outcome).encode())
             written += 1
+        _exchange_files(course, assignment, student)
         write_atomically(_stamp(course, assignment, student), _digest(course, assignment, student).encode())
     except Exception as error:
         return written, f"{type(error).__name__}: {error}"
     return written, None
+
+
+def _exchange_files(course: Course, assignment: str, student: str) -> None:
+    """What nbgrader's ``release_feedback`` reads beside the pages: the submission's timestamp.txt and
+    submission_secret.txt (which names the page in the exchange so only that student's ``fetch_feedback``
+    finds it). A submission that came without a secret (copied by hand) gets a new one: its pages are
+    released, and no one can fetch them through the exchange, since no one submitted it there."""
+    import secrets
+
+    submitted = course.submitted / student / assignment
+    for name in ("timestamp.txt", "submission_secret.txt"):
+        source, target = submitted / name, course.feedback / student / assignment / name
+        if source.is_file() and not source.is_symlink():
+            data = source.read_bytes()
+        elif target.exists():
+            continue  # made for this submission before: a new secret would rename released pages
+        elif name == "timestamp.txt":
+            data = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f %Z").encode()
+        else:
+            data = secrets.token_hex(16).encode()
+        if not target.exists() or target.read_bytes() != data:
+            write_atomically(target, data)
 
 
 def _feedback_config(course: Course):

@@ -140,3 +140,50 @@ def test_a_test_fixed_after_release_is_not_a_students_edit_and_one_command_regra
     assert "3 notebook(s) of 3 submission(s)" in summary and "unchanged since last graded" not in summary
     assert "tests changed since last graded: ps1/ps1 (test-square-grad); 3 submission(s) regraded" in summary
     assert "flagged early" not in summary
+
+
+def _nbgrader(*args, cwd):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_through_nbgraders_exchange_stock_autograde_is_refused_and_feedback_is_released(course_dir, tmp_path):
+    import getpass
+
+    course = open_course(course_dir)
+    exchange = ["--course", "autograd-lab", f"--Exchange.root={course_dir / 'exchange'}"]
+    assert course.api().release_assignment("ps1")["success"]
+    student_dir = tmp_path / "student"
+    student_dir.mkdir()
+    fetched = _nbgrader("fetch_assignment", "ps1", *exchange, cwd=student_dir)
+    assert fetched.returncode == 0, fetched.stderr
+    nbformat.write(_answered(course_dir, CORRECT), student_dir / "ps1" / "ps1.ipynb")
+    submitted = _nbgrader("submit", "ps1", *exchange, cwd=student_dir)
+    assert submitted.returncode == 0, submitted.stderr
+    assert course.api().collect("ps1")["success"]
+    student = getpass.getuser()
+    assert (course.submitted / student / "ps1" / "timestamp.txt").exists()
+
+    # Stock autograde (the command line and formgrader's button) stops before it touches anything.
+    refused = _nbgrader("autograde", "ps1", "--force", cwd=course_dir)
+    assert refused.returncode == 1 and "python -m grader autograde" in refused.stdout + refused.stderr
+    button = course.api().autograde("ps1", student, force=True)
+    assert not button["success"] and "python -m grader autograde" in button["log"]
+    assert not course.autograded.exists()
+
+    assert main(["autograde", "--course", str(course_dir), "--workers", "1", "--no-progress"]) == 0
+    assert main(["feedback", "--course", str(course_dir)]) == 0
+    page = (course.feedback / student / "ps1" / "ps1.html").read_text()
+    button = course.api().generate_feedback("ps1", student, force=True)  # formgrader's Generate Feedback
+    assert not button["success"] and "python -m grader feedback" in button["log"]
+    assert (course.feedback / student / "ps1" / "ps1.html").read_text() == page  # the safe page is kept
+
+    released = course.api().release_feedback("ps1", student)  # formgrader's Release Feedback
+    assert released["success"], released.get("log")
+    got = _nbgrader("fetch_feedback", "ps1", *exchange, cwd=student_dir)
+    assert got.returncode == 0, got.stderr
+    pages = list((student_dir / "ps1" / "feedback").glob("*/ps1.html"))
+    assert len(pages) == 1 and pages[0].read_text() == page
+    assert "BEGIN HIDDEN TESTS" not in page
