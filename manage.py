@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".autograd-lab-setup"
-EXTRAS = "course,test,dask"
+EXTRAS = "course,test,dask,postgres"
 WORKSPACE = ROOT / "workspace"
 STUDENT_NOTEBOOKS = ROOT / "course" / "release"
 

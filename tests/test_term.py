@@ -187,3 +187,53 @@ def test_through_nbgraders_exchange_stock_autograde_is_refused_and_feedback_is_r
     pages = list((student_dir / "ps1" / "feedback").glob("*/ps1.html"))
     assert len(pages) == 1 and pages[0].read_text() == page
     assert "BEGIN HIDDEN TESTS" not in page
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    from postgres import server_programs, throwaway_server
+
+    if server_programs() is None:
+        pytest.skip("PostgreSQL is not installed (on Debian: apt-get install postgresql)")
+    pytest.importorskip("psycopg", reason="the psycopg driver (pyproject.toml's postgres extra) is not installed")
+    with throwaway_server() as make_database:
+        yield make_database
+
+
+def test_the_whole_workflow_on_the_gradebook_db_url_configures_postgresql(course_dir, tmp_path, postgres, capsys):
+    from nbgrader.api import Gradebook
+    from grader.release import generate
+
+    url = postgres("term")
+    (course_dir / "gradebook.db").unlink()
+    with open(course_dir / "nbgrader_config.py", "a") as config:
+        config.write(f"\nc.CourseDirectory.db_url = {url!r}\n")
+    course = open_course(course_dir)
+    assert course.db_url == url
+    generate(course, "ps1")  # nbgrader's generate_assignment writes the same gradebook
+    from fixture_course import WRONG
+
+    canvas = tmp_path / "canvas.zip"
+    with zipfile.ZipFile(canvas, "w") as archive:
+        archive.writestr("doejane_101_9001_ps1.ipynb", nbformat.writes(_answered(course_dir, CORRECT)))
+        archive.writestr("roesam_102_9002_ps1.ipynb", nbformat.writes(_answered(course_dir, WRONG)))
+        archive.writestr("kimlee_103_9003_ps1.pdf", b"%PDF-1.4")
+    for command in (["collect", "ps1", str(canvas)], ["autograde", "--workers", "2", "--no-progress"],
+                    ["feedback"], ["export", "-o", str(tmp_path / "grades.csv")], ["report"]):
+        assert main([command[0], "--course", str(course_dir), *command[1:]]) == 0, command
+    with Gradebook(url, course_id="autograd-lab") as gradebook:  # what formgrader reads
+        scores = {s.student.id: s.score for s in gradebook.find_assignment("ps1").submissions}
+        assert scores == {"101": MAX_SCORE, "102": 0.0, "103": 0.0}
+    rows = {row["student"]: row for row in csv.DictReader((tmp_path / "grades.csv").open())}
+    assert rows["101"]["ps1"] == "5" and "wrong file type" in rows["103"]["notes"]
+    assert (course_dir / "feedback" / "101" / "ps1" / "ps1.html").exists()
+    assert not (course_dir / "gradebook.db").exists()  # nothing went to a SQLite file beside the course
+
+
+def test_an_unreachable_gradebook_server_is_a_clear_error(course_dir, capsys):
+    with open(course_dir / "nbgrader_config.py", "a") as config:
+        config.write("\nc.CourseDirectory.db_url = 'postgresql+psycopg://grader:secret@/nowhere?host=/nonexistent'\n")
+    assert main(["export", "--course", str(course_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot open the gradebook at postgresql+psycopg://grader:***@/nowhere" in err
+    assert "c.CourseDirectory.db_url" in err and "secret" not in err
