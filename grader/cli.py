@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--lms", choices=["auto", "canvas", "moodle", "folders"], default="auto",
                          help="how the download names files (default: tell from the names)")
     collect.add_argument("--dry-run", action="store_true", help="show what would be imported; change nothing")
+    collect.add_argument("--roster", metavar="CSV", help="the class list the LMS exports (Canvas gradebook or Moodle "
+                                                         "participants), to know who is who across assignments "
+                                                         "(default: c.Roster.file)")
     collect.set_defaults(run=_collect)
 
     autograde = commands.add_parser(
@@ -107,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
     export.add_argument("--format", choices=["plain", "canvas", "moodle"], default="plain")
     export.add_argument("--output", "-o", metavar="FILE", help="write here instead of printing")
+    export.add_argument("--roster", metavar="CSV", help="Canvas's gradebook export, whose 'Name (id)' columns the "
+                                                        "assignments are exported under (default: c.Roster.file)")
     export.set_defaults(run=_export)
 
     report = commands.add_parser("report", help="pass rate per exercise and a score histogram",
@@ -132,9 +137,11 @@ def _collect(args: argparse.Namespace) -> int:
 
     from grader.collect import collect, print_report
     from grader.course import open_course
+    from grader.roster import course_roster
 
     course = open_course(args.course)
-    report = collect(course, args.assignment, Path(args.source), lms=args.lms, dry_run=args.dry_run)
+    report = collect(course, args.assignment, Path(args.source), lms=args.lms, dry_run=args.dry_run,
+                     roster=course_roster(course, args.roster))
     print_report(report, args.assignment, args.dry_run, say=say)
     return 0
 
@@ -179,8 +186,10 @@ def _feedback(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from grader.course import open_course
     from grader.export import export
+    from grader.roster import course_roster
 
-    text, problems = export(open_course(args.course), args.assignments, args.format)
+    course = open_course(args.course)
+    text, problems = export(course, args.assignments, args.format, roster=course_roster(course, args.roster))
     if args.output:
         with open(args.output, "w", newline="") as handle:
             handle.write(text)

@@ -9,7 +9,10 @@ Understood layouts (``--lms auto`` tells them apart):
 
 Student ids: where the LMS gives a user id (Canvas's user id, Moodle's participant
 id), the id is the student id, so two people of the same name never merge; their
-full name, Unicode intact, goes into the gradebook's first and last name. A folder's
+full name, Unicode intact, goes into the gradebook's first and last name. Moodle's
+participant id differs per assignment: with a roster (``grader.roster``) a Moodle
+student's id is their email address, the same in every assignment, and a Canvas
+student gets their real first and last names. A folder's
 name is its student's id, NFC-normalised, with only what is unsafe in a path or for
 nbgrader (``/ \\ * + ? [ ] < > : " |``, control and invisible characters, leading
 dots, surrounding spaces) replaced: '王伟' and 'Zoë O'Brien' stay as they are. Two
@@ -56,6 +59,7 @@ from typing import BinaryIO, TypeVar
 
 from grader.course import Course
 from grader.errors import GraderError
+from grader.roster import ClassList, student_id_of
 from grader.text import printable
 
 MAX_FILE_BYTES = 50 * 2**20  # a notebook larger than this is not a student's work
@@ -108,6 +112,8 @@ class Incoming:
     revision: int = 0
     staged: Path | None = None
     lms: str = "folders"
+    names: dict[str, str | None] | None = None  # the gradebook's first and last name, when known apart
+    email: str | None = None
 
 
 @dataclass
@@ -125,6 +131,7 @@ class CollectReport:
     replaced: list[str] = field(default_factory=list)
     not_notebooks: list[tuple[str, str]] = field(default_factory=list)  # (student, file): kept, not graded
     wrong_type: list[str] = field(default_factory=list)  # students who uploaded no notebook, only other files
+    warnings: list[str] = field(default_factory=list)
 
 
 WRONG_TYPE = "missing, wrong file type uploaded"
@@ -381,9 +388,11 @@ def _folder_entries(root: Path, report: CollectReport) -> list[Entry]:
     return sorted(entries, key=lambda entry: entry.parts)
 
 
-def _identify(entries: list[Entry], assignment: str, lms: str, report: CollectReport) -> list[Incoming]:
-    """Whose each file is, by the LMS's naming (or the folder it is in)."""
+def _identify(entries: list[Entry], assignment: str, lms: str, report: CollectReport,
+              roster: ClassList | None = None) -> list[Incoming]:
+    """Whose each file is, by the LMS's naming (or the folder it is in), and who that is on the roster."""
     found = []
+    unlisted: set[str] = set()
     for entry in entries:
         parts = entry.parts
         canvas = CANVAS.match(parts[-1]) if len(parts) == 1 else None
@@ -409,6 +418,11 @@ def _identify(entries: list[Entry], assignment: str, lms: str, report: CollectRe
         if item.full_name:
             item.full_name = printable(re.sub(r"\s+", " ", unicodedata.normalize("NFC", item.full_name)).strip(),
                                        newlines=False)
+        if roster is not None and item.lms in ("canvas", "moodle"):
+            _on_roster(item, roster, unlisted, report)
+        elif item.lms == "canvas" and item.full_name:
+            # Canvas's file names hold the sortable name squashed ("doejane"): no telling first from last.
+            item.names = {"first_name": "", "last_name": item.full_name}
         if not item.student:
             report.skipped.append((_shown(entry.name), f"{item.owner} does not make a student id"))
         elif len(item.student) > MAX_ID_CHARS or len(item.student.encode()) > MAX_ID_BYTES:
@@ -417,6 +431,28 @@ def _identify(entries: list[Entry], assignment: str, lms: str, report: CollectRe
         else:
             found.append(item)
     return found
+
+
+def _on_roster(item: Incoming, roster: ClassList, unlisted: set[str], report: CollectReport) -> None:
+    """Who the roster says the owner is: their names, email, and (Moodle) an id that holds across assignments."""
+    person = roster.by_canvas_id(item.lms_user_id) if item.lms == "canvas" else None
+    if item.lms == "moodle" and roster.lms == "moodle":
+        person = roster.by_name(item.full_name or "")
+        if person is not None:
+            item.student = student_id(student_id_of(person))
+            item.identity = f"roster:{item.student}"
+            item.lms_user_id = person.lms_user_id or None
+    if person is None:
+        if item.owner not in unlisted:
+            unlisted.add(item.owner)
+            report.warnings.append(f"{item.owner} ({item.full_name}) is not on the roster {roster.source.name}: "
+                                   f"imported as student {item.student}; check the roster is this class's")
+        if item.lms == "canvas":
+            item.names = {"first_name": "", "last_name": item.full_name}
+        return
+    item.full_name = person.full_name
+    item.names = {"first_name": person.first_name, "last_name": person.last_name}
+    item.email = person.email or None
 
 
 def _check_owners(items: list[Incoming], course: Course) -> None:
@@ -482,8 +518,8 @@ def _read(entry: Entry, target: Path | None) -> str | None:
 
 
 def collect(course: Course, assignment: str, source: Path, *, lms: str = "auto",
-            dry_run: bool = False) -> CollectReport:
-    """Import ``source`` (a folder or a .zip) as submissions of ``assignment``."""
+            dry_run: bool = False, roster: ClassList | None = None) -> CollectReport:
+    """Import ``source`` (a folder or a .zip) as submissions of ``assignment``, with the class's ``roster``."""
     notebooks = course.notebooks(assignment)
     source = Path(source)
     if not source.exists():
@@ -502,7 +538,7 @@ def collect(course: Course, assignment: str, source: Path, *, lms: str = "auto",
             others = ", ".join(_shown(entry.name) for entry in entries[:5]) + (", …" if len(entries) > 5 else "")
             raise GraderError(f"no .ipynb files in {source}" + (f" (it holds {others})" if entries else "")
                               + ": is it the download of this assignment's submissions?")
-        incoming = _identify(entries, assignment, lms, report)
+        incoming = _identify(entries, assignment, lms, report, roster)
         _check_owners(incoming, course)
         _check_total(incoming, source)
         staging = None
@@ -552,7 +588,7 @@ def collect(course: Course, assignment: str, source: Path, *, lms: str = "auto",
 def _names(full_name: str) -> dict[str, str | None]:
     """The gradebook's first and last name of a full name; export joins them back with a space."""
     first, _, last = full_name.partition(" ")
-    return {"first_name": first, "last_name": last} if last else {"first_name": None, "last_name": first}
+    return {"first_name": first, "last_name": last} if last else {"first_name": "", "last_name": first}
 
 
 def _submission_time(items: list[Incoming], others: list[Incoming]) -> tuple[dt.datetime | None, str, str]:
@@ -643,9 +679,26 @@ def _store(course: Course, assignment: str, chosen: dict[tuple[str, str], Incomi
             first = next(iter([*items.values(), *others.get(student, [])]))
             if first.lms_user_id:
                 details["lms_user_id"] = first.lms_user_id
-            if first.full_name:
+            if first.email:
+                details["email"] = first.email
+            if first.names is not None:
+                details.update(first.names)
+            elif first.full_name:
                 details.update(_names(first.full_name))
             gradebook.update_or_create_student(student, **details)
+            if first.lms == "moodle" and first.identity.startswith("moodle:"):
+                _warn_same_name(gradebook, student, details, report)
+
+
+def _warn_same_name(gradebook, student: str, details: dict, report: CollectReport) -> None:
+    """Moodle's participant ids differ per assignment: one full name under two ids is likely one person twice."""
+    name = (details.get("first_name"), details.get("last_name"))
+    others = [s.id for s in gradebook.students if s.id != student and (s.first_name, s.last_name) == name]
+    if others:
+        full = " ".join(filter(None, name))
+        report.warnings.append(f"{full} is student {student} here and {', '.join(others)} already: Moodle's "
+                               "participant ids differ per assignment, so this is probably one person twice. Collect "
+                               "with --roster (Moodle's participants export) to map people across assignments")
 
 
 def print_report(report: CollectReport, assignment: str, dry_run: bool, say=print) -> None:
@@ -661,3 +714,5 @@ def print_report(report: CollectReport, assignment: str, dry_run: bool, say=prin
         say(f"  {_shown(student)}: {name} is not a notebook, {'would be ' if dry_run else ''}kept, not graded ({whose})")
     for name, why in report.skipped:
         say(f"  skipped {_shown(name)}: {printable(why, newlines=False)}")
+    for warning in report.warnings:
+        say(f"warning: {printable(warning, newlines=False)}")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from grader.autograde import UNGRADABLE, SubmissionRecord, record_path
 from grader.collect import WRONG_TYPE
 from grader.course import Course
+from grader.roster import ClassList, lms_columns
 from grader.text import printable
 
 #: A cell starting with one of these is a formula to Excel, LibreOffice or Google Sheets.
@@ -50,6 +51,7 @@ class Row:
     lms_id: str = ""
     scores: dict[str, float | None] = field(default_factory=dict)  # column → score, None = not graded
     notes: list[str] = field(default_factory=list)
+    email: str = ""
 
     @property
     def total(self) -> float:
@@ -65,7 +67,7 @@ def gather(course: Course, assignments: list[str] | None) -> tuple[list[str], di
     with course.gradebook() as gradebook:
         for student in gradebook.students:
             rows[student.id] = Row(student.id, " ".join(filter(None, [student.first_name, student.last_name])),
-                                   student.lms_user_id or "")
+                                   student.lms_user_id or "", email=student.email or "")
         many = {a: len(course.notebooks(a)) > 1 for a in selected}
         for assignment in selected:
             try:
@@ -100,12 +102,14 @@ def gather(course: Course, assignments: list[str] | None) -> tuple[list[str], di
     return columns, maximum, [rows[key] for key in sorted(rows) if rows[key].scores]
 
 
-def export(course: Course, assignments: list[str] | None, fmt: str = "plain") -> tuple[str, list[str]]:
+def export(course: Course, assignments: list[str] | None, fmt: str = "plain",
+           roster: ClassList | None = None) -> tuple[str, list[str]]:
     """The CSV text, and the problems an instructor must look at."""
     columns, maximum, rows = gather(course, assignments)
     out = io.StringIO()
     writer = csv.writer(out)
     problems = [f"{row.student}: {note}" for row in rows for note in row.notes if "not graded" in note]
+    headers = lms_columns(course, roster) if fmt != "plain" else {}
 
     def cell(row: Row, column: str, mark: bool) -> str:
         if column not in row.scores:
@@ -115,8 +119,10 @@ def export(course: Course, assignments: list[str] | None, fmt: str = "plain") ->
             return "not graded" if mark else ""
         return f"{score:g}"
 
-    header = [spreadsheet_text(column) for column in columns]
+    header = [spreadsheet_text(headers.get(column, column)) for column in columns]
     if fmt == "canvas":
+        problems += [f"{row.student}: no Canvas user id, so Canvas's import cannot match this row (collect it from "
+                     "a Canvas download)" for row in rows if not row.lms_id]
         writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *header])
         writer.writerow(["Points Possible", "", "", "", "", *[f"{maximum[c]:g}" for c in columns]])
         for row in rows:
@@ -126,10 +132,15 @@ def export(course: Course, assignments: list[str] | None, fmt: str = "plain") ->
             login = "" if student == lms_id else student
             writer.writerow([name or student, lms_id, "", login, "", *[cell(row, c, False) for c in columns]])
     elif fmt == "moodle":
-        writer.writerow(["Username", "ID number", "Full name", *header, "Total"])
+        # Moodle's "Import grades from CSV" maps a column to the user's email, ID number, username or user id;
+        # a download gives none of them (its participant ids are per assignment): the roster does.
+        problems += [f"{row.student}: no email address, so Moodle's import cannot match this row (collect with "
+                     "--roster, Moodle's participants export)" for row in rows if not row.email]
+        writer.writerow(["Email address", "ID number", "Full name", "Student id", *header, "Total"])
         for row in rows:
             name, student, lms_id = _people(row)
-            writer.writerow([student, lms_id, name, *[cell(row, c, False) for c in columns], f"{row.total:g}"])
+            writer.writerow([spreadsheet_text(row.email), lms_id, name, student,
+                             *[cell(row, c, False) for c in columns], f"{row.total:g}"])
     else:
         writer.writerow(["student", "name", "lms_id", *header, "total", "max", "notes"])
         for row in rows:

@@ -138,3 +138,80 @@ def test_lateness_in_words():
     assert Lateness(26 * 3600 + 120).text() == "late by 1 d 2 h 2 min"
     assert "marked by Canvas" in Lateness(0.0, "Canvas").text()
     assert Lateness(0.0, "Canvas").seconds_for_penalty() == 1.0
+
+
+# -- the roster --------------------------------------------------------------------------------
+
+CANVAS_ROSTER = ("Student,ID,SIS User ID,SIS Login ID,Section,ps1 (5551),Midterm (5552)\n"
+                 "    Points Possible,,,,,5,20\n"
+                 '"Doe, Jane",101,s101,jdoe,A,,\n'
+                 '"Roe, Sam",102,s102,sroe,A,,\n')
+MOODLE_ROSTER = ("First name,Last name,ID number,Email address\n"
+                 "Ann,Lee,A-1,ann@uni.example\nBo,Chen,A-2,bo@uni.example\n")
+
+
+def _second_assignment(course_dir):
+    import shutil
+
+    from grader.release import generate
+
+    shutil.copytree(course_dir / "source" / "ps1", course_dir / "source" / "ps2")
+    (course_dir / "source" / "ps2" / "ps1.ipynb").rename(course_dir / "source" / "ps2" / "ps2.ipynb")
+    generate(open_course(course_dir), "ps2")
+
+
+def test_canvas_names_come_from_the_roster_and_are_never_none(course_dir, tmp_path):
+    from grader.roster import load
+
+    roster = tmp_path / "canvas-roster.csv"
+    roster.write_text(CANVAS_ROSTER)
+    download = _zip(tmp_path / "canvas.zip", {"doejane_101_9001_ps1.ipynb": NOTEBOOK,
+                                              "newkid_103_9003_ps1.ipynb": NOTEBOOK})
+    course = open_course(course_dir)
+    report = collect(course, "ps1", download, roster=load(roster))
+    assert any("Canvas user 103 (newkid) is not on the roster" in w for w in report.warnings)
+    with course.gradebook() as gradebook:
+        jane, unknown = gradebook.find_student("101"), gradebook.find_student("103")
+        assert (jane.first_name, jane.last_name, jane.lms_user_id) == ("Jane", "Doe", "101")
+        assert (unknown.first_name, unknown.last_name) == ("", "newkid")  # not "newkid, None" in formgrader
+    assert load(roster).columns == {"ps1": "ps1 (5551)", "Midterm": "Midterm (5552)"}
+
+
+def test_moodle_people_are_one_student_across_assignments_with_a_roster(course_dir, tmp_path):
+    from grader.roster import load
+
+    _second_assignment(course_dir)
+    roster = tmp_path / "participants.csv"
+    roster.write_text(MOODLE_ROSTER)
+    course = open_course(course_dir)
+    for assignment, participant in [("ps1", 42), ("ps2", 17)]:  # a participant id per assignment
+        download = _zip(tmp_path / f"{assignment}.zip",
+                        {f"Ann Lee_{participant}_assignsubmission_file_/{assignment}.ipynb": NOTEBOOK})
+        collect(course, assignment, download, roster=load(roster))
+    assert {p.name for p in course.submitted.iterdir()} == {"ann@uni.example"}
+    with course.gradebook() as gradebook:
+        ann = gradebook.find_student("ann@uni.example")
+        assert (ann.first_name, ann.last_name, ann.email, ann.lms_user_id) == ("Ann", "Lee", "ann@uni.example", "A-1")
+        assert len(gradebook.students) == 1
+
+
+def test_without_a_roster_one_moodle_name_under_two_ids_is_a_warning(course_dir, tmp_path, capsys):
+    _second_assignment(course_dir)
+    course = open_course(course_dir)
+    for assignment, participant in [("ps1", 42), ("ps2", 17)]:
+        download = _zip(tmp_path / f"{assignment}.zip",
+                        {f"Ann Lee_{participant}_assignsubmission_file_/{assignment}.ipynb": NOTEBOOK})
+        print_report(collect(course, assignment, download), assignment, False)
+    out = capsys.readouterr().out
+    assert "warning: Ann Lee is student 17 here and 42 already" in out and "--roster" in out
+
+
+def test_a_roster_the_grader_cannot_read_says_which_files_it_reads(tmp_path):
+    from grader.roster import load
+
+    (tmp_path / "r.csv").write_text("name;mail\nAnn;a@b\n")
+    with pytest.raises(GraderError, match="export Canvas's gradebook .* Moodle's participants"):
+        load(tmp_path / "r.csv")
+    (tmp_path / "twins.csv").write_text(MOODLE_ROSTER + "Ann,Lee,A-3,ann2@uni.example\n")
+    with pytest.raises(GraderError, match="2 people named 'Ann Lee'"):
+        load(tmp_path / "twins.csv").by_name("Ann Lee")

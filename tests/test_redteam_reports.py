@@ -366,7 +366,7 @@ def test_autograde_summary_prints_no_escape_codes(course_dir, monkeypatch, capsy
 def test_export_problems_print_no_escape_codes(course_dir, tmp_path, monkeypatch, capsys):
     import grader.export as export_module
 
-    monkeypatch.setattr(export_module, "export", lambda course, assignments, fmt: (
+    monkeypatch.setattr(export_module, "export", lambda course, assignments, fmt, roster=None: (
         "student\n", ["student" + ESCAPES + ": ps1: not graded (invalid: " + ESCAPES + ")"]))
     assert main(["export", "--course", str(course_dir), "-o", str(tmp_path / "grades.csv")]) == 0
     error = capsys.readouterr().err

@@ -237,3 +237,59 @@ def test_an_unreachable_gradebook_server_is_a_clear_error(course_dir, capsys):
     err = capsys.readouterr().err
     assert "cannot open the gradebook at postgresql+psycopg://grader:***@/nowhere" in err
     assert "c.CourseDirectory.db_url" in err and "secret" not in err
+
+
+#: The columns each LMS's grade import matches on (Canvas: "Importing grades", the gradebook export's layout;
+#: Moodle: "Import grades from CSV", mapping a column to the user's email address).
+CANVAS_IMPORT = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+
+
+def test_exports_carry_what_each_lms_import_matches_on(course_dir, tmp_path, capsys):
+    from fixture_course import WRONG
+
+    right, wrong = (nbformat.writes(_answered(course_dir, a)) for a in (CORRECT, WRONG))
+    canvas_roster = tmp_path / "canvas-gradebook.csv"
+    canvas_roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section,ps1 (5551)\n"
+                             "    Points Possible,,,,,5\n" '"Doe, Jane",101,,jdoe,A,\n' '"Roe, Sam",102,,sroe,A,\n')
+    canvas = tmp_path / "canvas.zip"
+    with zipfile.ZipFile(canvas, "w") as archive:
+        archive.writestr("doejane_101_9001_ps1.ipynb", right)
+        archive.writestr("roesam_102_9002_ps1.ipynb", wrong)
+    assert main(["collect", "--course", str(course_dir), "--roster", str(canvas_roster), "ps1", str(canvas)]) == 0
+    assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "canvas.csv"
+    assert main(["export", "--course", str(course_dir), "--format", "canvas", "--roster", str(canvas_roster),
+                 "-o", str(out)]) == 0
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == [*CANVAS_IMPORT, "ps1 (5551)"]  # Canvas updates its existing assignment 5551
+    assert rows[1][:1] == ["Points Possible"] and rows[1][5] == "5"
+    assert {row[1]: (row[0], row[5]) for row in rows[2:]} == {"101": ("Jane Doe", "5"), "102": ("Sam Roe", "0")}
+
+    # Moodle: the same person is one student whatever their participant id; the export carries the email.
+    moodle_course = tmp_path / "moodle-course"
+    import shutil
+
+    shutil.copytree(course_dir, moodle_course, ignore=shutil.ignore_patterns("submitted", "autograded", ".grader*"))
+    (moodle_course / "gradebook.db").unlink()
+    from grader.release import generate
+
+    generate(open_course(moodle_course), "ps1")
+    participants = moodle_course / "participants.csv"
+    participants.write_text("First name,Last name,ID number,Email address\nAnn,Lee,A-1,ann@uni.example\n"
+                            "Bo,Chen,,bo@uni.example\n")
+    with open(moodle_course / "nbgrader_config.py", "a") as config:
+        config.write('\nc.Roster.file = "participants.csv"\n')
+    moodle = tmp_path / "moodle.zip"
+    with zipfile.ZipFile(moodle, "w") as archive:
+        archive.writestr("Ann Lee_42_assignsubmission_file_/ps1.ipynb", right)
+        archive.writestr("Bo Chen_43_assignsubmission_file_/ps1.ipynb", wrong)
+    assert main(["collect", "--course", str(moodle_course), "ps1", str(moodle)]) == 0
+    assert main(["autograde", "--course", str(moodle_course), "--workers", "2", "--no-progress"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "moodle.csv"
+    assert main(["export", "--course", str(moodle_course), "--format", "moodle", "-o", str(out)]) == 0
+    assert "needs attention" not in capsys.readouterr().err
+    table = list(csv.DictReader(out.open()))
+    assert {row["Email address"]: (row["ID number"], row["Full name"], row["ps1"]) for row in table} == {
+        "ann@uni.example": ("A-1", "Ann Lee", "5"), "bo@uni.example": ("", "Bo Chen", "0")}
