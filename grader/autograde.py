@@ -41,6 +41,7 @@ from autograd_lab.checks import judge_cell
 from grader.collect import NBGRADER_FILES, WRONG_TYPE, Intake, find_submitted
 from grader.course import Course, write_atomically
 from grader.deadlines import CourseDeadlines, Lateness, lateness, penalty
+from grader.diagnose import blank, defined_names, diagnosis, exercise_names, name_cells
 from grader.errors import GraderError
 from grader.execute import Job, Result
 from grader.notebooks import read_notebook
@@ -69,6 +70,7 @@ class NotebookOutcome:
     max_score: float = 0.0
     seconds: float = 0.0
     penalty: float = 0.0  # nbgrader's late_submission_penalty, already taken off in the gradebook's total
+    diagnoses: dict[str, str] = field(default_factory=dict)  # failed test → grader.diagnose.diagnosis()
 
 
 @dataclass
@@ -477,7 +479,8 @@ class Autograder:
             else:
                 cells.append({"index": index, "kind": "code", "source": cell.source})
                 if not cell.get("metadata", {}).get("nbgrader", {}).get("locked"):
-                    flags += [f"cell {index}, line {line}: {finding}" for line, finding in scan(cell.source)]
+                    flags += [name_cells(f"cell {index}, line {line}: {finding}", exercise_names(nb.cells))
+                              for line, finding in scan(cell.source)]
         entry.notebooks[notebook] = NotebookOutcome(notebook, "pending", renamed, flags=flags)
         return Job(
             key=f"{entry.student}/{entry.assignment}/{notebook}", cells=cells, limits=self.limits,
@@ -532,8 +535,10 @@ class Autograder:
         plan = entry.plans.pop(notebook)
         outcome = entry.notebooks[notebook]
         outcome.status, outcome.seconds = result.status, result.seconds
-        outcome.detail = "; ".join(filter(None, [result.detail, outcome.detail]))
-        outcome.flags = outcome.flags + result.flags
+        names = exercise_names(nb.cells)  # "cell 42" shifts with the Colab cells; the exercise's name does not
+        outcome.detail = name_cells("; ".join(filter(None, [result.detail, outcome.detail])), names)
+        outcome.flags = outcome.flags + [name_cells(flag, names) for flag in result.flags]
+        defined = None
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -542,6 +547,11 @@ class Autograder:
                 lines, failure = judge_cell(plan.checks.get(grade_id, []), result.observations.get(index))
                 outcomes = _test_outputs(lines, failure)
                 outcome.tests[grade_id] = failure is None
+                if failure is not None:
+                    if defined is None:
+                        defined = defined_names([c.source for c in nb.cells
+                                                 if c.cell_type == "code" and not is_test_cell(c)])
+                    outcome.diagnoses[grade_id] = diagnosis(failure, defined)
             else:
                 outcomes = list(result.outputs.get(index, []))
             if index in result.timed_out:
@@ -701,6 +711,12 @@ def print_summary(summary: Summary, report: Callable[[str], None] = print) -> No
     attention = [(s, a, o) for s, a, o in summary.outcomes if o.status not in ("graded",)]
     for student, assignment, outcome in attention:
         report(f"  {student}/{assignment}/{outcome.notebook}: {outcome.status}: {outcome.detail}")
+    for student, assignment, outcome in summary.outcomes:
+        if blank(outcome.diagnoses, outcome.tests):
+            report(f"  {student}/{assignment}/{outcome.notebook}: blank, no exercise attempted")
+        for grade_id, found in sorted(outcome.diagnoses.items()):
+            if found.startswith(("misspelled", "not defined")):
+                report(f"  {student}/{assignment}/{outcome.notebook}: {grade_id}: {found}")
     penalties = Counter()
     for student, assignment, outcome in summary.outcomes:
         penalties[(student, assignment)] += outcome.penalty

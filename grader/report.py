@@ -1,8 +1,10 @@
 """``report``: how the class did, exercise by exercise, so an instructor sees where it struggles.
 
-For each assignment: the pass rate of every test cell (from the gradebook), a
-histogram of notebook scores, the statuses of the grading run and the submissions
-flagged for review. Written to ``reports/<assignment>.md`` with two figures
+For each assignment: the pass rate of every test cell (from the gradebook), how
+many got it wrong and how many did not attempt it, the most common diagnosed
+mistakes with their share of the class (``grader.diagnose``), a histogram of
+notebook scores (after late penalties), the statuses of the grading run, the
+missing and late students, and the submissions flagged for review. Written to ``reports/<assignment>.md`` with two figures
 (``<assignment>-exercises.png``, ``<assignment>-scores.png``), and printed.
 
 Student ids, flags and the like come from submissions: each goes in as text
@@ -16,17 +18,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.autograde import SubmissionRecord
+from grader.diagnose import NOT_ATTEMPTED
 from grader.course import Course
 from grader.text import markdown_text
 
-#: What makes inline Markdown (CommonMark, GitHub's tables and autolinks, nbconvert's math) more than text.
 @dataclass
 class ExerciseStats:
     grade_id: str
     notebook: str
     points: float
-    attempts: int = 0
+    attempts: int = 0  # graded notebooks (whether or not the student tried this exercise)
     passed: int = 0
+    not_attempted: int = 0
+    mistakes: Counter = field(default_factory=Counter)  # grader.diagnose.diagnosis() of failed attempts
+
+    @property
+    def wrong(self) -> int:
+        return self.attempts - self.passed - self.not_attempted
 
     @property
     def rate(self) -> float:
@@ -75,8 +83,15 @@ def build(course: Course, assignment: str) -> AssignmentReport:
                 report.scores.append(float(submitted.score) - late_penalty)
                 for grade in submitted.grades:
                     if grade.name in stats:
-                        stats[grade.name].attempts += 1
-                        stats[grade.name].passed += int(grade.score is not None and grade.score >= grade.max_score)
+                        exercise = stats[grade.name]
+                        exercise.attempts += 1
+                        passed = grade.score is not None and grade.score >= grade.max_score
+                        exercise.passed += int(passed)
+                        found = outcome.diagnoses.get(grade.name)
+                        if not passed and found == NOT_ATTEMPTED:
+                            exercise.not_attempted += 1
+                        elif not passed and found:
+                            exercise.mistakes[found] += 1
             report.exercises.extend(stats.values())
     return report
 
@@ -87,9 +102,13 @@ def text(report: AssignmentReport) -> str:
         return "\n".join(lines + ["No graded submissions yet."])
     mean = sum(report.scores) / len(report.scores)
     lines += [f"{len(report.scores)} graded notebook(s); mean score {mean:.2f} / {report.max_score:g}.", "",
-              "| exercise | points | passed | pass rate |", "|---|---:|---:|---:|"]
+              "| exercise | points | passed | pass rate | wrong | not attempted | most common mistakes |",
+              "|---|---:|---:|---:|---:|---:|---|"]
     for stats in sorted(report.exercises, key=lambda s: s.rate):
-        lines.append(f"| {markdown_text(stats.grade_id)} | {stats.points:g} | {stats.passed}/{stats.attempts} | {100 * stats.rate:.0f}% |")
+        common = "; ".join(f"{markdown_text(mistake)} ({100 * count / stats.attempts:.0f}%)"
+                           for mistake, count in stats.mistakes.most_common(3))
+        lines.append(f"| {markdown_text(stats.grade_id)} | {stats.points:g} | {stats.passed}/{stats.attempts} | "
+                     f"{100 * stats.rate:.0f}% | {stats.wrong} | {stats.not_attempted} | {common} |")
     lines += ["", "Grading: " + ", ".join(f"{markdown_text(status)} {count}" for status, count in sorted(report.statuses.items()))]
     if report.missing:
         lines += ["", "Missing:"]

@@ -27,6 +27,23 @@ def _entry(name: str, when: dt.datetime) -> zipfile.ZipInfo:
     return info
 
 
+def _folders(download, notebooks: dict) -> object:
+    """A folder-per-student download of these notebooks."""
+    for student, nb in notebooks.items():
+        (download / student).mkdir(parents=True)
+        nbformat.write(nb, download / student / "ps1.ipynb")
+    return download
+
+
+def _collect_and_grade(course_dir, capsys, *downloads) -> str:
+    """collect every download into ps1, then autograde; autograde's summary."""
+    for download in downloads:
+        assert main(["collect", "--course", str(course_dir), "ps1", str(download)]) == 0
+    capsys.readouterr()
+    assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress"]) == 0
+    return capsys.readouterr().out
+
+
 def _utc(day: int, hour: int, minute: int = 0) -> dt.datetime:
     return dt.datetime(2026, 12, day, hour, minute, tzinfo=dt.timezone.utc)
 
@@ -50,11 +67,7 @@ def test_late_work_extensions_and_a_pdf_agree_in_summary_gradebook_export_and_re
     assert main(["collect", "--course", str(course_dir), "ps1", str(moodle)]) == 0
     assert "45: answers.pdf is not a notebook, kept, not graded (no notebook: missing, wrong file type uploaded)" \
         in capsys.readouterr().out
-    assert main(["collect", "--course", str(course_dir), "ps1", str(canvas)]) == 0
-    capsys.readouterr()
-
-    assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress"]) == 0
-    summary = capsys.readouterr().out
+    summary = _collect_and_grade(course_dir, capsys, canvas)
     assert "43/ps1: late by 10 h 1 min; late penalty 5 point(s)" in summary
     assert "101/ps1: late (marked by Canvas, which does not say by how much); late penalty 5 point(s)" in summary
     assert "42/ps1:" not in summary and "44/ps1:" not in summary and "102/ps1:" not in summary
@@ -110,13 +123,7 @@ def test_a_test_fixed_after_release_is_not_a_students_edit_and_one_command_regra
     nbformat.write(source, source_path)
     generate(open_course(course_dir), "ps1")
     started["late-starter"] = _answered(course_dir, dict(CORRECT, **{"square-grad": WRONG["square-grad"]}))
-    download = tmp_path / "download"
-    for student, nb in started.items():
-        (download / student).mkdir(parents=True)
-        nbformat.write(nb, download / student / "ps1.ipynb")
-    assert main(["collect", "--course", str(course_dir), "ps1", str(download)]) == 0
-    assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress"]) == 0
-    summary = capsys.readouterr().out
+    summary = _collect_and_grade(course_dir, capsys, _folders(tmp_path / "download", started))
     assert "flagged editor/ps1/ps1: test cell test-make-leaf was edited" in summary
     assert "flagged early" not in summary and "flagged late-starter" not in summary
     from grader.autograde import SubmissionRecord, record_path
@@ -293,3 +300,32 @@ def test_exports_carry_what_each_lms_import_matches_on(course_dir, tmp_path, cap
     table = list(csv.DictReader(out.open()))
     assert {row["Email address"]: (row["ID number"], row["Full name"], row["ps1"]) for row in table} == {
         "ann@uni.example": ("A-1", "Ann Lee", "5"), "bo@uni.example": ("", "Bo Chen", "0")}
+
+
+def test_the_summary_and_report_name_exercises_blank_notebooks_misspellings_and_common_mistakes(course_dir, tmp_path,
+                                                                                                 capsys):
+    from fixture_course import WRONG, _student_version
+
+    misspelled = dict(CORRECT)
+    class_ = {"blank": _student_version(course_dir), "right": _answered(course_dir, CORRECT),
+              "sign": _answered(course_dir, dict(CORRECT, **{"norm-grad": WRONG["norm-grad"]})),
+              "sign2": _answered(course_dir, dict(CORRECT, **{"norm-grad": WRONG["norm-grad"]})),
+              "typo": _answered(course_dir, misspelled),
+              "loops": _answered(course_dir, dict(CORRECT, **{"make-leaf": "while True:\n        pass"}))}
+    for cell in class_["typo"].cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "square-grad":
+            cell.source = cell.source.replace("def square_grad(", "def sqare_grad(")
+    summary = _collect_and_grade(course_dir, capsys, _folders(tmp_path / "download", class_))
+    assert "blank/ps1/ps1: blank, no exercise attempted" in summary
+    assert "typo/ps1/ps1: test-square-grad: misspelled: sqare_grad defined, square_grad expected" in summary
+    assert "right/ps1/ps1: blank" not in summary
+    timeout = next(line for line in summary.splitlines() if "loops/ps1/ps1: timeout" in line)
+    assert "(test-make-leaf) ran longer" in timeout  # the exercise, not only a cell number
+
+    assert main(["report", "--course", str(course_dir)]) == 0
+    report = (course_dir / "reports" / "ps1.md").read_text()
+    norm = next(line for line in report.splitlines() if line.startswith("| test-norm-grad |"))
+    # 6 notebooks: right, typo and loops pass; sign and sign2 flip the sign; blank did not attempt it.
+    assert "| 3/6 | 50% | 2 | 1 |" in norm and "sign" in norm and "(33%)" in norm
+    leaf = next(line for line in report.splitlines() if line.startswith("| test-make-leaf |"))
+    assert "| 4/6 | 67% | 1 | 1 |" in leaf
