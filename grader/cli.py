@@ -38,10 +38,16 @@ def _add_course(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--course", metavar="DIR", help="the nbgrader course directory (default: ./course)")
 
 
+def _epilog() -> str:
+    """The module docstring's commands and options, for --help: without its notes for developers or their markup."""
+    commands, options = __doc__.split("\n\n")[1:3]
+    return f"{commands}\n\n{options}".replace("``", "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m grader", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog(),
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

@@ -329,3 +329,10 @@ def test_the_summary_and_report_name_exercises_blank_notebooks_misspellings_and_
     assert "| 3/6 | 50% | 2 | 1 |" in norm and "sign" in norm and "(33%)" in norm
     leaf = next(line for line in report.splitlines() if line.startswith("| test-make-leaf |"))
     assert "| 4/6 | 67% | 1 | 1 |" in leaf
+
+
+def test_release_prints_no_kernel_transport_warnings(course_dir, capfd):
+    assert main(["release", "--course", str(course_dir), "ps1"]) == 0
+    out, err = capfd.readouterr()
+    assert "checked ps1/ps1: ok" in out
+    assert "TCP" not in out + err and "WARNING" not in out + err
