@@ -46,7 +46,7 @@ def _epilog() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m grader", description=__doc__.split("\n\n")[0],
+        prog="python -m grader", description=__doc__.split("\n\n")[0].replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog(),
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
