@@ -259,6 +259,8 @@ class Autograder:
         started = time.perf_counter()
         summary = Summary(workers=self.workers)
         selected = self.course.select(assignments)
+        if not assignments:  # every assignment that has submissions (one never released has none)
+            selected = [a for a in selected if any(self.course.submitted.glob(f"*/{a}"))]
         self._remove_half_written_files()
         with self.course.gradebook() as gradebook:
             submissions = self._find(selected, students, gradebook)
@@ -266,6 +268,8 @@ class Autograder:
                 self.report("no submissions to grade (import them with `python -m grader collect` first)")
                 return summary
             assignments = {a for _, a in submissions}
+            # Shown from the start: the workers take a while to start (they import torch).
+            self._bar = self._progress(sum(len(self.course.notebooks(a)) for _, a in submissions))
             for assignment in sorted(assignments):
                 self.deadlines.sync_assignment(gradebook, assignment, self.report)
             self._late_penalty = self.deadlines.penalty_plugin()
@@ -284,7 +288,6 @@ class Autograder:
                 self._check_plans(tests)
                 pending: dict[str, _Pending] = {}
                 jobs = self._prepare(submissions, gradebook, sanitizer, tests, preload, pending, summary)
-                self._bar = self._progress(sum(len(self.course.notebooks(a)) for _, a in submissions))
                 for result in executor.run(jobs):
                     student, assignment, notebook = result.key.split("/")
                     entry = pending[f"{student}/{assignment}"]
@@ -383,6 +386,8 @@ class Autograder:
                     summary.late[(student, assignment)] = record.late
                 for outcome in record.notebooks.values():
                     summary.outcomes.append((student, assignment, outcome))
+                if self._bar is not None:
+                    self._bar.update(len(self.course.notebooks(assignment)))
                 continue
             digests = _test_digests(tests, assignment)
             if record is not None and record.tests and record.tests != digests:

@@ -336,3 +336,18 @@ def test_release_prints_no_kernel_transport_warnings(course_dir, capfd):
     out, err = capfd.readouterr()
     assert "checked ps1/ps1: ok" in out
     assert "TCP" not in out + err and "WARNING" not in out + err
+
+
+def test_autograde_without_arguments_grades_what_has_submissions_and_counts_skipped_work(course_dir, tmp_path,
+                                                                                        capsys):
+    import shutil
+
+    from grader.autograde import Autograder
+
+    shutil.copytree(course_dir / "source" / "ps1", course_dir / "source" / "ps9")  # written, never released
+    summary = _collect_and_grade(course_dir, capsys, _folders(tmp_path / "download", {
+        "ann": _answered(course_dir, CORRECT), "bo": _answered(course_dir, CORRECT)}))
+    assert "2 notebook(s) of 2 submission(s)" in summary
+    again = Autograder(open_course(course_dir), workers=1, report=lambda _: None)
+    assert again.run().skipped == 2
+    assert (again._bar.n, again._bar.total) == (2, 2)  # skipped work moves the bar too
