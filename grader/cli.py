@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "scores, grading statuses and flagged submissions, in reports/.")
     _add_course(report)
     report.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
+    report.add_argument("--roster", metavar="CSV", help="the class list, to list who handed in nothing at all "
+                                                        "(default: c.Roster.file)")
     report.set_defaults(run=_report)
     return parser
 
@@ -210,8 +212,10 @@ def _export(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from grader.course import open_course
     from grader.report import report
+    from grader.roster import course_roster
 
-    paths = report(open_course(args.course), args.assignments, say=say)
+    course = open_course(args.course)
+    paths = report(course, args.assignments, say=say, roster=course_roster(course, args.roster))
     if paths:
         say("written: " + ", ".join(str(p) for p in paths))
     return 0

@@ -59,7 +59,7 @@ from typing import BinaryIO, TypeVar
 
 from grader.course import Course
 from grader.errors import GraderError
-from grader.roster import ClassList, student_id_of
+from grader.roster import ClassList, roster_student_id
 from grader.text import printable
 
 MAX_FILE_BYTES = 50 * 2**20  # a notebook larger than this is not a student's work
@@ -439,7 +439,7 @@ def _on_roster(item: Incoming, roster: ClassList, unlisted: set[str], report: Co
     if item.lms == "moodle" and roster.lms == "moodle":
         person = roster.by_name(item.full_name or "")
         if person is not None:
-            item.student = student_id(student_id_of(person))
+            item.student = roster_student_id(roster, person)
             item.identity = f"roster:{item.student}"
             item.lms_user_id = person.lms_user_id or None
     if person is None:

@@ -17,8 +17,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.autograde import SubmissionRecord
+from grader.autograde import SubmissionRecord, record_path
 from grader.diagnose import NOT_ATTEMPTED
+from grader.roster import ClassList, roster_student_id
 from grader.course import Course
 from grader.text import markdown_text
 
@@ -53,10 +54,14 @@ class AssignmentReport:
     late: dict[str, str] = field(default_factory=dict)  # student → "late by 2 h, late penalty 5"
 
 
-def build(course: Course, assignment: str) -> AssignmentReport:
+def build(course: Course, assignment: str, roster: ClassList | None = None) -> AssignmentReport:
     report = AssignmentReport(assignment)
-    records = {p.stem: SubmissionRecord.load(p) for p in (course.root / ".grader" / "results" / assignment).glob("*.json")}
+    records = {p.stem: SubmissionRecord.load(p) for p in record_path(course, assignment, "*").parent.glob("*.json")}
     with course.gradebook() as gradebook:
+        for person in roster.people if roster else []:  # on the class list, nothing handed in at all
+            student = roster_student_id(roster, person)
+            if student not in records:
+                report.missing.append((f"{student} ({person.full_name})", "—", "no submission"))
         for notebook in gradebook.find_assignment(assignment).notebooks:
             solutions = {cell.name for cell in notebook.solution_cells}
             order = {cell.name: index for index, cell in enumerate(notebook.source_cells)}
@@ -157,10 +162,10 @@ def figures(report: AssignmentReport, folder: Path) -> list[Path]:
     return paths
 
 
-def report(course: Course, assignments: list[str] | None, say=print) -> list[Path]:
+def report(course: Course, assignments: list[str] | None, say=print, roster: ClassList | None = None) -> list[Path]:
     written = []
     for assignment in course.select(assignments):
-        built = build(course, assignment)
+        built = build(course, assignment, roster)
         body = text(built)
         say(body)
         say("")

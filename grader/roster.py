@@ -85,6 +85,13 @@ def student_id_of(person: Person) -> str:
     return person.email or person.login or person.lms_user_id
 
 
+def roster_student_id(roster: ClassList, person: Person) -> str:
+    """The student id collect gives this person: the Canvas user id, or (Moodle) :func:`student_id_of`."""
+    from grader.collect import student_id
+
+    return person.lms_user_id if roster.lms == "canvas" else student_id(student_id_of(person))
+
+
 def load(path: Path) -> ClassList:
     """Read an LMS's class list; an unknown layout is an error that says which files are understood."""
     try:

@@ -336,14 +336,14 @@ def test_a_report_shows_what_submissions_chose_as_text():
     parser.feed(rendered)
     tags = [tag for tag, _, _ in parser.elements]
     assert not {"script", "img", "a", "code", "strong", "em", "del"} & set(tags), rendered
-    assert tags.count("tr") == 2 and tags.count("td") == 4, "one row of four cells: the | did not split it"
+    assert tags.count("tr") == 2 and tags.count("td") == 7, "one row of seven cells: the | did not split it"
     assert "&lt;script&gt;" in rendered and "![](http://127.0.0.1:9/x.png)" in rendered  # shown, as text
 
 
 def test_report_prints_and_writes_no_escape_codes(course_dir, monkeypatch, capsys):
     import grader.report as report_module
 
-    monkeypatch.setattr(report_module, "build", lambda course, assignment: _report())
+    monkeypatch.setattr(report_module, "build", lambda course, assignment, roster=None: _report())
     assert main(["report", "--course", str(course_dir)]) == 0
     out = capsys.readouterr().out
     written = (course_dir / "reports" / "ps1.md").read_text()

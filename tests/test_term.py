@@ -284,7 +284,7 @@ def test_exports_carry_what_each_lms_import_matches_on(course_dir, tmp_path, cap
     generate(open_course(moodle_course), "ps1")
     participants = moodle_course / "participants.csv"
     participants.write_text("First name,Last name,ID number,Email address\nAnn,Lee,A-1,ann@uni.example\n"
-                            "Bo,Chen,,bo@uni.example\n")
+                            "Bo,Chen,,bo@uni.example\nCy,Diaz,A-3,cy@uni.example\n")
     with open(moodle_course / "nbgrader_config.py", "a") as config:
         config.write('\nc.Roster.file = "participants.csv"\n')
     moodle = tmp_path / "moodle.zip"
@@ -300,6 +300,8 @@ def test_exports_carry_what_each_lms_import_matches_on(course_dir, tmp_path, cap
     table = list(csv.DictReader(out.open()))
     assert {row["Email address"]: (row["ID number"], row["Full name"], row["ps1"]) for row in table} == {
         "ann@uni.example": ("A-1", "Ann Lee", "5"), "bo@uni.example": ("", "Bo Chen", "0")}
+    assert main(["report", "--course", str(moodle_course)]) == 0  # the roster lists who handed in nothing
+    assert r"- cy@uni.example \(Cy Diaz\) / —: no submission" in (moodle_course / "reports" / "ps1.md").read_text()
 
 
 def test_the_summary_and_report_name_exercises_blank_notebooks_misspellings_and_common_mistakes(course_dir, tmp_path,
