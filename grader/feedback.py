@@ -10,7 +10,10 @@ not be graded (missing, unreadable) gets a short page that says why.
 
 The pages are inert, because the instructor opens what students wrote: see
 :class:`InertHTMLExporter`. Nothing in a page can run a script, load anything
-from elsewhere, or add elements of its own.
+from elsewhere, or add elements of its own. So mathematics is not typeset by
+MathJax: Markdown's TeX is converted to MathML when the page is built
+(:class:`MathAsMathML`), which browsers render themselves. The contents list
+names each test by its grading id, not "Test cell".
 
 Students are converted in parallel, one process per core; a student whose
 grades have not changed since their pages were written is skipped; and a
@@ -58,15 +61,27 @@ STATUS_TEXT = {
 }
 
 
-#: Nothing runs and nothing is fetched: no script at all (so no MathJax: math shows as its TeX), only the
+#: Nothing runs and nothing is fetched: no script at all (so no MathJax: math is MathML, built in), only the
 #: page's own inline styles, and only images embedded in the page (figures are data: URLs).
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; "
                            "img-src data:; font-src data:; base-uri 'none'; form-action 'none'")
 _POLICY_META = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
 
+#: MathML Core's presentation elements, which browsers render without any script: the page's mathematics,
+#: converted from TeX when the page is built (:class:`MathAsMathML`). Not semantics, annotation(-xml) or
+#: maction, which can carry other markup, and no href on any of them.
+_MATHML = {"math", "mi", "mn", "mo", "ms", "mtext", "mspace", "mrow", "mfrac", "msqrt", "mroot", "msub", "msup",
+           "msubsup", "munder", "mover", "munderover", "mtable", "mtr", "mtd", "mstyle", "mpadded", "mphantom",
+           "menclose", "mmultiscripts", "mprescripts", "none"}
+_MATHML_ATTRIBUTES = {"display", "mathvariant", "stretchy", "fence", "separator", "lspace", "rspace", "accent",
+                      "accentunder", "columnalign", "rowalign", "columnspacing", "rowspacing", "width", "height",
+                      "depth", "linethickness", "displaystyle", "scriptlevel", "movablelimits", "largeop",
+                      "symmetric", "minsize", "maxsize", "notation", "form", "columnlines", "rowlines", "frame"}
 #: What a page's body may hold: nh3's (ammonia's) tags and attributes, plus the classes, ids and
-#: named anchors nbconvert's and nbgrader's templates lay the page out with.
-_ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, "*": {"class", "id"}, "a": {"href", "hreflang", "name"}}
+#: named anchors nbconvert's and nbgrader's templates lay the page out with, and MathML.
+_TAGS = nh3.ALLOWED_TAGS | _MATHML
+_ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, "*": {"class", "id"}, "a": {"href", "hreflang", "name"},
+               **{tag: _MATHML_ATTRIBUTES for tag in _MATHML}}
 
 
 def _attribute(tag: str, attribute: str, value: str) -> str | None:
@@ -91,7 +106,7 @@ def inert(page: str) -> str:
     head, found = re.subn(r"<head\b[^>]*>", lambda tag: tag.group(0) + _POLICY_META, head, count=1, flags=re.I)
     if not (body_tag and end_tag and found):
         raise ValueError("a feedback page without <head> and <body>: it cannot be made inert")
-    body = nh3.clean(body, attributes=_ATTRIBUTES, url_schemes=nh3.ALLOWED_URL_SCHEMES | {"data"},
+    body = nh3.clean(body, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes=nh3.ALLOWED_URL_SCHEMES | {"data"},
                      attribute_filter=_attribute)
     return head + body_tag + body + end_tag + tail
 
@@ -113,7 +128,44 @@ class InertHTMLExporter(HTMLExporter):
 
     def from_notebook_node(self, nb, resources=None, **kw):
         output, resources = super().from_notebook_node(nb, resources, **kw)
-        return inert(output), resources
+        return inert(_name_tests(output)), resources
+
+
+def _name_tests(page: str) -> str:
+    """The page's contents list each test by its exercise's name, not as "Test cell" ten times."""
+    return re.sub(r'(<a href="#([^"<>]*)">)Test cell(</a>)',
+                  lambda m: f"{m.group(1)}{html.escape(html.unescape(m.group(2)))}{m.group(3)}", page)
+
+
+#: TeX in Markdown: $$…$$ and \[…\] (display), $…$ and \(…\) (inline); code spans and blocks are left alone.
+_CODE = re.compile(r"(```.*?```|~~~.*?~~~|`[^`\n]*`)", re.S)
+_MATH = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|(?<![\\$])\$(?!\s)([^$\n]+?)(?<!\s)\$(?!\d)|\\\((.+?)\\\)", re.S)
+
+
+def math_as_mathml(markdown: str) -> str:
+    """The Markdown with its TeX replaced by MathML, which a browser renders with no script (so with the
+    page's policy); TeX that cannot be converted is left as it was."""
+    from latex2mathml.converter import convert
+
+    def mathml(match: re.Match) -> str:
+        display, display2, inline, inline2 = match.groups()
+        tex = display or display2 or inline or inline2
+        try:
+            return convert(tex.strip(), display="block" if (display or display2) else "inline")
+        except Exception:  # latex2mathml raises assorted errors on TeX it does not know
+            return match.group(0)
+
+    parts = _CODE.split(markdown)
+    return "".join(part if index % 2 else _MATH.sub(mathml, part) for index, part in enumerate(parts))
+
+
+class MathAsMathML(NbGraderPreprocessor):
+    """Every Markdown cell's mathematics as MathML (see :func:`math_as_mathml`)."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "markdown":
+            cell.source = math_as_mathml(cell.source)
+        return cell, resources
 
 
 class ShowHiddenTestsAsNote(NbGraderPreprocessor):
@@ -320,7 +372,8 @@ def _feedback_config(course: Course):
     config = Config(course.config)
     config.GenerateFeedback.exporter_class = InertHTMLExporter
     config.GenerateFeedback.preprocessors = [ShowHiddenTestsAsNote, "nbgrader.preprocessors.GetGrades",
-                                             "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor", GradingStatus]
+                                             "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor", GradingStatus,
+                                             MathAsMathML]
     config.GradingStatus.course_root = str(course.root)
     config.ClearHiddenTests.enforce_metadata = False
     return config

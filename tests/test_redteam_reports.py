@@ -40,7 +40,13 @@ def payload(base: str) -> str:
             f"<meta http-equiv=\"refresh\" content=\"0;url={base}/refresh\"><base href=\"{base}/base/\">"
             f"<style>body {{ background: url({base}/css) }}</style>"
             f"<form action=\"{base}/form\"><input name=q></form>"
-            f"<link rel=stylesheet href=\"{base}/link\">")
+            f"<link rel=stylesheet href=\"{base}/link\">"
+            # MathML, which feedback pages keep: links, actions and embedded HTML through it.
+            f"<math href=\"javascript:window.__pwned = 'mathml-href'\"><mi>x</mi></math>"
+            f"<math><maction actiontype=\"statusline\"><mi>y</mi><mtext>javascript:</mtext></maction></math>"
+            f"<math><semantics><mi>z</mi><annotation-xml encoding=\"text/html\"><img src=\"{base}/mathml-img\" "
+            f"onerror=\"window.__pwned = 'annotation'\"></annotation-xml></semantics></math>"
+            f"<math><mtext><img src=\"{base}/mtext-img\"></mtext><mglyph src=\"{base}/mglyph\"></mglyph></math>")
 
 
 class _Elements(html.parser.HTMLParser):
