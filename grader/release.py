@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from grader.course import Course, write_atomically
+from grader.deadlines import CourseDeadlines
 from grader.errors import GraderError
 from grader.notebooks import read_notebook, run_plain
 from grader.plan import demo_cell_problems, plan_notebook, test_sources
@@ -109,10 +110,16 @@ def release(course: Course, assignments: list[str] | None, *, generate_versions:
             check: bool = True, report: Callable[[str], None] = print) -> list[NotebookCheck]:
     """Generate and check student versions; raise GraderError listing every problem found."""
     results = []
+    deadlines = CourseDeadlines(course.config)  # a mistyped due date stops release before anything is made
     for assignment in course.select(assignments):
         if generate_versions:
             generate(course, assignment)
             report(f"generated {Path('release') / assignment}")
+            due = deadlines.due.get(assignment)
+            if due is not None:  # in the gradebook from the start: formgrader shows it
+                with course.gradebook() as gradebook:
+                    deadlines.sync_assignment(gradebook, assignment, report)
+                report(f"due {due:%Y-%m-%d %H:%M} UTC (c.Deadlines.due)")
         if not check:
             continue
         for notebook in course.notebooks(assignment):

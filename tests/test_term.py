@@ -353,3 +353,15 @@ def test_autograde_without_arguments_grades_what_has_submissions_and_counts_skip
     again = Autograder(open_course(course_dir), workers=1, report=lambda _: None)
     assert again.run().skipped == 2
     assert (again._bar.n, again._bar.total) == (2, 2)  # skipped work moves the bar too
+
+
+def test_release_puts_the_due_date_in_the_gradebook_and_refuses_a_mistyped_one(course_dir, capsys):
+    config = course_dir / "nbgrader_config.py"
+    config.write_text(config.read_text() + '\nc.Deadlines.due = {"ps1": "2026-12-01 23:59 Europe/Berlin"}\n')
+    assert main(["release", "--course", str(course_dir), "--no-check", "ps1"]) == 0
+    assert "due 2026-12-01 22:59 UTC" in capsys.readouterr().out
+    with open_course(course_dir).gradebook() as gradebook:
+        assert gradebook.find_assignment("ps1").duedate == dt.datetime(2026, 12, 1, 22, 59)
+    config.write_text(config.read_text() + '\nc.Deadlines.due = {"ps1": "Dec 1st"}\n')
+    assert main(["release", "--course", str(course_dir), "--no-check", "ps1"]) == 1
+    assert "Europe/Berlin" in capsys.readouterr().err
