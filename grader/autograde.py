@@ -622,7 +622,7 @@ class Autograder:
             self._bar.update(1)
             self._bar.set_postfix_str(_counts_text(summary.counts()), refresh=False)
         if not entry.waiting:
-            if entry.lateness.late:
+            if entry.lateness.text():  # late, or marked late by the LMS and not penalised
                 summary.late[(entry.student, entry.assignment)] = entry.lateness.text()
             record = SubmissionRecord(entry.student, entry.assignment, entry.fingerprint, entry.notebooks, time.time(),
                                       late=entry.lateness.text(), tests=entry.tests)

@@ -45,15 +45,22 @@ class Lateness:
 
     seconds: float = 0.0  # nbgrader's total_seconds_late: 0 when on time or when the time is unknown
     marked_by: str = ""  # "Canvas" when the download only says "late"
+    extension: dt.timedelta | None = None  # this course's extension for the student
 
     @property
     def late(self) -> bool:
-        return self.seconds > 0 or bool(self.marked_by)
+        """Late, as far as this grader can tell: an LMS's mark does not count against an extension given here,
+        since the LMS's download does not say when it was submitted."""
+        return self.seconds > 0 or (bool(self.marked_by) and not self.extension)
 
     def text(self) -> str:
-        """ "late by 1 d 3 h", "late (marked by Canvas, which does not say by how much)", or "". """
+        """ "late by 1 d 3 h", "late (marked by Canvas, which does not say by how much)", or "" when on time. """
         if self.seconds > 0:
             return f"late by {duration_text(self.seconds)}"
+        if self.marked_by and self.extension:
+            return (f"marked late by {self.marked_by}, not penalised: the extension of "
+                    f"{duration_text(self.extension.total_seconds())} given here may cover it (check in "
+                    f"{self.marked_by}, whose download does not say when)")
         if self.marked_by:
             return f"late (marked by {self.marked_by}, which does not say by how much)"
         return ""
@@ -154,7 +161,7 @@ class CourseDeadlines:
 
 def lateness(submission, marked_by: str = "") -> Lateness:
     """nbgrader's own seconds late of a gradebook submission, and the LMS's mark where it gave one."""
-    return Lateness(float(submission.total_seconds_late or 0.0), marked_by)
+    return Lateness(float(submission.total_seconds_late or 0.0), marked_by, submission.extension)
 
 
 def penalty(step, student: str, score: float, late: Lateness) -> float | None:

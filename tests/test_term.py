@@ -365,3 +365,64 @@ def test_release_puts_the_due_date_in_the_gradebook_and_refuses_a_mistyped_one(c
     config.write_text(config.read_text() + '\nc.Deadlines.due = {"ps1": "Dec 1st"}\n')
     assert main(["release", "--course", str(course_dir), "--no-check", "ps1"]) == 1
     assert "Europe/Berlin" in capsys.readouterr().err
+
+
+def test_a_term_replayed_canvas_roster_late_extended_pdf_fixed_test_feedback_released(course_dir, tmp_path,
+                                                                                         capsys):
+    """One assignment's term on Canvas, as an instructor lives it (Moodle's round trip: the test above)."""
+    from fixture_course import WRONG
+    from grader.release import generate
+
+    config = course_dir / "nbgrader_config.py"
+    config.write_text(config.read_text() + '\nc.Deadlines.due = {"ps1": "2026-12-01 23:59 America/New_York"}\n'
+                      'c.Deadlines.extensions = {"ps1": {"103": "3 days"}}\n'
+                      'c.LateSubmissionPlugin.penalty_method = "zero"\nc.Roster.file = "roster.csv"\n')
+    (course_dir / "roster.csv").write_text(
+        "Student,ID,SIS User ID,SIS Login ID,Section,Problem set 1 (7001)\n    Points Possible,,,,,5\n"
+        + "".join(f'"{last}, {first}",{uid},,{login},A,\n' for last, first, uid, login in [
+            ("Doe", "Jane", 101, "jdoe"), ("Roe", "Sam", 102, "sroe"), ("Poe", "Edgar", 103, "epoe"),
+            ("Loe", "Kim", 104, "kloe"), ("Moe", "Ira", 105, "imoe")]))
+    config.write_text(config.read_text() + 'c.Roster.columns = {"ps1": "Problem set 1 (7001)"}\n')
+    right, wrong = (nbformat.writes(_answered(course_dir, a)) for a in (CORRECT, WRONG))
+    canvas = tmp_path / "submissions.zip"
+    with zipfile.ZipFile(canvas, "w") as archive:
+        archive.writestr("doejane_101_9001_ps1.ipynb", right)
+        archive.writestr("roesam_LATE_102_9002_ps1.ipynb", right)
+        archive.writestr("poeedgar_LATE_103_9003_Copy of ps1.ipynb", wrong)
+        archive.writestr("loekim_104_9004_ps1.pdf", b"%PDF-1.4")
+    summary = _collect_and_grade(course_dir, capsys, canvas)
+    assert "102/ps1: late (marked by Canvas, which does not say by how much); late penalty 5 point(s)" in summary
+    assert "103/ps1: marked late by Canvas, not penalised: the extension of 3 d given here" in summary
+    assert "104/ps1/ps1: missing: missing, wrong file type uploaded (ps1.pdf)" in summary
+
+    # A test fixed after release: one release and one autograde; no one is flagged for the course's change.
+    source_path = course_dir / "source" / "ps1" / "ps1.ipynb"
+    source = nbformat.read(source_path, as_version=4)
+    fixed = next(c for c in source.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test-norm-grad")
+    fixed.source = fixed.source.replace("np.array([1.0, 2.0, 3.0])", "np.array([1.0, -2.0, 0.5])")
+    nbformat.write(source, source_path)
+    generate(open_course(course_dir), "ps1")
+    assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress"]) == 0
+    summary = capsys.readouterr().out
+    assert "tests changed since last graded: ps1/ps1 (test-norm-grad); 4 submission(s) regraded" in summary
+    assert "flagged" not in summary
+
+    # Feedback, released through nbgrader's exchange (what formgrader's button does).
+    assert main(["feedback", "--course", str(course_dir)]) == 0
+    course = open_course(course_dir)
+    assert course.api().release_feedback("ps1")["success"]
+    released = list((course_dir / "exchange" / "autograd-lab" / "feedback").glob("*.html"))
+    assert len(released) == 4  # 101, 102, 103 and the page that says 104's notebook is missing
+
+    # Canvas import: its columns, the existing assignment's header, rows by Canvas user id, penalties applied.
+    out = tmp_path / "canvas.csv"
+    assert main(["export", "--course", str(course_dir), "--format", "canvas", "-o", str(out)]) == 0
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == [*CANVAS_IMPORT, "Problem set 1 (7001)"]
+    assert {row[1]: (row[0], row[5]) for row in rows[2:]} == {
+        "101": ("Jane Doe", "5"), "102": ("Sam Roe", "0"), "103": ("Edgar Poe", "0"), "104": ("Kim Loe", "0")}
+    assert main(["report", "--course", str(course_dir)]) == 0
+    report = (course_dir / "reports" / "ps1.md").read_text()
+    assert r"- 105 \(Ira Moe\) / —: no submission" in report
+    assert r"- 104 / ps1: missing, wrong file type uploaded \(ps1.pdf\)" in report
+    assert "- 102: late" in report and "- 103: marked late by Canvas, not penalised" in report
