@@ -44,6 +44,16 @@ def _collect_and_grade(course_dir, capsys, *downloads) -> str:
     return capsys.readouterr().out
 
 
+def _fix_test(course_dir, grade_id: str, old: str, new: str) -> None:
+    """The instructor edits a test cell of the source (replacing ``old`` by ``new``); not released yet."""
+    source_path = course_dir / "source" / "ps1" / "ps1.ipynb"
+    source = nbformat.read(source_path, as_version=4)
+    cell = next(c for c in source.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    assert old in cell.source
+    cell.source = cell.source.replace(old, new)
+    nbformat.write(source, source_path)
+
+
 def _utc(day: int, hour: int, minute: int = 0) -> dt.datetime:
     return dt.datetime(2026, 12, day, hour, minute, tzinfo=dt.timezone.utc)
 
@@ -116,11 +126,8 @@ def test_a_test_fixed_after_release_is_not_a_students_edit_and_one_command_regra
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "test-make-leaf":
             cell.source = "pass"
     # The instructor fixes the visible test of square-grad and releases again.
-    source_path = course_dir / "source" / "ps1" / "ps1.ipynb"
-    source = nbformat.read(source_path, as_version=4)
-    fixed = next(c for c in source.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test-square-grad")
-    fixed.source = fixed.source.replace("checks.close(square_grad(3.0), 6.0)", "checks.close(square_grad(-1.5), -3.0)")
-    nbformat.write(source, source_path)
+    _fix_test(course_dir, "test-square-grad", "checks.close(square_grad(3.0), 6.0)",
+              "checks.close(square_grad(-1.5), -3.0)")
     generate(open_course(course_dir), "ps1")
     started["late-starter"] = _answered(course_dir, dict(CORRECT, **{"square-grad": WRONG["square-grad"]}))
     summary = _collect_and_grade(course_dir, capsys, _folders(tmp_path / "download", started))
@@ -137,9 +144,7 @@ def test_a_test_fixed_after_release_is_not_a_students_edit_and_one_command_regra
                                        if c.metadata.get("nbgrader", {}).get("grade_id") == "test-square-grad")
 
     # Fixing a hidden test once more: release, then one autograde regrades the whole class with it.
-    hidden = fixed.source.replace("_rng.uniform(-5, 5, 4)", "_rng.uniform(-5, 5, 6)")
-    fixed.source = hidden
-    nbformat.write(source, source_path)
+    _fix_test(course_dir, "test-square-grad", "_rng.uniform(-5, 5, 4)", "_rng.uniform(-5, 5, 6)")
     assert main(["release", "--course", str(course_dir), "--no-check", "ps1"]) == 0
     capsys.readouterr()
     assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress", "ps1"]) == 0
@@ -396,11 +401,7 @@ def test_a_term_replayed_canvas_roster_late_extended_pdf_fixed_test_feedback_rel
     assert "104/ps1/ps1: missing: missing, wrong file type uploaded (ps1.pdf)" in summary
 
     # A test fixed after release: one release and one autograde; no one is flagged for the course's change.
-    source_path = course_dir / "source" / "ps1" / "ps1.ipynb"
-    source = nbformat.read(source_path, as_version=4)
-    fixed = next(c for c in source.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test-norm-grad")
-    fixed.source = fixed.source.replace("np.array([1.0, 2.0, 3.0])", "np.array([1.0, -2.0, 0.5])")
-    nbformat.write(source, source_path)
+    _fix_test(course_dir, "test-norm-grad", "np.array([1.0, 2.0, 3.0])", "np.array([1.0, -2.0, 0.5])")
     generate(open_course(course_dir), "ps1")
     assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress"]) == 0
     summary = capsys.readouterr().out
