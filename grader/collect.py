@@ -74,7 +74,7 @@ CANVAS = re.compile(r"^(?P<name>[^_/]+)_(?:(?P<late>LATE)_)?(?P<userid>\d+)_(?P<
 MOODLE = re.compile(r"^(?P<name>.+)_(?P<participant>\d+)_assignsubmission_(?:file|onlinetext)_?$")
 #: Characters a student id may not hold: path separators, nbgrader's glob and exchange characters, Windows's.
 _UNSAFE = re.compile(r'[/\\*+?\[\]<>:"|]')
-_IGNORED = {".ipynb_checkpoints", "__MACOSX"}
+_IGNORED = {".ipynb_checkpoints", "__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}  # no one's upload
 
 T = TypeVar("T")
 
@@ -609,6 +609,19 @@ def _submission_time(items: list[Incoming], others: list[Incoming]) -> tuple[dt.
     return None, "none: a folder's file times are when it was copied, not when it was submitted", ""
 
 
+def _secret(others: list[Incoming]) -> str:
+    """The submission_secret.txt nbgrader's exchange gave the submission (its student's fetch_feedback finds
+    their pages by it), else a new one."""
+    import secrets
+
+    given = next((item for item in others if Path(item.original_name).name == "submission_secret.txt"), None)
+    if given is not None and given.staged is not None:
+        text = given.staged.read_text(errors="replace").strip()
+        if re.fullmatch(r"[0-9a-fA-F]{8,128}", text):
+            return text
+    return secrets.token_hex(16)
+
+
 def _file_name(name: str, taken: set[str]) -> str:
     """A safe name in the submission folder for a file that is not a notebook (never a notebook's or nbgrader's)."""
     base = student_id(PurePosixPath(name).name) or "file"
@@ -625,8 +638,6 @@ def _file_name(name: str, taken: set[str]) -> str:
 
 def _store(course: Course, assignment: str, chosen: dict[tuple[str, str], Incoming],
            others: dict[str, list[Incoming]], staging: Path, report: CollectReport) -> None:
-    import secrets
-
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     students: dict[str, dict[str, Incoming]] = {student: {} for student in others}
     for (student, notebook), item in sorted(chosen.items()):
@@ -652,7 +663,7 @@ def _store(course: Course, assignment: str, chosen: dict[tuple[str, str], Incomi
                 with _new_file(ready / "timestamp.txt") as out:
                     out.write((when or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M:%S.%f %Z").encode())
                 with _new_file(ready / "submission_secret.txt") as out:
-                    out.write(secrets.token_hex(16).encode())
+                    out.write(_secret(others.get(student, [])).encode())
                 with contextlib.suppress(FileExistsError):
                     folder.parent.mkdir(mode=FOLDER_MODE)
                 backup = None

@@ -101,11 +101,16 @@ def test_a_folder_download_takes_the_time_only_from_nbgraders_timestamp(course_d
     for student, stamp in [("alice", "2026-12-02 10:00:00.000000 UTC"), ("bob", None)]:
         (download / student).mkdir(parents=True)
         (download / student / "ps1.ipynb").write_text(NOTEBOOK)
+        (download / student / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
         if stamp:
             (download / student / "timestamp.txt").write_text(stamp)
+            (download / student / "submission_secret.txt").write_text("0123456789abcdef0123456789abcdef")
     course = open_course(course_dir)
     report = collect(course, "ps1", download)
-    assert not report.not_notebooks  # nbgrader's own timestamp.txt is not an upload
+    assert not report.not_notebooks  # nbgrader's own files and the Finder's are not uploads
+    # The exchange's secret is kept: it is how the student's fetch_feedback finds their pages.
+    assert (course.submitted / "alice" / "ps1" / "submission_secret.txt").read_text() == "0123456789abcdef" * 2
+    assert len((course.submitted / "bob" / "ps1" / "submission_secret.txt").read_text()) == 32
     assert Intake.load(course, "ps1", "alice").time() == dt.datetime(2026, 12, 2, 10, tzinfo=dt.timezone.utc)
     assert Intake.load(course, "ps1", "bob").submitted_at is None
 
