@@ -221,6 +221,7 @@ class _Pending:
     plans: dict[str, NotebookPlan] = field(default_factory=dict)
     lateness: Lateness = field(default_factory=Lateness)
     tests: dict[str, str] = field(default_factory=dict)
+    seed: str = ""  # Autograder.seed(): the hidden inputs are drawn from it
 
 
 @dataclass
@@ -360,12 +361,22 @@ class Autograder:
                         modules |= _imported_modules(cell.source)
         return sorted(modules)
 
-    def fingerprint(self, student: str, assignment: str, tests: dict) -> str:
+    def seed(self, student: str, assignment: str) -> str:
+        """What a submission's hidden inputs are drawn from: the course secret and the submission's own files.
+
+        Not its tests or deadline: a test fixed after release, or a new extension, regrades the
+        submission on the same inputs for the other exercises.
+        """
         digest = hashlib.sha256(f"{GRADER_VERSION}\0{self.salt}\0{json.dumps(asdict(self.limits), sort_keys=True)}".encode())
         folder = self.course.submitted / student / assignment
         for path in sorted(folder.rglob("*")):
             if stat.S_ISREG(path.lstat().st_mode):  # a link is never followed (nor graded)
                 digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+    def fingerprint(self, student: str, assignment: str, tests: dict, seed: str | None = None) -> str:
+        """What a grade depends on (regraded when it changes): the seed, the tests, the deadline, the intake."""
+        digest = hashlib.sha256((seed or self.seed(student, assignment)).encode())
         for notebook in self.course.notebooks(assignment):
             digest.update(json.dumps(tests.get((assignment, notebook), [])).encode())
         digest.update(self.deadlines.describe(assignment, student).encode())  # a new deadline regrades
@@ -375,7 +386,8 @@ class Autograder:
 
     def _prepare(self, submissions, gradebook, sanitizer, tests, preload, pending, summary) -> Iterator[Job]:
         for student, assignment in submissions:
-            fingerprint = self.fingerprint(student, assignment, tests)
+            seed = self.seed(student, assignment)
+            fingerprint = self.fingerprint(student, assignment, tests, seed)
             record = SubmissionRecord.load(record_path(self.course, assignment, student))
             autograded = self.course.autograded / student / assignment
             if (not self.force and record is not None and record.fingerprint == fingerprint
@@ -398,7 +410,7 @@ class Autograder:
                         summary.tests_changed.setdefault(f"{assignment}/{notebook}", set()).add(grade_id)
             folder = self.course.submitted / student / assignment
             gradebook.update_or_create_student(student)
-            entry = _Pending(student, assignment, fingerprint, tests=digests)
+            entry = _Pending(student, assignment, fingerprint, tests=digests, seed=seed)
             entry.lateness = self._lateness(gradebook, student, assignment, folder)
             pending[f"{student}/{assignment}"] = entry
             notebooks = self.course.notebooks(assignment)
@@ -466,9 +478,9 @@ class Autograder:
         _drop_duplicate_tests(nb)
         entry.sanitized[notebook] = nb
         try:
-            # The submission's own fingerprint (which holds the course secret) seeds the hidden
-            # inputs: each submission, and each resubmission, is tested on inputs of its own.
-            plan = plan_notebook(tests[(entry.assignment, notebook)], salt=entry.fingerprint)
+            # The submission's own seed (which holds the course secret) seeds the hidden inputs: each
+            # submission, and each resubmission, is tested on inputs of its own.
+            plan = plan_notebook(tests[(entry.assignment, notebook)], salt=entry.seed)
         except Exception as error:
             return NotebookOutcome(notebook, "error", f"the hidden tests could not be prepared: {error}")
         entry.plans[notebook] = plan

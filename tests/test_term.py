@@ -427,3 +427,25 @@ def test_a_term_replayed_canvas_roster_late_extended_pdf_fixed_test_feedback_rel
     assert r"- 105 \(Ira Moe\) / —: no submission" in report
     assert r"- 104 / ps1: missing, wrong file type uploaded \(ps1.pdf\)" in report
     assert "- 102: late" in report and "- 103: marked late by Canvas, not penalised" in report
+
+
+def test_fixing_one_test_or_an_extension_keeps_the_other_exercises_hidden_inputs(course_dir, tmp_path, capsys):
+    from grader.release import generate
+
+    hard_coded = dict(CORRECT, **{"square-grad": "return 6.0 if x == 3.0 else 0.0"})  # passes the visible test only
+    _collect_and_grade(course_dir, capsys, _folders(tmp_path / "download", {"ann": _answered(course_dir, hard_coded)}))
+    course = open_course(course_dir)
+
+    def hidden_failure() -> str:
+        graded = nbformat.read(course.autograded / "ann" / "ps1" / "ps1.ipynb", as_version=4)
+        cell = next(c for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test-square-grad")
+        return next(o.evalue for o in cell.outputs if o.output_type == "error")
+
+    before = hidden_failure()
+    _fix_test(course_dir, "test-norm-grad", "np.array([1.0, 2.0, 3.0])", "np.array([1.0, -2.0, 0.5])")
+    generate(course, "ps1")
+    config = course_dir / "nbgrader_config.py"
+    config.write_text(config.read_text() + '\nc.Deadlines.extensions = {"ps1": {"ann": "1 day"}}\n')
+    assert main(["autograde", "--course", str(course_dir), "--workers", "1", "--no-progress"]) == 0
+    assert "1 submission(s) regraded" in capsys.readouterr().out
+    assert hidden_failure() == before  # regraded, on the same hidden inputs for square-grad
