@@ -46,7 +46,7 @@ from grader.errors import GraderError
 from grader.execute import Job, Result
 from grader.notebooks import read_notebook
 from grader.plan import NotebookPlan, is_demo_cell, is_test_cell, plan_notebook
-from grader.release import released_checksums
+from grader.release import released_checksums, unreleased_test_changes
 from grader.sandbox import Limits, Sandbox
 from grader.tamper import scan
 from grader.text import printable
@@ -286,6 +286,12 @@ class Autograder:
                 torch.set_num_threads(1)
                 sanitizer = _Sanitizer(self.course, gradebook)
                 tests = self._test_sources(gradebook, assignments)
+                for assignment in sorted(assignments):
+                    changed = unreleased_test_changes(self.course, assignment, tests)
+                    if changed:
+                        self.report(f"warning: tests of {assignment} in source/ differ from the released ones "
+                                    f"({', '.join(changed)}): grading with the released ones. To grade with the "
+                                    f"fixed ones, run `python -m grader release {assignment}`, then autograde again")
                 self._check_plans(tests)
                 pending: dict[str, _Pending] = {}
                 jobs = self._prepare(submissions, gradebook, sanitizer, tests, preload, pending, summary)

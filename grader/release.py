@@ -50,6 +50,23 @@ def generate(course: Course, assignment: str) -> None:
         released_checksums(course, assignment, notebook)
 
 
+def unreleased_test_changes(course: Course, assignment: str, released: dict[tuple[str, str], list[tuple[str, str]]]
+                            ) -> list[str]:
+    """"notebook/grade id" of every test whose code in ``source/`` differs from the released one (``released``:
+    the gradebook's, as autograde reads them), so an instructor who fixed a test and forgot to release hears it."""
+    changed = []
+    for notebook in course.notebooks(assignment):
+        path = course.source / assignment / f"{notebook}.ipynb"
+        try:
+            now = dict(test_sources(read_notebook(path).cells))
+        except GraderError:
+            continue  # release reports a broken source
+        before = dict(released.get((assignment, notebook), []))
+        changed += [f"{notebook}/{grade_id}" for grade_id in sorted(now.keys() | before.keys())
+                    if now.get(grade_id) != before.get(grade_id)]
+    return changed
+
+
 def released_checksums(course: Course, assignment: str, notebook: str) -> dict[str, set[str]]:
     """grade id → nbgrader's checksum of every version of that locked cell released so far.
 

@@ -145,13 +145,17 @@ def test_a_test_fixed_after_release_is_not_a_students_edit_and_one_command_regra
 
     # Fixing a hidden test once more: release, then one autograde regrades the whole class with it.
     _fix_test(course_dir, "test-square-grad", "_rng.uniform(-5, 5, 4)", "_rng.uniform(-5, 5, 6)")
+    assert main(["autograde", "--course", str(course_dir), "--workers", "1", "--no-progress", "ps1"]) == 0
+    summary = capsys.readouterr().out  # not released yet: said, and nothing regraded
+    assert "warning: tests of ps1 in source/ differ from the released ones (ps1/test-square-grad)" in summary
+    assert "3 submission(s) unchanged since last graded" in summary
     assert main(["release", "--course", str(course_dir), "--no-check", "ps1"]) == 0
     capsys.readouterr()
     assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress", "ps1"]) == 0
     summary = capsys.readouterr().out
     assert "3 notebook(s) of 3 submission(s)" in summary and "unchanged since last graded" not in summary
     assert "tests changed since last graded: ps1/ps1 (test-square-grad); 3 submission(s) regraded" in summary
-    assert "flagged early" not in summary
+    assert "flagged early" not in summary and "differ from the released ones" not in summary
 
 
 def _nbgrader(*args, cwd):
