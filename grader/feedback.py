@@ -110,8 +110,9 @@ def _name_tests(page: str) -> str:
                   lambda m: f"{m.group(1)}{html.escape(html.unescape(m.group(2)))}{m.group(3)}", page)
 
 
-#: TeX in Markdown: $$…$$ and \[…\] (display), $…$ and \(…\) (inline); code spans and blocks are left alone.
-_CODE = re.compile(r"(```.*?```|~~~.*?~~~|`[^`\n]*`)", re.S)
+#: TeX in Markdown: $$…$$ and \[…\] (display), $…$ and \(…\) (inline); code (Markdown's, or HTML's <code>
+#: and <pre>, as graded notebooks hold students' Markdown) is left alone.
+_CODE = re.compile(r"(```.*?```|~~~.*?~~~|`[^`\n]*`|<code\b.*?</code>|<pre\b.*?</pre>)", re.S | re.I)
 _MATH = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|(?<![\\$])\$(?!\s)([^$\n]+?)(?<!\s)\$(?!\d)|\\\((.+?)\\\)", re.S)
 
 

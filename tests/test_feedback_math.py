@@ -29,6 +29,7 @@ def test_tex_becomes_mathml_and_code_and_dollars_stay():
     assert r"\frac" not in out and "<mfrac>" in out
     assert r"It costs \$5" in out and "`$code$`" in out
     assert math_as_mathml(r"broken: $\frac{$ stays") == r"broken: $\frac{$ stays"
+    assert "<math" not in math_as_mathml("<p><code>$x$</code> and <pre>$$y$$</pre></p>")  # as graded notebooks hold it
 
 
 def test_mathml_survives_the_inert_page_and_nothing_rides_on_it():
