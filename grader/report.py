@@ -104,17 +104,20 @@ def build(course: Course, assignment: str, roster: ClassList | None = None) -> A
 def text(report: AssignmentReport) -> str:
     lines = [f"# {markdown_text(report.assignment)}", ""]
     if not report.scores:
-        return "\n".join(lines + ["No graded submissions yet."])
-    mean = sum(report.scores) / len(report.scores)
-    lines += [f"{len(report.scores)} graded notebook(s); mean score {mean:.2f} / {report.max_score:g}.", "",
-              "| exercise | points | passed | pass rate | wrong | not attempted | most common mistakes |",
-              "|---|---:|---:|---:|---:|---:|---|"]
-    for stats in sorted(report.exercises, key=lambda s: s.rate):
-        common = "; ".join(f"{markdown_text(mistake)} ({100 * count / stats.attempts:.0f}%)"
-                           for mistake, count in stats.mistakes.most_common(3))
-        lines.append(f"| {markdown_text(stats.grade_id)} | {stats.points:g} | {stats.passed}/{stats.attempts} | "
-                     f"{100 * stats.rate:.0f}% | {stats.wrong} | {stats.not_attempted} | {common} |")
-    lines += ["", "Grading: " + ", ".join(f"{markdown_text(status)} {count}" for status, count in sorted(report.statuses.items()))]
+        lines.append("No graded submissions yet.")  # the missing and late are still listed
+    else:
+        mean = sum(report.scores) / len(report.scores)
+        lines += [f"{len(report.scores)} graded notebook(s); mean score {mean:.2f} / {report.max_score:g}.", "",
+                  "| exercise | points | passed | pass rate | wrong | not attempted | most common mistakes |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
+        for stats in sorted(report.exercises, key=lambda s: s.rate):
+            common = "; ".join(f"{markdown_text(mistake)} ({100 * count / stats.attempts:.0f}%)"
+                               for mistake, count in stats.mistakes.most_common(3))
+            lines.append(f"| {markdown_text(stats.grade_id)} | {stats.points:g} | {stats.passed}/{stats.attempts} | "
+                         f"{100 * stats.rate:.0f}% | {stats.wrong} | {stats.not_attempted} | {common} |")
+    if report.statuses:
+        lines += ["", "Grading: " + ", ".join(f"{markdown_text(status)} {count}"
+                                              for status, count in sorted(report.statuses.items()))]
     if report.missing:
         lines += ["", "Missing:"]
         lines += [f"- {markdown_text(student)} / {markdown_text(notebook)}: {markdown_text(why)}"

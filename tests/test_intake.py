@@ -220,3 +220,11 @@ def test_a_roster_the_grader_cannot_read_says_which_files_it_reads(tmp_path):
     (tmp_path / "twins.csv").write_text(MOODLE_ROSTER + "Ann,Lee,A-3,ann2@uni.example\n")
     with pytest.raises(GraderError, match="2 people named 'Ann Lee'"):
         load(tmp_path / "twins.csv").by_name("Ann Lee")
+
+
+def test_a_report_with_nothing_graded_still_lists_the_missing():
+    from grader.report import AssignmentReport, text
+
+    report = AssignmentReport("ps1", missing=[("kim", "ps1", "missing, wrong file type uploaded (a.pdf)")])
+    body = text(report)
+    assert "No graded submissions yet." in body and "- kim / ps1: missing, wrong file type uploaded" in body
