@@ -115,6 +115,19 @@ def ensure_browser() -> None:
         "(install them, e.g. `sudo apt-get install chromium chromium-driver`, to run it)")
 
 
+def ensure_postgres() -> None:
+    """PostgreSQL's server programs, for the test that runs the workflow on a PostgreSQL gradebook (it starts
+    a throwaway server of its own, and never uses a running one)."""
+    import glob
+
+    if glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb"):
+        return
+    if apt_install(["postgresql"], "for the PostgreSQL gradebook test"):
+        return
+    say("PostgreSQL is not installed: the PostgreSQL gradebook test will be skipped "
+        "(install it, e.g. `sudo apt-get install postgresql`, to run it)")
+
+
 def run(command: list[str], quiet: bool = False, **kwargs) -> subprocess.CompletedProcess:
     output = subprocess.DEVNULL if quiet else None
     return subprocess.run(command, cwd=ROOT, check=True, stdout=output, **kwargs)
@@ -206,6 +219,7 @@ def lab(extra: list[str]) -> int:
 def test(extra: list[str]) -> int:
     setup()
     ensure_browser()
+    ensure_postgres()
     say("running the test suite: " + " ".join(["pytest", *extra]))
     return subprocess.call([str(venv_python()), "-m", "pytest", *extra], cwd=ROOT)
 

@@ -93,3 +93,11 @@ def test_a_corrected_release_reaches_a_learner_who_started_without_losing_their_
     copy.write_text("{not json")
     manage.copy_student_notebooks()
     assert copy.read_text() == "{not json"
+
+
+def test_postgres_is_installed_for_its_test_or_its_absence_said(monkeypatch, capsys):
+    monkeypatch.setattr(manage.shutil, "which", lambda name: None)
+    monkeypatch.setattr("glob.glob", lambda pattern: [])
+    monkeypatch.setattr(manage, "apt_install", lambda packages, why: False)
+    manage.ensure_postgres()
+    assert "PostgreSQL is not installed: the PostgreSQL gradebook test will be skipped" in capsys.readouterr().out
