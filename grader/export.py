@@ -139,6 +139,9 @@ def export(course: Course, assignments: list[str] | None, fmt: str = "plain",
         writer.writerow(["Email address", "ID number", "Full name", "Student id", *header, "Total"])
         for row in rows:
             name, student, lms_id = _people(row)
+            # Without the roster the gradebook's LMS id is a Moodle download's participant id, which is not
+            # the user's ID number and could match someone else's: only the roster's is written.
+            lms_id = lms_id if row.email else ""
             writer.writerow([spreadsheet_text(row.email), lms_id, name, student,
                              *[cell(row, c, False) for c in columns], f"{row.total:g}"])
     else:

@@ -332,7 +332,7 @@ def test_export_writes_formulas_as_text(course_dir, fmt):
               "-2+3": ("\r=1", "+1+1"), "@x": ("\tx", "-5")}
     with course.gradebook() as gradebook:
         for student, (name, lms_id) in people.items():
-            gradebook.update_or_create_student(student, first_name=name, lms_user_id=lms_id)
+            gradebook.update_or_create_student(student, first_name=name, lms_user_id=lms_id, email=lms_id)
             gradebook.add_submission("ps1", student)
     text, _ = export(course, None, fmt)
     cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
