@@ -60,7 +60,7 @@ def build(course: Course, assignment: str, roster: ClassList | None = None) -> A
     with course.gradebook() as gradebook:
         for person in roster.people if roster else []:  # on the class list, nothing handed in at all
             student = roster_student_id(roster, person)
-            if student not in records:
+            if student not in records and not (course.submitted / student / assignment).exists():
                 report.missing.append((f"{student} ({person.full_name})", "—", "no submission"))
         for notebook in gradebook.find_assignment(assignment).notebooks:
             solutions = {cell.name for cell in notebook.solution_cells}
