@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".autograd-lab-setup"
-EXTRAS = "course,test,dask"
+EXTRAS = "course,test,dask,postgres"
 WORKSPACE = ROOT / "workspace"
 STUDENT_NOTEBOOKS = ROOT / "course" / "release"
 
@@ -113,6 +115,19 @@ def ensure_browser() -> None:
         "(install them, e.g. `sudo apt-get install chromium chromium-driver`, to run it)")
 
 
+def ensure_postgres() -> None:
+    """PostgreSQL's server programs, for the test that runs the workflow on a PostgreSQL gradebook (it starts
+    a throwaway server of its own, and never uses a running one)."""
+    import glob
+
+    if glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb"):
+        return
+    if apt_install(["postgresql"], "for the PostgreSQL gradebook test"):
+        return
+    say("PostgreSQL is not installed: the PostgreSQL gradebook test will be skipped "
+        "(install it, e.g. `sudo apt-get install postgresql`, to run it)")
+
+
 def run(command: list[str], quiet: bool = False, **kwargs) -> subprocess.CompletedProcess:
     output = subprocess.DEVNULL if quiet else None
     return subprocess.run(command, cwd=ROOT, check=True, stdout=output, **kwargs)
@@ -125,13 +140,70 @@ def setup() -> None:
 
 
 def copy_student_notebooks() -> None:
-    """Give the learner their own copies to work in; never overwrite their work."""
+    """Give the learner their own copies to work in; never overwrite their work.
+
+    A notebook the course corrected since (a fixed test or text) is updated in place by
+    :func:`merge_release`: the course's cells are the new ones, the learner's answers and
+    own cells are kept, and the copy before the update is kept in workspace/.before-update/.
+    """
     for notebook in sorted(STUDENT_NOTEBOOKS.glob("*/*.ipynb")):
         target = WORKSPACE / notebook.relative_to(STUDENT_NOTEBOOKS)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(notebook, target)
             say(f"new notebook: workspace/{target.relative_to(WORKSPACE)}")
+            continue
+        try:
+            mine, release = (json.loads(path.read_text(encoding="utf-8")) for path in (target, notebook))
+            merged = merge_release(mine, release)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            say(f"workspace/{target.relative_to(WORKSPACE)} is not a notebook this can update: left as it is")
+            continue
+        if merged != mine:
+            backup = WORKSPACE / ".before-update" / f"{target.relative_to(WORKSPACE)}.{int(time.time())}"
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(target, backup)
+            target.write_text(json.dumps(merged, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            say(f"updated workspace/{target.relative_to(WORKSPACE)}: the course corrected it; your answers are "
+                f"kept (the copy before is workspace/{backup.relative_to(WORKSPACE)})")
+
+
+def _key(cell: dict) -> str:
+    """A cell's identity across releases: its nbgrader grading id, else its cell id."""
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or cell.get("id") or ""
+
+
+def _is_answer(cell: dict) -> bool:
+    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
+
+
+def merge_release(mine: dict, release: dict) -> dict:
+    """The new release's notebook with the learner's work in it, matched by cell id.
+
+    Every cell of the release is taken from the release, except the learner's answers (nbgrader's
+    solution cells), which are kept as they wrote them. Cells the learner added (in neither
+    release's cells) stay after the cell they followed. Cells the release no longer has are dropped
+    unless they are answers or the learner's own.
+    """
+    if not all(_key(cell) for cell in release["cells"]):
+        raise ValueError("the release has cells without ids: they cannot be matched")
+    released = {_key(cell) for cell in release["cells"]}
+    answers = {_key(cell): cell for cell in mine["cells"] if _is_answer(cell) and _key(cell)}
+    own: dict[str, list[dict]] = {}  # the release cell they follow ("" for the top) → the learner's cells
+    anchor = ""
+    for cell in mine["cells"]:
+        key = _key(cell)
+        if key in released:
+            anchor = key
+        elif not cell.get("metadata", {}).get("nbgrader") or _is_answer(cell):
+            own.setdefault(anchor, []).append(cell)
+    cells = list(own.pop("", []))
+    for cell in release["cells"]:
+        key = _key(cell)
+        cells.append(answers.get(key, cell) if _is_answer(cell) else cell)
+        cells += own.pop(key, [])
+    cells += [cell for rest in own.values() for cell in rest]  # after a cell the release removed: at the end
+    return {**mine, "cells": cells, "nbformat": release["nbformat"], "nbformat_minor": release["nbformat_minor"]}
 
 
 def lab(extra: list[str]) -> int:
@@ -147,6 +219,7 @@ def lab(extra: list[str]) -> int:
 def test(extra: list[str]) -> int:
     setup()
     ensure_browser()
+    ensure_postgres()
     say("running the test suite: " + " ".join(["pytest", *extra]))
     return subprocess.call([str(venv_python()), "-m", "pytest", *extra], cwd=ROOT)
 

@@ -73,7 +73,9 @@ def make_course(folder: Path, assignments: list[str], timeout: float) -> Path:
     folder.mkdir(parents=True)
     shutil.copy(ROOT / "course" / "nbgrader_config.py", folder / "nbgrader_config.py")
     with open(folder / "nbgrader_config.py", "a") as config:
-        config.write(f"\nc.Execute.timeout = {int(timeout)}\nc.Sandbox.cell_timeout = {timeout}\n")
+        config.write(f"\nc.Execute.timeout = {int(timeout)}\nc.Sandbox.cell_timeout = {timeout}\n"
+                     # The course turns stock autograde off (grader/stock.py); the benchmark measures it.
+                     'c.Autograde.exporter_class = "nbconvert.exporters.NotebookExporter"\n')
     for assignment in assignments:
         shutil.copytree(ROOT / "course" / "source" / assignment, folder / "source" / assignment)
     _run([sys.executable, "-m", "grader", "release", "--no-check", "--course", str(folder), *assignments])

@@ -19,7 +19,11 @@ c.AddColabCells.repository = "https://github.com/autograd-lab/autograd-lab"
 c.AddColabCells.branch = "main"
 c.AddColabCells.release_path = "course/release"
 
-# Stock `nbgrader autograde`: the same per-cell timeout as `python -m grader autograde`.
+# Stock `nbgrader autograde` and `nbgrader generate_feedback` (and formgrader's Autograde and Generate Feedback
+# buttons) are turned off with a message naming `python -m grader autograde` / `feedback` (grader/stock.py):
+# stock autograde runs submissions without the sandbox, and stock feedback shows the hidden tests' code.
+c.Autograde.exporter_class = "grader.stock.UseGraderAutograde"
+c.GenerateFeedback.exporter_class = "grader.stock.UseGraderFeedback"
 c.Execute.timeout = 30
 # python -m grader autograde: limits for each graded notebook (see README, "Grading safely").
 # c.Sandbox.cell_timeout = 30

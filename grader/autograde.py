@@ -39,14 +39,17 @@ from typing import Callable, Iterator
 import nbformat
 
 from autograd_lab.checks import judge_cell
-from grader.collect import find_submitted
+from grader.collect import NBGRADER_FILES, WRONG_TYPE, Intake, find_submitted
 from grader.course import Course, write_atomically
+from grader.deadlines import CourseDeadlines, Lateness, lateness, penalty
+from grader.diagnose import blank, defined_names, diagnosis, exercise_names, name_cells
 from grader.errors import GraderError
 from grader.execute import Job, Result
 from grader.inert import inert_notebook
 from grader.locks import Locks
 from grader.notebooks import read_notebook
 from grader.plan import NotebookPlan, is_demo_cell, is_test_cell, plan_notebook
+from grader.release import released_checksums, unreleased_test_changes
 from grader.sandbox import Limits, Sandbox
 from grader.tamper import scan
 from grader.text import printable
@@ -69,6 +72,8 @@ class NotebookOutcome:
     score: float | None = None
     max_score: float = 0.0
     seconds: float = 0.0
+    penalty: float = 0.0  # nbgrader's late_submission_penalty, already taken off in the gradebook's total
+    diagnoses: dict[str, str] = field(default_factory=dict)  # failed test → grader.diagnose.diagnosis()
 
 
 @dataclass
@@ -78,6 +83,8 @@ class SubmissionRecord:
     fingerprint: str
     notebooks: dict[str, NotebookOutcome]
     graded_at: float
+    late: str = ""  # grader.deadlines.Lateness.text(): "late by 2 h", or "" when on time
+    tests: dict[str, str] = field(default_factory=dict)  # "notebook/grade id" → digest of the test graded with
 
     @staticmethod
     def load(path: Path) -> "SubmissionRecord | None":
@@ -156,7 +163,8 @@ class _Sanitizer:
 def _test_cell_changes(nb, gradebook, resources, released: dict[str, str]) -> list[str]:
     """What the student did to test cells: edited, duplicated, renamed or deleted (before nbgrader repairs it).
 
-    ``released`` maps grade ids to the checksums of the cells as students received them.
+    ``released`` maps grade ids to the checksums of every version of the cells students received: a
+    test the instructor fixed after release is not the student's edit.
     """
     from nbgrader import utils
 
@@ -172,7 +180,7 @@ def _test_cell_changes(nb, gradebook, resources, released: dict[str, str]) -> li
             continue
         seen[grade_id] += 1
         if grade_id in tests:
-            if grade_id in released and utils.compute_checksum(cell) != released[grade_id]:
+            if grade_id in released and utils.compute_checksum(cell) not in released[grade_id]:
                 flags.append(f"test cell {grade_id} was edited (the original was restored)")
         elif grade_id not in source_cells:
             flags.append(f"a cell carries an unknown grading id {grade_id!r} (a renamed or copied cell; ignored)")
@@ -231,11 +239,17 @@ class _Pending:
     waiting: set[str] = field(default_factory=set)
     sanitized: dict[str, nbformat.NotebookNode] = field(default_factory=dict)
     plans: dict[str, NotebookPlan] = field(default_factory=dict)
+    lateness: Lateness = field(default_factory=Lateness)
+    tests: dict[str, str] = field(default_factory=dict)
+    seed: str = ""  # Autograder.seed(): the hidden inputs are drawn from it
 
 
 @dataclass
 class Summary:
     outcomes: list[tuple[str, str, NotebookOutcome]] = field(default_factory=list)  # (student, assignment, outcome)
+    late: dict[tuple[str, str], str] = field(default_factory=dict)  # (student, assignment) → "late by 2 h"
+    tests_changed: dict[str, set[str]] = field(default_factory=dict)  # "assignment/notebook" → grade ids
+    regraded_for_tests: int = 0
     skipped: int = 0
     busy: list[tuple[str, str, str]] = field(default_factory=list)  # (student, assignment, who grades it)
     seconds: float = 0.0
@@ -259,13 +273,17 @@ class Autograder:
         self.progress = progress
         self.report = report
         self.salt = course_secret(course)
+        self.deadlines = CourseDeadlines(course.config)
+        self._late_penalty = None
         self._bar = None
-        self._released: dict[tuple[str, str], dict[str, str]] = {}
+        self._released: dict[tuple[str, str], dict[str, set[str]]] = {}
 
     def run(self, assignments: list[str] | None = None, students: list[str] | None = None) -> Summary:
         started = time.perf_counter()
         summary = Summary(workers=self.workers)
         selected = self.course.select(assignments)
+        if not assignments:  # every assignment that has submissions (one never released has none)
+            selected = [a for a in selected if any(self.course.submitted.glob(f"*/{a}"))]
         locks = Locks(self.course.root)
         try:
             return self._run_locked(selected, students, summary, locks, started)
@@ -282,6 +300,11 @@ class Autograder:
                     self.report("no submissions to grade (import them with `python -m grader collect` first)")
                 return summary
             assignments = {a for _, a in submissions}
+            # Shown from the start: the workers take a while to start (they import torch).
+            self._bar = self._progress(sum(len(self.course.notebooks(a)) for _, a in submissions))
+            for assignment in sorted(assignments):
+                self.deadlines.sync_assignment(gradebook, assignment, self.report)
+            self._late_penalty = self.deadlines.penalty_plugin()
             preload = DEFAULT_PRELOAD + self._imports(gradebook, assignments)
             from grader.executors import make_executor
 
@@ -294,10 +317,15 @@ class Autograder:
                 torch.set_num_threads(1)
                 sanitizer = _Sanitizer(self.course, gradebook)
                 tests = self._test_sources(gradebook, assignments)
+                for assignment in sorted(assignments):
+                    changed = unreleased_test_changes(self.course, assignment, tests)
+                    if changed:
+                        self.report(f"warning: tests of {assignment} in source/ differ from the released ones "
+                                    f"({', '.join(changed)}): grading with the released ones. To grade with the "
+                                    f"fixed ones, run `python -m grader release {assignment}`, then autograde again")
                 self._check_plans(tests)
                 pending: dict[str, _Pending] = {}
                 jobs = self._prepare(submissions, gradebook, sanitizer, tests, preload, pending, summary)
-                self._bar = self._progress(sum(len(self.course.notebooks(a)) for _, a in submissions))
                 for result in executor.run(jobs):
                     student, assignment, notebook = result.key.split("/")
                     entry = pending[f"{student}/{assignment}"]
@@ -388,38 +416,57 @@ class Autograder:
                         modules |= _imported_modules(cell.source)
         return sorted(modules)
 
-    def fingerprint(self, student: str, assignment: str, tests: dict) -> str:
+    def seed(self, student: str, assignment: str) -> str:
+        """What a submission's hidden inputs are drawn from: the course secret and the submission's own files.
+
+        Not its tests or deadline: a test fixed after release, or a new extension, regrades the
+        submission on the same inputs for the other exercises.
+        """
         digest = hashlib.sha256(f"{GRADER_VERSION}\0{self.salt}\0{json.dumps(asdict(self.limits), sort_keys=True)}".encode())
         folder = self.course.submitted / student / assignment
         for path in sorted(folder.rglob("*")):
             if stat.S_ISREG(path.lstat().st_mode):  # a link is never followed (nor graded)
                 digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+    def fingerprint(self, student: str, assignment: str, tests: dict, seed: str | None = None) -> str:
+        """What a grade depends on (regraded when it changes): the seed, the tests, the deadline, the intake."""
+        digest = hashlib.sha256((seed or self.seed(student, assignment)).encode())
         for notebook in self.course.notebooks(assignment):
             digest.update(json.dumps(tests.get((assignment, notebook), [])).encode())
+        digest.update(self.deadlines.describe(assignment, student).encode())  # a new deadline regrades
+        intake = Intake.load(self.course, assignment, student)
+        digest.update(json.dumps(asdict(intake) if intake else None, sort_keys=True).encode())
         return digest.hexdigest()
 
     def _prepare(self, submissions, gradebook, sanitizer, tests, preload, pending, summary) -> Iterator[Job]:
-        from nbgrader import utils
-
         for student, assignment in submissions:
-            fingerprint = self.fingerprint(student, assignment, tests)
+            seed = self.seed(student, assignment)
+            fingerprint = self.fingerprint(student, assignment, tests, seed)
             record = SubmissionRecord.load(record_path(self.course, assignment, student))
             autograded = self.course.autograded / student / assignment
             if (not self.force and record is not None and record.fingerprint == fingerprint
                     and all((autograded / f"{n}.ipynb").exists() or record.notebooks.get(n, NotebookOutcome(n, "")).status in ("missing", "invalid")
                             for n in self.course.notebooks(assignment))):
                 summary.skipped += 1
+                if record.late:
+                    summary.late[(student, assignment)] = record.late
                 for outcome in record.notebooks.values():
                     summary.outcomes.append((student, assignment, outcome))
+                if self._bar is not None:
+                    self._bar.update(len(self.course.notebooks(assignment)))
                 continue
+            digests = _test_digests(tests, assignment)
+            if record is not None and record.tests and record.tests != digests:
+                summary.regraded_for_tests += 1
+                for key in {*digests, *record.tests}:
+                    if digests.get(key) != record.tests.get(key):
+                        notebook, _, grade_id = key.partition("/")
+                        summary.tests_changed.setdefault(f"{assignment}/{notebook}", set()).add(grade_id)
             folder = self.course.submitted / student / assignment
             gradebook.update_or_create_student(student)
-            timestamp = self.course.root.joinpath(folder, "timestamp.txt")
-            kwargs = {}
-            if timestamp.exists():
-                kwargs["timestamp"] = utils.parse_utc(timestamp.read_text().strip())
-            gradebook.update_or_create_submission(assignment, student, **kwargs)
-            entry = _Pending(student, assignment, fingerprint)
+            entry = _Pending(student, assignment, fingerprint, tests=digests, seed=seed)
+            entry.lateness = self._lateness(gradebook, student, assignment, folder)
             pending[f"{student}/{assignment}"] = entry
             notebooks = self.course.notebooks(assignment)
             entry.waiting = set(notebooks)
@@ -435,12 +482,40 @@ class Autograder:
                 else:
                     yield job
 
+    def _lateness(self, gradebook, student: str, assignment: str, folder: Path) -> Lateness:
+        """The submission's time and extension into the gradebook, and how late nbgrader finds it.
+
+        The time is collect's (what the download says, or nothing); without collect (nbgrader's
+        exchange, or copied by hand) it is the folder's ``timestamp.txt``, as nbgrader reads it.
+        """
+        from nbgrader import utils
+
+        intake = Intake.load(self.course, assignment, student)
+        if intake is not None:
+            when = intake.time()
+            timestamp = utils.parse_utc(when) if when else None
+        else:
+            stamp = folder / "timestamp.txt"
+            text = stamp.read_text().strip() if stamp.is_file() and not stamp.is_symlink() else ""
+            try:
+                timestamp = utils.parse_utc(text) if text else None
+            except (ValueError, OverflowError):
+                self.report(f"warning: {student}/{assignment}/timestamp.txt is not a time ({printable(text[:40])!r}); "
+                            "the submission is taken as on time")
+                timestamp = None
+        submission = self.deadlines.sync_submission(gradebook, assignment, student, timestamp)
+        return lateness(submission, intake.marked_late_by if intake else "")
+
     def _prepare_notebook(self, entry: _Pending, notebook: str, folder: Path, gradebook, sanitizer, tests, preload):
         # Matched as collect matches ("Copy of …", "… (1)"): submissions also arrive through
         # nbgrader's exchange or by hand, without collect.
         path = find_submitted(folder, notebook, self.course.notebooks(entry.assignment))
         if path is None:
             others = sorted(printable(p.name, newlines=False) for p in folder.glob("*.ipynb"))
+            uploads = sorted(printable(p.name, newlines=False) for p in folder.iterdir()
+                             if p.is_file() and p.suffix.lower() != ".ipynb" and p.name not in NBGRADER_FILES)
+            if uploads and not others:
+                return NotebookOutcome(notebook, "missing", f"{WRONG_TYPE} ({', '.join(uploads)})")
             hint = f" (the folder has: {', '.join(others)})" if others else ""
             return NotebookOutcome(notebook, "missing", f"no {notebook}.ipynb was submitted{hint}")
         renamed = f"graded from {printable(path.name, newlines=False)!r}" if path.name != f"{notebook}.ipynb" else ""
@@ -458,9 +533,9 @@ class Autograder:
         _drop_duplicate_tests(nb)
         entry.sanitized[notebook] = nb
         try:
-            # The submission's own fingerprint (which holds the course secret) seeds the hidden
-            # inputs: each submission, and each resubmission, is tested on inputs of its own.
-            plan = plan_notebook(tests[(entry.assignment, notebook)], salt=entry.fingerprint)
+            # The submission's own seed (which holds the course secret) seeds the hidden inputs: each
+            # submission, and each resubmission, is tested on inputs of its own.
+            plan = plan_notebook(tests[(entry.assignment, notebook)], salt=entry.seed)
         except Exception as error:
             return NotebookOutcome(notebook, "error", f"the hidden tests could not be prepared: {error}")
         entry.plans[notebook] = plan
@@ -476,27 +551,19 @@ class Autograder:
             else:
                 cells.append({"index": index, "kind": "code", "source": cell.source})
                 if not cell.get("metadata", {}).get("nbgrader", {}).get("locked"):
-                    flags += [f"cell {index}, line {line}: {finding}" for line, finding in scan(cell.source)]
+                    flags += [name_cells(f"cell {index}, line {line}: {finding}", exercise_names(nb.cells))
+                              for line, finding in scan(cell.source)]
         entry.notebooks[notebook] = NotebookOutcome(notebook, "pending", renamed, flags=flags)
         return Job(
             key=f"{entry.student}/{entry.assignment}/{notebook}", cells=cells, limits=self.limits,
             hidden=[str(self.course.root)], files=_assignment_files(self.course, entry.assignment), preload=preload,
         )
 
-    def _released_checksums(self, assignment: str, notebook: str) -> dict[str, str]:
-        """Checksums of the graded cells as released to students (to tell an edited test cell)."""
-        from nbgrader import utils
-
+    def _released_checksums(self, assignment: str, notebook: str) -> dict[str, set[str]]:
+        """Checksums of the graded cells in every version released to students (to tell an edited test cell)."""
         key = (assignment, notebook)
         if key not in self._released:
-            path = self.course.release / assignment / f"{notebook}.ipynb"
-            checksums = {}
-            if path.exists():
-                for cell in read_notebook(path).cells:
-                    meta = cell.get("metadata", {}).get("nbgrader", {})
-                    if meta.get("grade_id") and meta.get("locked"):
-                        checksums[meta["grade_id"]] = utils.compute_checksum(cell)
-            self._released[key] = checksums
+            self._released[key] = released_checksums(self.course, assignment, notebook)
         return self._released[key]
 
     # -- running ---------------------------------------------------------------------------------
@@ -540,8 +607,10 @@ class Autograder:
         plan = entry.plans.pop(notebook)
         outcome = entry.notebooks[notebook]
         outcome.status, outcome.seconds = result.status, result.seconds
-        outcome.detail = "; ".join(filter(None, [result.detail, outcome.detail]))
-        outcome.flags = outcome.flags + result.flags
+        names = exercise_names(nb.cells)  # "cell 42" shifts with the Colab cells; the exercise's name does not
+        outcome.detail = name_cells("; ".join(filter(None, [result.detail, outcome.detail])), names)
+        outcome.flags = outcome.flags + [name_cells(flag, names) for flag in result.flags]
+        defined = None
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -550,6 +619,11 @@ class Autograder:
                 lines, failure = judge_cell(plan.checks.get(grade_id, []), result.observations.get(index))
                 outcomes = _test_outputs(lines, failure)
                 outcome.tests[grade_id] = failure is None
+                if failure is not None:
+                    if defined is None:
+                        defined = defined_names([c.source for c in nb.cells
+                                                 if c.cell_type == "code" and not is_test_cell(c)])
+                    outcome.diagnoses[grade_id] = diagnosis(failure, defined)
             else:
                 outcomes = list(result.outputs.get(index, []))
             if index in result.timed_out:
@@ -600,6 +674,12 @@ class Autograder:
                 unchanged = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(cell)
                 comment.auto_comment = "No response." if unchanged else None
         submitted.flagged = bool(outcome.flags)
+        # nbgrader's own late penalty (AssignLatePenalties' plugin), in the gradebook, so formgrader and
+        # nbgrader's export take it off as this grader's export and report do.
+        late = (None if outcome.status in UNGRADABLE or self._late_penalty is None else
+                penalty(self._late_penalty, entry.student, total, entry.lateness))
+        submitted.late_submission_penalty = late
+        outcome.penalty = late or 0.0
         gradebook.db.commit()
         return (None if outcome.status in UNGRADABLE else total), maximum
 
@@ -610,10 +690,19 @@ class Autograder:
             self._bar.update(1)
             self._bar.set_postfix_str(_counts_text(summary.counts()), refresh=False)
         if not entry.waiting:
-            record = SubmissionRecord(entry.student, entry.assignment, entry.fingerprint, entry.notebooks, time.time())
+            if entry.lateness.text():  # late, or marked late by the LMS and not penalised
+                summary.late[(entry.student, entry.assignment)] = entry.lateness.text()
+            record = SubmissionRecord(entry.student, entry.assignment, entry.fingerprint, entry.notebooks, time.time(),
+                                      late=entry.lateness.text(), tests=entry.tests)
             data = asdict(record)
             write_atomically(record_path(self.course, entry.assignment, entry.student),
                              json.dumps(data, indent=1).encode())
+
+
+def _test_digests(tests: dict, assignment: str) -> dict[str, str]:
+    """"notebook/grade id" → a digest of that test's code, to tell which tests changed since a submission was graded."""
+    return {f"{notebook}/{grade_id}": hashlib.sha256(source.encode()).hexdigest()[:16]
+            for (name, notebook), cells in tests.items() if name == assignment for grade_id, source in cells}
 
 
 def _failure(doing: str, error: Exception) -> str:
@@ -686,6 +775,10 @@ def print_summary(summary: Summary, report: Callable[[str], None] = print) -> No
            + (f"; {summary.skipped} submission(s) unchanged since last graded (use --force to regrade)"
               if summary.skipped else ""))
     report("status: " + (_counts_text(summary.counts()) or "nothing"))
+    if summary.tests_changed:
+        report("tests changed since last graded: " + ", ".join(
+            f"{key} ({', '.join(sorted(ids))})" for key, ids in sorted(summary.tests_changed.items()))
+            + f"; {summary.regraded_for_tests} submission(s) regraded")
     for student, assignment, holder in summary.busy:
         report(f"  {printable(student, newlines=False)}/{assignment}: left to another run, which is grading it "
                f"({printable(holder, newlines=False)}); run again when it is done")
@@ -699,6 +792,18 @@ def print_summary(summary: Summary, report: Callable[[str], None] = print) -> No
     attention = [(s, a, o) for s, a, o in summary.outcomes if o.status not in ("graded",)]
     for student, assignment, outcome in attention:
         report(f"  {student}/{assignment}/{outcome.notebook}: {outcome.status}: {outcome.detail}")
+    for student, assignment, outcome in summary.outcomes:
+        if blank(outcome.diagnoses, outcome.tests):
+            report(f"  {student}/{assignment}/{outcome.notebook}: blank, no exercise attempted")
+        for grade_id, found in sorted(outcome.diagnoses.items()):
+            if found.startswith(("misspelled", "not defined")):
+                report(f"  {student}/{assignment}/{outcome.notebook}: {grade_id}: {found}")
+    penalties = Counter()
+    for student, assignment, outcome in summary.outcomes:
+        penalties[(student, assignment)] += outcome.penalty
+    for (student, assignment), late in sorted(summary.late.items()):
+        taken = penalties[(student, assignment)]
+        report(f"  {student}/{assignment}: {late}" + (f"; late penalty {taken:g} point(s)" if taken else ""))
     for student, assignment, outcome in summary.outcomes:
         if outcome.flags:
             report(f"  flagged {student}/{assignment}/{outcome.notebook}: " + "; ".join(outcome.flags[:3])

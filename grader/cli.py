@@ -38,10 +38,16 @@ def _add_course(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--course", metavar="DIR", help="the nbgrader course directory (default: ./course)")
 
 
+def _epilog() -> str:
+    """The module docstring's commands and options, for --help: without its notes for developers or their markup."""
+    commands, options = __doc__.split("\n\n")[1:3]
+    return f"{commands}\n\n{options}".replace("``", "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m grader", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
+        prog="python -m grader", description=__doc__.split("\n\n")[0].replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog(),
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -66,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--lms", choices=["auto", "canvas", "moodle", "folders"], default="auto",
                          help="how the download names files (default: tell from the names)")
     collect.add_argument("--dry-run", action="store_true", help="show what would be imported; change nothing")
+    collect.add_argument("--roster", metavar="CSV", help="the class list the LMS exports (Canvas gradebook or Moodle "
+                                                         "participants), to know who is who across assignments "
+                                                         "(default: c.Roster.file)")
     collect.set_defaults(run=_collect)
 
     autograde = commands.add_parser(
@@ -107,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
     export.add_argument("--format", choices=["plain", "canvas", "moodle"], default="plain")
     export.add_argument("--output", "-o", metavar="FILE", help="write here instead of printing")
+    export.add_argument("--roster", metavar="CSV", help="Canvas's gradebook export, whose 'Name (id)' columns the "
+                                                        "assignments are exported under (default: c.Roster.file)")
     export.set_defaults(run=_export)
 
     report = commands.add_parser("report", help="pass rate per exercise and a score histogram",
@@ -114,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "scores, grading statuses and flagged submissions, in reports/.")
     _add_course(report)
     report.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
+    report.add_argument("--roster", metavar="CSV", help="the class list, to list who handed in nothing at all "
+                                                        "(default: c.Roster.file)")
     report.set_defaults(run=_report)
     return parser
 
@@ -132,9 +145,11 @@ def _collect(args: argparse.Namespace) -> int:
 
     from grader.collect import collect, print_report
     from grader.course import open_course
+    from grader.roster import course_roster
 
     course = open_course(args.course)
-    report = collect(course, args.assignment, Path(args.source), lms=args.lms, dry_run=args.dry_run)
+    report = collect(course, args.assignment, Path(args.source), lms=args.lms, dry_run=args.dry_run,
+                     roster=course_roster(course, args.roster))
     print_report(report, args.assignment, args.dry_run, say=say)
     return 0
 
@@ -179,8 +194,10 @@ def _feedback(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from grader.course import open_course
     from grader.export import export
+    from grader.roster import course_roster
 
-    text, problems = export(open_course(args.course), args.assignments, args.format)
+    course = open_course(args.course)
+    text, problems = export(course, args.assignments, args.format, roster=course_roster(course, args.roster))
     if args.output:
         with open(args.output, "w", newline="") as handle:
             handle.write(text)
@@ -195,8 +212,10 @@ def _export(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from grader.course import open_course
     from grader.report import report
+    from grader.roster import course_roster
 
-    paths = report(open_course(args.course), args.assignments, say=say)
+    course = open_course(args.course)
+    paths = report(course, args.assignments, say=say, roster=course_roster(course, args.roster))
     if paths:
         say("written: " + ", ".join(str(p) for p in paths))
     return 0

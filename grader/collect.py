@@ -9,7 +9,10 @@ Understood layouts (``--lms auto`` tells them apart):
 
 Student ids: where the LMS gives a user id (Canvas's user id, Moodle's participant
 id), the id is the student id, so two people of the same name never merge; their
-full name, Unicode intact, goes into the gradebook's first and last name. A folder's
+full name, Unicode intact, goes into the gradebook's first and last name. Moodle's
+participant id differs per assignment: with a roster (``grader.roster``) a Moodle
+student's id is their email address, the same in every assignment, and a Canvas
+student gets their real first and last names. A folder's
 name is its student's id, NFC-normalised, with only what is unsafe in a path or for
 nbgrader (``/ \\ * + ? [ ] < > : " |``, control and invisible characters, leading
 dots, surrounding spaces) replaced: '王伟' and 'Zoë O'Brien' stay as they are. Two
@@ -56,6 +59,7 @@ from typing import BinaryIO, TypeVar
 
 from grader.course import Course
 from grader.errors import GraderError
+from grader.roster import ClassList, roster_student_id
 from grader.text import printable
 
 MAX_FILE_BYTES = 50 * 2**20  # a notebook larger than this is not a student's work
@@ -70,19 +74,23 @@ CANVAS = re.compile(r"^(?P<name>[^_/]+)_(?:(?P<late>LATE)_)?(?P<userid>\d+)_(?P<
 MOODLE = re.compile(r"^(?P<name>.+)_(?P<participant>\d+)_assignsubmission_(?:file|onlinetext)_?$")
 #: Characters a student id may not hold: path separators, nbgrader's glob and exchange characters, Windows's.
 _UNSAFE = re.compile(r'[/\\*+?\[\]<>:"|]')
-_IGNORED = {".ipynb_checkpoints", "__MACOSX"}
+_IGNORED = {".ipynb_checkpoints", "__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}  # no one's upload
 
 T = TypeVar("T")
 
 
 @dataclass
 class Entry:
-    """A notebook-looking file in the download, not read yet."""
+    """A file in the download, not read yet: a notebook, or something a student uploaded instead."""
 
     parts: tuple[str, ...]  # its path in the download
     size: int  # as declared: a zip's header, a folder's lstat
     timestamp: dt.datetime
     open: Callable[[], BinaryIO]
+
+    @property
+    def notebook(self) -> bool:
+        return self.parts[-1].lower().endswith(".ipynb")
 
     @property
     def name(self) -> str:
@@ -103,6 +111,9 @@ class Incoming:
     late: bool = False
     revision: int = 0
     staged: Path | None = None
+    lms: str = "folders"
+    names: dict[str, str | None] | None = None  # the gradebook's first and last name, when known apart
+    email: str | None = None
 
 
 @dataclass
@@ -118,6 +129,53 @@ class CollectReport:
     imported: list[Imported] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
     replaced: list[str] = field(default_factory=list)
+    not_notebooks: list[tuple[str, str]] = field(default_factory=list)  # (student, file): kept, not graded
+    wrong_type: list[str] = field(default_factory=list)  # students who uploaded no notebook, only other files
+    warnings: list[str] = field(default_factory=list)
+
+
+WRONG_TYPE = "missing, wrong file type uploaded"
+#: Files nbgrader's own tools keep in a submission folder: never a student's upload.
+NBGRADER_FILES = {"timestamp.txt", "submission_secret.txt"}
+
+
+@dataclass
+class Intake:
+    """What the download said about one student's submission, beside it in ``.grader/submissions/``.
+
+    ``submitted_at`` is the submission's time where the download carries it (ISO, UTC), else None;
+    ``time_source`` says where it came from. ``marked_late_by`` is an LMS that marked it late without
+    a time (Canvas). ``not_notebooks`` are the files kept in the folder that are not notebooks.
+    """
+
+    student: str
+    assignment: str
+    lms: str
+    submitted_at: str | None
+    time_source: str
+    marked_late_by: str = ""
+    not_notebooks: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def load(course: Course, assignment: str, student: str) -> "Intake | None":
+        import json
+
+        try:
+            return Intake(**json.loads(course.intake_path(assignment, student).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def save(self, course: Course) -> None:
+        import json
+        from dataclasses import asdict
+
+        from grader.course import write_atomically
+
+        write_atomically(course.intake_path(self.assignment, self.student),
+                         json.dumps(asdict(self), indent=1).encode(), private=True)
+
+    def time(self) -> dt.datetime | None:
+        return dt.datetime.fromisoformat(self.submitted_at) if self.submitted_at else None
 
 
 def student_id(name: str) -> str:
@@ -258,7 +316,7 @@ def _zip_entries(archive: zipfile.ZipFile, source: Path, report: CollectReport) 
             raise GraderError(f"{source} contains a path outside the archive ({_shown(info.filename)}); "
                               "not importing it")
         parts = tuple(part for part in path.parts if part != ".")
-        if not parts or _ignored(parts) or not parts[-1].lower().endswith(".ipynb"):
+        if not parts or _ignored(parts) or (info.is_dir() and not parts[-1].lower().endswith(".ipynb")):
             continue
         mode = info.external_attr >> 16
         if info.is_dir():
@@ -269,12 +327,24 @@ def _zip_entries(archive: zipfile.ZipFile, source: Path, report: CollectReport) 
         if why:
             report.skipped.append((_shown("/".join(parts)), why))
             continue
-        try:
-            timestamp = dt.datetime(*info.date_time).astimezone(dt.timezone.utc)  # the LMS's time, local
-        except ValueError:
-            timestamp = fallback
+        timestamp = _zip_time(info) or fallback
         entries.append(Entry(parts, info.file_size, timestamp, lambda info=info: archive.open(info)))
     return entries
+
+
+def _zip_time(info: zipfile.ZipInfo) -> dt.datetime | None:
+    """An entry's modification time: exact (UTC) from the extended-timestamp field where the zip has one,
+    else the DOS time, which has no zone and is read as this machine's local time."""
+    extra = info.extra
+    while len(extra) >= 4:
+        kind, size = int.from_bytes(extra[:2], "little"), int.from_bytes(extra[2:4], "little")
+        body, extra = extra[4:4 + size], extra[4 + size:]
+        if kind == 0x5455 and len(body) >= 5 and body[0] & 1:
+            return dt.datetime.fromtimestamp(int.from_bytes(body[1:5], "little", signed=True), dt.timezone.utc)
+    try:
+        return dt.datetime(*info.date_time).astimezone(dt.timezone.utc)
+    except ValueError:
+        return None
 
 
 def _open_file(path: str, seen: os.stat_result) -> BinaryIO:
@@ -304,11 +374,13 @@ def _folder_entries(root: Path, report: CollectReport) -> list[Entry]:
                 if not _ignored(parts):
                     report.skipped.append((_shown("/".join(parts)), _refusal(parts, 0, info.st_mode)))
                 continue
-            if not name.lower().endswith(".ipynb"):
+            if name in folders and not name.lower().endswith(".ipynb"):
                 continue
             why = _refusal(parts, info.st_size, info.st_mode)
             if why:
                 report.skipped.append((_shown("/".join(parts)), why))
+                if name in folders:
+                    folders.remove(name)  # reported as a whole, not walked into
                 continue
             path = os.path.join(top, name)
             entries.append(Entry(parts, info.st_size, dt.datetime.fromtimestamp(info.st_mtime, dt.timezone.utc),
@@ -316,9 +388,11 @@ def _folder_entries(root: Path, report: CollectReport) -> list[Entry]:
     return sorted(entries, key=lambda entry: entry.parts)
 
 
-def _identify(entries: list[Entry], assignment: str, lms: str, report: CollectReport) -> list[Incoming]:
-    """Whose each file is, by the LMS's naming (or the folder it is in)."""
+def _identify(entries: list[Entry], assignment: str, lms: str, report: CollectReport,
+              roster: ClassList | None = None) -> list[Incoming]:
+    """Whose each file is, by the LMS's naming (or the folder it is in), and who that is on the roster."""
     found = []
+    unlisted: set[str] = set()
     for entry in entries:
         parts = entry.parts
         canvas = CANVAS.match(parts[-1]) if len(parts) == 1 else None
@@ -326,23 +400,29 @@ def _identify(entries: list[Entry], assignment: str, lms: str, report: CollectRe
         if lms in ("auto", "canvas") and canvas:
             user = canvas.group("userid")
             item = Incoming(entry, user, canvas.group("file"), f"Canvas user {user}", f"canvas:{user}",
-                            lms_user_id=user, full_name=canvas.group("name"), late=bool(canvas.group("late")))
+                            lms_user_id=user, full_name=canvas.group("name"), late=bool(canvas.group("late")),
+                            lms="canvas")
         elif lms in ("auto", "moodle") and moodle:
             user = moodle.group("participant")
             item = Incoming(entry, user, parts[-1], f"Moodle participant {user}", f"moodle:{user}",
-                            lms_user_id=user, full_name=moodle.group("name"))
+                            lms_user_id=user, full_name=moodle.group("name"), lms="moodle")
         elif lms in ("auto", "folders") and len(parts) >= 2:
             folders = [p for p in parts[:-1] if p != assignment]
             folder = folders[0] if folders else parts[0]
             owner = f"the folder {_shown(folder)!r}" + (f" ({ascii(folder)})" if not folder.isascii() else "")
             item = Incoming(entry, student_id(folder), parts[-1], owner, f"folder:{folder}")
         else:
-            report.skipped.append((_shown(entry.name),
-                                   "cannot tell whose it is (not an LMS name, not in a student folder)"))
+            why = "cannot tell whose it is (not an LMS name, not in a student folder)"
+            report.skipped.append((_shown(entry.name), why if entry.notebook else f"not a notebook, and {why}"))
             continue
         if item.full_name:
             item.full_name = printable(re.sub(r"\s+", " ", unicodedata.normalize("NFC", item.full_name)).strip(),
                                        newlines=False)
+        if roster is not None and item.lms in ("canvas", "moodle"):
+            _on_roster(item, roster, unlisted, report)
+        elif item.lms == "canvas" and item.full_name:
+            # Canvas's file names hold the sortable name squashed ("doejane"): no telling first from last.
+            item.names = {"first_name": "", "last_name": item.full_name}
         if not item.student:
             report.skipped.append((_shown(entry.name), f"{item.owner} does not make a student id"))
         elif len(item.student) > MAX_ID_CHARS or len(item.student.encode()) > MAX_ID_BYTES:
@@ -351,6 +431,28 @@ def _identify(entries: list[Entry], assignment: str, lms: str, report: CollectRe
         else:
             found.append(item)
     return found
+
+
+def _on_roster(item: Incoming, roster: ClassList, unlisted: set[str], report: CollectReport) -> None:
+    """Who the roster says the owner is: their names, email, and (Moodle) an id that holds across assignments."""
+    person = roster.by_canvas_id(item.lms_user_id) if item.lms == "canvas" else None
+    if item.lms == "moodle" and roster.lms == "moodle":
+        person = roster.by_name(item.full_name or "")
+        if person is not None:
+            item.student = roster_student_id(roster, person)
+            item.identity = f"roster:{item.student}"
+            item.lms_user_id = person.lms_user_id or None
+    if person is None:
+        if item.owner not in unlisted:
+            unlisted.add(item.owner)
+            report.warnings.append(f"{item.owner} ({item.full_name}) is not on the roster {roster.source.name}: "
+                                   f"imported as student {item.student}; check the roster is this class's")
+        if item.lms == "canvas":
+            item.names = {"first_name": "", "last_name": item.full_name}
+        return
+    item.full_name = person.full_name
+    item.names = {"first_name": person.first_name, "last_name": person.last_name}
+    item.email = person.email or None
 
 
 def _check_owners(items: list[Incoming], course: Course) -> None:
@@ -416,8 +518,8 @@ def _read(entry: Entry, target: Path | None) -> str | None:
 
 
 def collect(course: Course, assignment: str, source: Path, *, lms: str = "auto",
-            dry_run: bool = False) -> CollectReport:
-    """Import ``source`` (a folder or a .zip) as submissions of ``assignment``."""
+            dry_run: bool = False, roster: ClassList | None = None) -> CollectReport:
+    """Import ``source`` (a folder or a .zip) as submissions of ``assignment``, with the class's ``roster``."""
     notebooks = course.notebooks(assignment)
     source = Path(source)
     if not source.exists():
@@ -432,9 +534,11 @@ def collect(course: Course, assignment: str, source: Path, *, lms: str = "auto",
             entries = _zip_entries(archive, source, report)
         else:
             entries = _folder_entries(source, report)
-        if not entries and not report.skipped:
-            raise GraderError(f"no .ipynb files in {source}")
-        incoming = _identify(entries, assignment, lms, report)
+        if not any(entry.notebook for entry in entries) and not report.skipped:
+            others = ", ".join(_shown(entry.name) for entry in entries[:5]) + (", …" if len(entries) > 5 else "")
+            raise GraderError(f"no .ipynb files in {source}" + (f" (it holds {others})" if entries else "")
+                              + ": is it the download of this assignment's submissions?")
+        incoming = _identify(entries, assignment, lms, report, roster)
         _check_owners(incoming, course)
         _check_total(incoming, source)
         staging = None
@@ -443,13 +547,14 @@ def collect(course: Course, assignment: str, source: Path, *, lms: str = "auto",
             scratch.mkdir(parents=True, exist_ok=True)
             staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="collect-", dir=scratch)))
         per_student: dict[str, list[Incoming]] = {}
+        others: dict[str, list[Incoming]] = {}
         for number, item in enumerate(incoming):
-            item.staged = staging / f"{number}.ipynb" if staging else None
+            item.staged = staging / f"{number}.{'ipynb' if item.entry.notebook else 'file'}" if staging else None
             why = _read(item.entry, item.staged)
             if why:
                 report.skipped.append((_shown(item.entry.name), why))
             else:
-                per_student.setdefault(item.student, []).append(item)
+                (per_student if item.entry.notebook else others).setdefault(item.student, []).append(item)
         chosen: dict[tuple[str, str], Incoming] = {}
         for student, items in per_student.items():
             files = [(item.original_name, item.entry.timestamp, item) for item in items]
@@ -466,8 +571,14 @@ def collect(course: Course, assignment: str, source: Path, *, lms: str = "auto",
             if item.late:
                 note = (note + "; " if note else "") + "marked late by the LMS"
             report.imported.append(Imported(student, notebook, item.original_name, note))
+        with_notebooks = {student for student, _ in chosen}
+        for student, items in sorted(others.items()):
+            uploads = [item for item in items if Path(item.original_name).name not in NBGRADER_FILES]
+            report.not_notebooks += [(student, _shown(item.original_name)) for item in uploads]
+            if student not in with_notebooks and uploads:
+                report.wrong_type.append(student)
         if staging is not None:
-            _store(course, assignment, chosen, staging, report)
+            _store(course, assignment, chosen, others, staging, report)
     return report
 
 
@@ -477,13 +588,58 @@ def collect(course: Course, assignment: str, source: Path, *, lms: str = "auto",
 def _names(full_name: str) -> dict[str, str | None]:
     """The gradebook's first and last name of a full name; export joins them back with a space."""
     first, _, last = full_name.partition(" ")
-    return {"first_name": first, "last_name": last} if last else {"first_name": None, "last_name": first}
+    return {"first_name": first, "last_name": last} if last else {"first_name": "", "last_name": first}
 
 
-def _store(course: Course, assignment: str, chosen: dict[tuple[str, str], Incoming], staging: Path,
-           report: CollectReport) -> None:
+def _submission_time(items: list[Incoming], others: list[Incoming]) -> tuple[dt.datetime | None, str, str]:
+    """When the submission was made, as far as the download says: (time or None, how we know, late mark)."""
+    kinds = {item.lms for item in items + others}
+    if "canvas" in kinds:
+        marked = "Canvas" if any(item.late for item in items) else ""
+        return None, "none: Canvas's download carries no submission times, only its LATE mark", marked
+    stamp = next((item for item in others if Path(item.original_name).name == "timestamp.txt"), None)
+    if stamp is not None and stamp.staged is not None:
+        with contextlib.suppress(OSError, ValueError, OverflowError):
+            from nbgrader.utils import parse_utc
+
+            when = parse_utc(stamp.staged.read_text().strip()).replace(tzinfo=dt.timezone.utc)
+            return when, "the timestamp.txt nbgrader's exchange wrote", ""
+    if "moodle" in kinds and items:
+        return max(item.entry.timestamp for item in items), "the Moodle download's file times", ""
+    return None, "none: a folder's file times are when it was copied, not when it was submitted", ""
+
+
+def _secret(others: list[Incoming]) -> str:
+    """The submission_secret.txt nbgrader's exchange gave the submission (its student's fetch_feedback finds
+    their pages by it), else a new one."""
+    import secrets
+
+    given = next((item for item in others if Path(item.original_name).name == "submission_secret.txt"), None)
+    if given is not None and given.staged is not None:
+        text = given.staged.read_text(errors="replace").strip()
+        if re.fullmatch(r"[0-9a-fA-F]{8,128}", text):
+            return text
+    return secrets.token_hex(16)
+
+
+def _file_name(name: str, taken: set[str]) -> str:
+    """A safe name in the submission folder for a file that is not a notebook (never a notebook's or nbgrader's)."""
+    base = student_id(PurePosixPath(name).name) or "file"
+    if base.lower().endswith(".ipynb") or base in NBGRADER_FILES:
+        base = "uploaded-" + base
+    candidate, number = base, 1
+    while candidate.casefold() in taken:
+        number += 1
+        stem, dot, suffix = base.rpartition(".")
+        candidate = f"{stem} ({number}).{suffix}" if dot and stem else f"{base} ({number})"
+    taken.add(candidate.casefold())
+    return candidate
+
+
+def _store(course: Course, assignment: str, chosen: dict[tuple[str, str], Incoming],
+           others: dict[str, list[Incoming]], staging: Path, report: CollectReport) -> None:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    students: dict[str, dict[str, Incoming]] = {}
+    students: dict[str, dict[str, Incoming]] = {student: {} for student in others}
     for (student, notebook), item in sorted(chosen.items()):
         students.setdefault(student, {})[notebook] = item
     course.submitted.mkdir(parents=True, exist_ok=True)
@@ -491,13 +647,23 @@ def _store(course: Course, assignment: str, chosen: dict[tuple[str, str], Incomi
         for number, (student, items) in enumerate(sorted(students.items())):
             ready = staging / f"student-{number}"
             folder = course.submitted / student / assignment
+            extra = [item for item in others.get(student, []) if Path(item.original_name).name not in NBGRADER_FILES]
+            when, source, marked = _submission_time(list(items.values()), others.get(student, []))
+            kept: list[str] = []
             try:
                 ready.mkdir(mode=FOLDER_MODE)
                 for notebook, item in items.items():
                     os.rename(item.staged, ready / f"{notebook}.ipynb")
-                latest = max(item.entry.timestamp for item in items.values())
+                taken = {f"{notebook}.ipynb".casefold() for notebook in items} | NBGRADER_FILES
+                for item in extra:  # kept, never lost: the instructor sees what was uploaded instead
+                    kept.append(_file_name(item.original_name, taken))
+                    os.rename(item.staged, ready / kept[-1])
+                # nbgrader's tools (formgrader, release_feedback) expect both files in a submission folder.
+                # Where the download carries no time, timestamp.txt holds when it was collected.
                 with _new_file(ready / "timestamp.txt") as out:
-                    out.write(latest.strftime("%Y-%m-%d %H:%M:%S.%f %Z").encode())
+                    out.write((when or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M:%S.%f %Z").encode())
+                with _new_file(ready / "submission_secret.txt") as out:
+                    out.write(_secret(others.get(student, [])).encode())
                 with contextlib.suppress(FileExistsError):
                     folder.parent.mkdir(mode=FOLDER_MODE)
                 backup = None
@@ -518,13 +684,32 @@ def _store(course: Course, assignment: str, chosen: dict[tuple[str, str], Incomi
             except OSError as error:
                 raise GraderError(f"could not store {_shown(student)}'s submission ({error}); the students listed "
                                   "before were imported, the others were not: fix this and collect again") from error
+            Intake(student, assignment, next(iter([*items.values(), *others.get(student, [])])).lms,
+                   when.isoformat() if when else None, source, marked, kept).save(course)
             details: dict[str, str | None] = {}
-            first = next(iter(items.values()))
+            first = next(iter([*items.values(), *others.get(student, [])]))
             if first.lms_user_id:
                 details["lms_user_id"] = first.lms_user_id
-            if first.full_name:
+            if first.email:
+                details["email"] = first.email
+            if first.names is not None:
+                details.update(first.names)
+            elif first.full_name:
                 details.update(_names(first.full_name))
             gradebook.update_or_create_student(student, **details)
+            if first.lms == "moodle" and first.identity.startswith("moodle:"):
+                _warn_same_name(gradebook, student, details, report)
+
+
+def _warn_same_name(gradebook, student: str, details: dict, report: CollectReport) -> None:
+    """Moodle's participant ids differ per assignment: one full name under two ids is likely one person twice."""
+    name = (details.get("first_name"), details.get("last_name"))
+    others = [s.id for s in gradebook.students if s.id != student and (s.first_name, s.last_name) == name]
+    if others:
+        full = " ".join(filter(None, name))
+        report.warnings.append(f"{full} is student {student} here and {', '.join(others)} already: Moodle's "
+                               "participant ids differ per assignment, so this is probably one person twice. Collect "
+                               "with --roster (Moodle's participants export) to map people across assignments")
 
 
 def print_report(report: CollectReport, assignment: str, dry_run: bool, say=print) -> None:
@@ -535,5 +720,10 @@ def print_report(report: CollectReport, assignment: str, dry_run: bool, say=prin
             say(f"  {_shown(item.student)}/{item.notebook}.ipynb: {printable(item.note, newlines=False)}")
     if report.replaced:
         say(f"replaced earlier submissions of {len(report.replaced)} student(s) (kept in .grader/replaced/)")
+    for student, name in report.not_notebooks:
+        whose = "no notebook: " + WRONG_TYPE if student in report.wrong_type else "beside the notebook"
+        say(f"  {_shown(student)}: {name} is not a notebook, {'would be ' if dry_run else ''}kept, not graded ({whose})")
     for name, why in report.skipped:
         say(f"  skipped {_shown(name)}: {printable(why, newlines=False)}")
+    for warning in report.warnings:
+        say(f"warning: {printable(warning, newlines=False)}")

@@ -56,8 +56,28 @@ class Course:
         return self.root / "reports"
 
     @property
+    def state(self) -> Path:
+        """The grader's own files: results, intake records, the secret, replaced submissions."""
+        return self.root / ".grader"
+
+    def intake_path(self, assignment: str, student: str) -> Path:
+        """What collect learnt from the download about one submission (grader.collect.Intake)."""
+        return self.state / "submissions" / assignment / f"{student}.json"
+
+    @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.root / 'gradebook.db'}"
+        """The gradebook nbgrader's configuration names (``c.CourseDirectory.db_url``), as formgrader and
+        ``nbgrader`` use it: by default ``gradebook.db`` in the course; on a shared JupyterHub often PostgreSQL."""
+        configured = self.config.CourseDirectory.get("db_url")
+        return configured or f"sqlite:///{self.root / 'gradebook.db'}"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The gradebook's file when it is SQLite, else None (a database server keeps its own access rules)."""
+        url = self.db_url
+        if not url.startswith("sqlite:///"):
+            return None
+        return Path(url[len("sqlite:///"):])
 
     def assignments(self) -> list[str]:
         """The assignments of the course: the folders of ``source/``."""
@@ -93,14 +113,34 @@ class Course:
         return NbGraderAPI(coursedir=coursedir, config=self.config)
 
     def gradebook(self):
-        """nbgrader's gradebook, a file only the grader's user may read (it holds every student's grades)."""
+        """nbgrader's gradebook, where ``c.CourseDirectory.db_url`` puts it.
+
+        A SQLite gradebook is a file only the grader's user may read (it holds every student's grades).
+        """
         from nbgrader.api import Gradebook
 
-        path = self.root / "gradebook.db"
-        if not path.exists():
-            write_atomically(path, b"", private=True)  # SQLite keeps an existing file's mode (and gives its journal the same)
-        os.chmod(path, 0o600)
-        return Gradebook(self.db_url, course_id=self.config.CourseDirectory.get("course_id", ""))
+        path = self.sqlite_path
+        if path is not None:
+            if not path.exists():
+                write_atomically(path, b"", private=True)  # SQLite keeps an existing file's mode (and its journal's)
+            os.chmod(path, 0o600)
+        try:
+            return Gradebook(self.db_url, course_id=self.config.CourseDirectory.get("course_id", ""))
+        except Exception as error:
+            if path is not None:
+                raise
+            raise GraderError(f"cannot open the gradebook at {_without_password(self.db_url)} "
+                              f"(c.CourseDirectory.db_url in {CONFIG_FILE}): {error}") from error
+
+
+def _without_password(url: str) -> str:
+    """A database URL as it may be printed: ``postgresql://user:***@host/db``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "the configured database"
 
 
 def write_atomically(path: Path, data: bytes, *, private: bool = False) -> None:

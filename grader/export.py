@@ -13,7 +13,9 @@ A notebook that could not be graded is never written as 0.0:
   empty cells, problems printed.
 
 A missing notebook counts 0 (nothing was handed in) and is marked "missing" in
-the plain format's Notes.
+the plain format's Notes ("missing, wrong file type uploaded (answers.pdf)" when
+something else was). A late submission's score is after nbgrader's late penalty
+(``grader.deadlines``), and the Notes say how late and what was taken off.
 
 Names, ids and notes come from the LMS and from submissions. A spreadsheet would
 run one that starts like a formula (``=HYPERLINK(...)``), so every text cell goes
@@ -27,7 +29,9 @@ import io
 from dataclasses import dataclass, field
 
 from grader.autograde import UNGRADABLE, SubmissionRecord, record_path
+from grader.collect import WRONG_TYPE
 from grader.course import Course
+from grader.roster import ClassList, lms_columns
 from grader.text import printable
 
 #: A cell starting with one of these is a formula to Excel, LibreOffice or Google Sheets.
@@ -47,6 +51,7 @@ class Row:
     lms_id: str = ""
     scores: dict[str, float | None] = field(default_factory=dict)  # column → score, None = not graded
     notes: list[str] = field(default_factory=list)
+    email: str = ""
 
     @property
     def total(self) -> float:
@@ -62,7 +67,7 @@ def gather(course: Course, assignments: list[str] | None) -> tuple[list[str], di
     with course.gradebook() as gradebook:
         for student in gradebook.students:
             rows[student.id] = Row(student.id, " ".join(filter(None, [student.first_name, student.last_name])),
-                                   student.lms_user_id or "")
+                                   student.lms_user_id or "", email=student.email or "")
         many = {a: len(course.notebooks(a)) > 1 for a in selected}
         for assignment in selected:
             try:
@@ -82,9 +87,14 @@ def gather(course: Course, assignments: list[str] | None) -> tuple[list[str], di
                         row.scores[column] = None
                         row.notes.append(f"{column}: not graded ({outcome.status}: {outcome.detail})")
                         continue
-                    row.scores[column] = float(submitted.score)
+                    late_penalty = float(submitted.late_submission_penalty or 0.0)
+                    row.scores[column] = float(submitted.score) - late_penalty
+                    if record is not None and record.late:
+                        row.notes.append(f"{column}: {record.late}" + (f", late penalty {late_penalty:g}"
+                                                                        if late_penalty else ""))
                     if outcome is not None and outcome.status == "missing":
-                        row.notes.append(f"{column}: missing")
+                        wrong = outcome.detail.startswith(WRONG_TYPE)
+                        row.notes.append(f"{column}: {outcome.detail if wrong else 'missing'}")
                     elif outcome is not None and outcome.status != "graded":
                         row.notes.append(f"{column}: {outcome.status}")
                     if submitted.flagged:
@@ -92,12 +102,14 @@ def gather(course: Course, assignments: list[str] | None) -> tuple[list[str], di
     return columns, maximum, [rows[key] for key in sorted(rows) if rows[key].scores]
 
 
-def export(course: Course, assignments: list[str] | None, fmt: str = "plain") -> tuple[str, list[str]]:
+def export(course: Course, assignments: list[str] | None, fmt: str = "plain",
+           roster: ClassList | None = None) -> tuple[str, list[str]]:
     """The CSV text, and the problems an instructor must look at."""
     columns, maximum, rows = gather(course, assignments)
     out = io.StringIO()
     writer = csv.writer(out)
     problems = [f"{row.student}: {note}" for row in rows for note in row.notes if "not graded" in note]
+    headers = lms_columns(course, roster) if fmt != "plain" else {}
 
     def cell(row: Row, column: str, mark: bool) -> str:
         if column not in row.scores:
@@ -107,8 +119,10 @@ def export(course: Course, assignments: list[str] | None, fmt: str = "plain") ->
             return "not graded" if mark else ""
         return f"{score:g}"
 
-    header = [spreadsheet_text(column) for column in columns]
+    header = [spreadsheet_text(headers.get(column, column)) for column in columns]
     if fmt == "canvas":
+        problems += [f"{row.student}: no Canvas user id, so Canvas's import cannot match this row (collect it from "
+                     "a Canvas download)" for row in rows if not row.lms_id]
         writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *header])
         writer.writerow(["Points Possible", "", "", "", "", *[f"{maximum[c]:g}" for c in columns]])
         for row in rows:
@@ -118,10 +132,18 @@ def export(course: Course, assignments: list[str] | None, fmt: str = "plain") ->
             login = "" if student == lms_id else student
             writer.writerow([name or student, lms_id, "", login, "", *[cell(row, c, False) for c in columns]])
     elif fmt == "moodle":
-        writer.writerow(["Username", "ID number", "Full name", *header, "Total"])
+        # Moodle's "Import grades from CSV" maps a column to the user's email, ID number, username or user id;
+        # a download gives none of them (its participant ids are per assignment): the roster does.
+        problems += [f"{row.student}: no email address, so Moodle's import cannot match this row (collect with "
+                     "--roster, Moodle's participants export)" for row in rows if not row.email]
+        writer.writerow(["Email address", "ID number", "Full name", "Student id", *header, "Total"])
         for row in rows:
             name, student, lms_id = _people(row)
-            writer.writerow([student, lms_id, name, *[cell(row, c, False) for c in columns], f"{row.total:g}"])
+            # Without the roster the gradebook's LMS id is a Moodle download's participant id, which is not
+            # the user's ID number and could match someone else's: only the roster's is written.
+            lms_id = lms_id if row.email else ""
+            writer.writerow([spreadsheet_text(row.email), lms_id, name, student,
+                             *[cell(row, c, False) for c in columns], f"{row.total:g}"])
     else:
         writer.writerow(["student", "name", "lms_id", *header, "total", "max", "notes"])
         for row in rows:

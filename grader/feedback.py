@@ -10,7 +10,10 @@ not be graded (missing, unreadable) gets a short page that says why.
 
 The pages are inert, because the instructor opens what students wrote: see
 :class:`InertHTMLExporter`. Nothing in a page can run a script, load anything
-from elsewhere, or add elements of its own.
+from elsewhere, or add elements of its own. So mathematics is not typeset by
+MathJax: Markdown's TeX is converted to MathML when the page is built
+(:class:`MathAsMathML`), which browsers render themselves. The contents list
+names each test by its grading id, not "Test cell".
 
 Students are converted in parallel, one process per core; a student whose
 grades have not changed since their pages were written is skipped; and a
@@ -18,6 +21,7 @@ student whose pages cannot be made is reported while the others go on.
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import html
@@ -58,7 +62,7 @@ STATUS_TEXT = {
 }
 
 
-#: Nothing runs and nothing is fetched: no script at all (so no MathJax: math shows as its TeX), only the
+#: Nothing runs and nothing is fetched: no script at all (so no MathJax: math is MathML, built in), only the
 #: page's own inline styles, and only images embedded in the page (figures are data: URLs).
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; "
                            "img-src data:; font-src data:; base-uri 'none'; form-action 'none'")
@@ -97,7 +101,45 @@ class InertHTMLExporter(HTMLExporter):
 
     def from_notebook_node(self, nb, resources=None, **kw):
         output, resources = super().from_notebook_node(nb, resources, **kw)
-        return inert(output), resources
+        return inert(_name_tests(output)), resources
+
+
+def _name_tests(page: str) -> str:
+    """The page's contents list each test by its exercise's name, not as "Test cell" ten times."""
+    return re.sub(r'(<a href="#([^"<>]*)">)Test cell(</a>)',
+                  lambda m: f"{m.group(1)}{html.escape(html.unescape(m.group(2)))}{m.group(3)}", page)
+
+
+#: TeX in Markdown: $$…$$ and \[…\] (display), $…$ and \(…\) (inline); code (Markdown's, or HTML's <code>
+#: and <pre>, as graded notebooks hold students' Markdown) is left alone.
+_CODE = re.compile(r"(```.*?```|~~~.*?~~~|`[^`\n]*`|<code\b.*?</code>|<pre\b.*?</pre>)", re.S | re.I)
+_MATH = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|(?<![\\$])\$(?!\s)([^$\n]+?)(?<!\s)\$(?!\d)|\\\((.+?)\\\)", re.S)
+
+
+def math_as_mathml(markdown: str) -> str:
+    """The Markdown with its TeX replaced by MathML, which a browser renders with no script (so with the
+    page's policy); TeX that cannot be converted is left as it was."""
+    from latex2mathml.converter import convert
+
+    def mathml(match: re.Match) -> str:
+        display, display2, inline, inline2 = match.groups()
+        tex = display or display2 or inline or inline2
+        try:
+            return convert(tex.strip(), display="block" if (display or display2) else "inline")
+        except Exception:  # latex2mathml raises assorted errors on TeX it does not know
+            return match.group(0)
+
+    parts = _CODE.split(markdown)
+    return "".join(part if index % 2 else _MATH.sub(mathml, part) for index, part in enumerate(parts))
+
+
+class MathAsMathML(NbGraderPreprocessor):
+    """Every Markdown cell's mathematics as MathML (see :func:`math_as_mathml`)."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "markdown":
+            cell.source = math_as_mathml(cell.source)
+        return cell, resources
 
 
 class ShowHiddenTestsAsNote(NbGraderPreprocessor):
@@ -232,7 +274,9 @@ def _is_current(course: Course, assignment: str, record: Path) -> bool:
     them again next time.
     """
     stamp = _stamp(course, assignment, record.stem)
-    return stamp.exists() and stamp.read_text() == _digest(course, assignment, record.stem)
+    pages = course.feedback / record.stem / assignment
+    return (stamp.exists() and stamp.read_text() == _digest(course, assignment, record.stem)
+            and (pages / "timestamp.txt").exists())  # pages from before release_feedback was supported
 
 
 @functools.lru_cache(maxsize=None)
@@ -267,10 +311,33 @@ def _feedback_for(root: str, assignment: str, student: str) -> tuple[int, str | 
             if not (course.autograded / student / assignment / f"{notebook}.ipynb").exists():
                 write_atomically(target, _page(student, assignment, notebook, outcome).encode())
             written += 1
+        _exchange_files(course, assignment, student)
         write_atomically(_stamp(course, assignment, student), _digest(course, assignment, student).encode())
     except Exception as error:
         return written, f"{type(error).__name__}: {error}"
     return written, None
+
+
+def _exchange_files(course: Course, assignment: str, student: str) -> None:
+    """What nbgrader's ``release_feedback`` reads beside the pages: the submission's timestamp.txt and
+    submission_secret.txt (which names the page in the exchange so only that student's ``fetch_feedback``
+    finds it). A submission that came without a secret (copied by hand) gets a new one: its pages are
+    released, and no one can fetch them through the exchange, since no one submitted it there."""
+    import secrets
+
+    submitted = course.submitted / student / assignment
+    for name in ("timestamp.txt", "submission_secret.txt"):
+        source, target = submitted / name, course.feedback / student / assignment / name
+        if source.is_file() and not source.is_symlink():
+            data = source.read_bytes()
+        elif target.exists():
+            continue  # made for this submission before: a new secret would rename released pages
+        elif name == "timestamp.txt":
+            data = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f %Z").encode()
+        else:
+            data = secrets.token_hex(16).encode()
+        if not target.exists() or target.read_bytes() != data:
+            write_atomically(target, data)
 
 
 def _feedback_config(course: Course):
@@ -279,7 +346,8 @@ def _feedback_config(course: Course):
     config = Config(course.config)
     config.GenerateFeedback.exporter_class = InertHTMLExporter
     config.GenerateFeedback.preprocessors = [ShowHiddenTestsAsNote, "nbgrader.preprocessors.GetGrades",
-                                             "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor", GradingStatus]
+                                             "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor", GradingStatus,
+                                             MathAsMathML]
     config.GradingStatus.course_root = str(course.root)
     config.ClearHiddenTests.enforce_metadata = False
     return config

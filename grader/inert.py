@@ -15,9 +15,21 @@ import re
 import nh3
 import nbformat
 
+#: MathML Core's presentation elements, which browsers render without any script: feedback pages' mathematics,
+#: converted from TeX when the page is built (grader.feedback.MathAsMathML). Not semantics, annotation(-xml)
+#: or maction, which can carry other markup, and no href on any of them.
+_MATHML = {"math", "mi", "mn", "mo", "ms", "mtext", "mspace", "mrow", "mfrac", "msqrt", "mroot", "msub", "msup",
+           "msubsup", "munder", "mover", "munderover", "mtable", "mtr", "mtd", "mstyle", "mpadded", "mphantom",
+           "menclose", "mmultiscripts", "mprescripts", "none"}
+_MATHML_ATTRIBUTES = {"display", "mathvariant", "stretchy", "fence", "separator", "lspace", "rspace", "accent",
+                      "accentunder", "columnalign", "rowalign", "columnspacing", "rowspacing", "width", "height",
+                      "depth", "linethickness", "displaystyle", "scriptlevel", "movablelimits", "largeop",
+                      "symmetric", "minsize", "maxsize", "notation", "form", "columnlines", "rowlines", "frame"}
 #: What a page's body may hold: nh3's (ammonia's) tags and attributes, plus the classes, ids and
-#: named anchors nbconvert's and nbgrader's templates lay the page out with.
-_ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, "*": {"class", "id"}, "a": {"href", "hreflang", "name"}}
+#: named anchors nbconvert's and nbgrader's templates lay the page out with, and MathML.
+_TAGS = nh3.ALLOWED_TAGS | _MATHML
+_ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, "*": {"class", "id"}, "a": {"href", "hreflang", "name"},
+               **{tag: _MATHML_ATTRIBUTES for tag in _MATHML}}
 
 
 def _attribute(tag: str, attribute: str, value: str) -> str | None:
@@ -32,7 +44,7 @@ def _attribute(tag: str, attribute: str, value: str) -> str | None:
 def clean_html(html: str) -> str:
     """HTML (or Markdown, which may hold HTML) with only what cannot run or fetch: text, layout, tables,
     embedded images; no script, style, event handler, form, frame, or link or image from elsewhere."""
-    return nh3.clean(html, attributes=_ATTRIBUTES, url_schemes=nh3.ALLOWED_URL_SCHEMES | {"data"},
+    return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes=nh3.ALLOWED_URL_SCHEMES | {"data"},
                      attribute_filter=_attribute)
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from grader.course import Course
+from grader.course import Course, write_atomically
+from grader.deadlines import CourseDeadlines
 from grader.errors import GraderError
 from grader.notebooks import read_notebook, run_plain
 from grader.plan import demo_cell_problems, plan_notebook, test_sources
@@ -32,13 +33,65 @@ class NotebookCheck:
 
 
 def generate(course: Course, assignment: str) -> None:
-    """Run nbgrader's generate_assignment for one assignment (overwriting the old student version)."""
+    """Run nbgrader's generate_assignment for one assignment (overwriting the old student version).
+
+    The locked cells of the version it replaces, and of the new one, are remembered
+    (:func:`released_checksums`): students who started from either did not edit them.
+    """
+    for notebook in course.notebooks(assignment):
+        released_checksums(course, assignment, notebook)
     result = course.api().generate_assignment(assignment, force=True, create=True)
     if not result.get("success"):
         raise GraderError(
             f"nbgrader could not generate the student version of {assignment}:\n"
             f"{result.get('error') or ''}\n{result.get('log') or ''}".strip()
         )
+    for notebook in course.notebooks(assignment):
+        released_checksums(course, assignment, notebook)
+
+
+def unreleased_test_changes(course: Course, assignment: str, released: dict[tuple[str, str], list[tuple[str, str]]]
+                            ) -> list[str]:
+    """"notebook/grade id" of every test whose code in ``source/`` differs from the released one (``released``:
+    the gradebook's, as autograde reads them), so an instructor who fixed a test and forgot to release hears it."""
+    changed = []
+    for notebook in course.notebooks(assignment):
+        path = course.source / assignment / f"{notebook}.ipynb"
+        try:
+            now = dict(test_sources(read_notebook(path).cells))
+        except GraderError:
+            continue  # release reports a broken source
+        before = dict(released.get((assignment, notebook), []))
+        changed += [f"{notebook}/{grade_id}" for grade_id in sorted(now.keys() | before.keys())
+                    if now.get(grade_id) != before.get(grade_id)]
+    return changed
+
+
+def released_checksums(course: Course, assignment: str, notebook: str) -> dict[str, set[str]]:
+    """grade id → nbgrader's checksum of every version of that locked cell released so far.
+
+    Read from ``release/`` and kept in ``.grader/released/`` (so a test fixed and released
+    again still knows the version students started from); this call adds the current one.
+    """
+    import json
+
+    from nbgrader import utils
+
+    history_path = course.state / "released" / assignment / f"{notebook}.json"
+    try:
+        history = {key: set(values) for key, values in json.loads(history_path.read_text()).items()}
+    except (OSError, ValueError, AttributeError):
+        history = {}
+    path = course.release / assignment / f"{notebook}.ipynb"
+    known = {key: set(values) for key, values in history.items()}
+    if path.exists():
+        for cell in read_notebook(path).cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if meta.get("grade_id") and meta.get("locked"):
+                history.setdefault(meta["grade_id"], set()).add(utils.compute_checksum(cell))
+    if history != known:
+        write_atomically(history_path, json.dumps({k: sorted(v) for k, v in sorted(history.items())}, indent=1).encode())
+    return history
 
 
 def verify(course: Course, assignment: str, notebook: str) -> NotebookCheck:
@@ -74,10 +127,16 @@ def release(course: Course, assignments: list[str] | None, *, generate_versions:
             check: bool = True, report: Callable[[str], None] = print) -> list[NotebookCheck]:
     """Generate and check student versions; raise GraderError listing every problem found."""
     results = []
+    deadlines = CourseDeadlines(course.config)  # a mistyped due date stops release before anything is made
     for assignment in course.select(assignments):
         if generate_versions:
             generate(course, assignment)
             report(f"generated {Path('release') / assignment}")
+            due = deadlines.due.get(assignment)
+            if due is not None:  # in the gradebook from the start: formgrader shows it
+                with course.gradebook() as gradebook:
+                    deadlines.sync_assignment(gradebook, assignment, report)
+                report(f"due {due:%Y-%m-%d %H:%M} UTC (c.Deadlines.due)")
         if not check:
             continue
         for notebook in course.notebooks(assignment):

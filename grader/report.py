@@ -1,8 +1,10 @@
 """``report``: how the class did, exercise by exercise, so an instructor sees where it struggles.
 
-For each assignment: the pass rate of every test cell (from the gradebook), a
-histogram of notebook scores, the statuses of the grading run and the submissions
-flagged for review. Written to ``reports/<assignment>.md`` with two figures
+For each assignment: the pass rate of every test cell (from the gradebook), how
+many got it wrong and how many did not attempt it, the most common diagnosed
+mistakes with their share of the class (``grader.diagnose``), a histogram of
+notebook scores (after late penalties), the statuses of the grading run, the
+missing and late students, and the submissions flagged for review. Written to ``reports/<assignment>.md`` with two figures
 (``<assignment>-exercises.png``, ``<assignment>-scores.png``), and printed.
 
 Student ids, flags and the like come from submissions: each goes in as text
@@ -15,18 +17,25 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.autograde import SubmissionRecord
+from grader.autograde import SubmissionRecord, record_path
+from grader.diagnose import NOT_ATTEMPTED
+from grader.roster import ClassList, roster_student_id
 from grader.course import Course
 from grader.text import markdown_text
 
-#: What makes inline Markdown (CommonMark, GitHub's tables and autolinks, nbconvert's math) more than text.
 @dataclass
 class ExerciseStats:
     grade_id: str
     notebook: str
     points: float
-    attempts: int = 0
+    attempts: int = 0  # graded notebooks (whether or not the student tried this exercise)
     passed: int = 0
+    not_attempted: int = 0
+    mistakes: Counter = field(default_factory=Counter)  # grader.diagnose.diagnosis() of failed attempts
+
+    @property
+    def wrong(self) -> int:
+        return self.attempts - self.passed - self.not_attempted
 
     @property
     def rate(self) -> float:
@@ -41,12 +50,18 @@ class AssignmentReport:
     max_score: float = 0.0
     statuses: Counter = field(default_factory=Counter)
     flagged: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    missing: list[tuple[str, str, str]] = field(default_factory=list)  # (student, notebook, why)
+    late: dict[str, str] = field(default_factory=dict)  # student → "late by 2 h, late penalty 5"
 
 
-def build(course: Course, assignment: str) -> AssignmentReport:
+def build(course: Course, assignment: str, roster: ClassList | None = None) -> AssignmentReport:
     report = AssignmentReport(assignment)
-    records = {p.stem: SubmissionRecord.load(p) for p in (course.root / ".grader" / "results" / assignment).glob("*.json")}
+    records = {p.stem: SubmissionRecord.load(p) for p in record_path(course, assignment, "*").parent.glob("*.json")}
     with course.gradebook() as gradebook:
+        for person in roster.people if roster else []:  # on the class list, nothing handed in at all
+            student = roster_student_id(roster, person)
+            if student not in records and not (course.submitted / student / assignment).exists():
+                report.missing.append((f"{student} ({person.full_name})", "—", "no submission"))
         for notebook in gradebook.find_assignment(assignment).notebooks:
             solutions = {cell.name for cell in notebook.solution_cells}
             order = {cell.name: index for index, cell in enumerate(notebook.source_cells)}
@@ -62,13 +77,26 @@ def build(course: Course, assignment: str) -> AssignmentReport:
                 report.statuses[outcome.status] += 1
                 if outcome.flags:
                     report.flagged.append((submitted.student.id, notebook.name, outcome.flags))
+                if outcome.status == "missing":
+                    report.missing.append((submitted.student.id, notebook.name, outcome.detail))
+                late_penalty = float(submitted.late_submission_penalty or 0.0)
+                if record.late:
+                    report.late[submitted.student.id] = record.late + (
+                        f", late penalty {late_penalty:g}" if late_penalty else "")
                 if outcome.status in ("missing", "invalid", "error"):
                     continue
-                report.scores.append(float(submitted.score))
+                report.scores.append(float(submitted.score) - late_penalty)
                 for grade in submitted.grades:
                     if grade.name in stats:
-                        stats[grade.name].attempts += 1
-                        stats[grade.name].passed += int(grade.score is not None and grade.score >= grade.max_score)
+                        exercise = stats[grade.name]
+                        exercise.attempts += 1
+                        passed = grade.score is not None and grade.score >= grade.max_score
+                        exercise.passed += int(passed)
+                        found = outcome.diagnoses.get(grade.name)
+                        if not passed and found == NOT_ATTEMPTED:
+                            exercise.not_attempted += 1
+                        elif not passed and found:
+                            exercise.mistakes[found] += 1
             report.exercises.extend(stats.values())
     return report
 
@@ -76,13 +104,27 @@ def build(course: Course, assignment: str) -> AssignmentReport:
 def text(report: AssignmentReport) -> str:
     lines = [f"# {markdown_text(report.assignment)}", ""]
     if not report.scores:
-        return "\n".join(lines + ["No graded submissions yet."])
-    mean = sum(report.scores) / len(report.scores)
-    lines += [f"{len(report.scores)} graded notebook(s); mean score {mean:.2f} / {report.max_score:g}.", "",
-              "| exercise | points | passed | pass rate |", "|---|---:|---:|---:|"]
-    for stats in sorted(report.exercises, key=lambda s: s.rate):
-        lines.append(f"| {markdown_text(stats.grade_id)} | {stats.points:g} | {stats.passed}/{stats.attempts} | {100 * stats.rate:.0f}% |")
-    lines += ["", "Grading: " + ", ".join(f"{markdown_text(status)} {count}" for status, count in sorted(report.statuses.items()))]
+        lines.append("No graded submissions yet.")  # the missing and late are still listed
+    else:
+        mean = sum(report.scores) / len(report.scores)
+        lines += [f"{len(report.scores)} graded notebook(s); mean score {mean:.2f} / {report.max_score:g}.", "",
+                  "| exercise | points | passed | pass rate | wrong | not attempted | most common mistakes |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
+        for stats in sorted(report.exercises, key=lambda s: s.rate):
+            common = "; ".join(f"{markdown_text(mistake)} ({100 * count / stats.attempts:.0f}%)"
+                               for mistake, count in stats.mistakes.most_common(3))
+            lines.append(f"| {markdown_text(stats.grade_id)} | {stats.points:g} | {stats.passed}/{stats.attempts} | "
+                         f"{100 * stats.rate:.0f}% | {stats.wrong} | {stats.not_attempted} | {common} |")
+    if report.statuses:
+        lines += ["", "Grading: " + ", ".join(f"{markdown_text(status)} {count}"
+                                              for status, count in sorted(report.statuses.items()))]
+    if report.missing:
+        lines += ["", "Missing:"]
+        lines += [f"- {markdown_text(student)} / {markdown_text(notebook)}: {markdown_text(why)}"
+                  for student, notebook, why in sorted(report.missing)]
+    if report.late:
+        lines += ["", "Late:"]
+        lines += [f"- {markdown_text(student)}: {markdown_text(late)}" for student, late in sorted(report.late.items())]
     if report.flagged:
         lines += ["", "Flagged for review:"]
         for student, notebook, flags in report.flagged:
@@ -123,10 +165,10 @@ def figures(report: AssignmentReport, folder: Path) -> list[Path]:
     return paths
 
 
-def report(course: Course, assignments: list[str] | None, say=print) -> list[Path]:
+def report(course: Course, assignments: list[str] | None, say=print, roster: ClassList | None = None) -> list[Path]:
     written = []
     for assignment in course.select(assignments):
-        built = build(course, assignment)
+        built = build(course, assignment, roster)
         body = text(built)
         say(body)
         say("")

@@ -22,6 +22,8 @@ def test_top_level_help_lists_the_workflow():
     assert result.returncode == 0
     for command in COMMANDS:
         assert command in result.stdout
+    assert "Every subcommand takes --course DIR" in result.stdout
+    assert ":func:" not in result.stdout and "``" not in result.stdout  # no developer markup
 
 
 def test_not_a_course_directory(tmp_path, capsys):

@@ -34,13 +34,13 @@ def _gradebook_scores(course):
 def test_whole_class_through_the_command_line(course_dir, tmp_path, capsys):
     download = tmp_path / "download"
     expected = write_class(course_dir, download)
-    # The "nothing" student handed in a text file only: a notebook is missing from their submission.
+    # The "nothing" student handed in a text file only: it is kept, and the notebook is missing.
     assert main(["collect", "--course", str(course_dir), "ps1", str(download)]) == 0
     out = capsys.readouterr().out
     assert "renamed from 'Copy of ps1 (1).ipynb'" in out
-    assert "skipped" not in out.split("imported")[0]
-    (course_dir / "submitted" / "nothing" / "ps1").mkdir(parents=True)
-    (course_dir / "submitted" / "nothing" / "ps1" / "notes.txt").write_text("no notebook")
+    assert "skipped" not in out
+    assert "nothing: notes.txt is not a notebook, kept, not graded (no notebook: missing, wrong file type" in out
+    assert (course_dir / "submitted" / "nothing" / "ps1" / "notes.txt").is_file()
 
     assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress"]) == 0
     summary = capsys.readouterr().out

@@ -51,3 +51,53 @@ def test_missing_graphviz_gets_instructions_not_a_failure(monkeypatch, capsys):
     manage.ensure_graphviz()
     out = capsys.readouterr().out
     assert "apt-get install graphviz" in out and "brew install graphviz" in out
+
+
+def _cell(key: str, source: str, **nbgrader) -> dict:
+    meta = {"nbgrader": {"grade_id": key, **nbgrader}} if nbgrader else {}
+    return {"id": key, "cell_type": "code", "source": source, "metadata": meta, "outputs": [], "execution_count": None}
+
+
+def _notebook(*cells: dict) -> dict:
+    return {"cells": list(cells), "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_a_corrected_release_reaches_a_learner_who_started_without_losing_their_answers(tmp_path, monkeypatch):
+    import json
+
+    old = _notebook(_cell("intro", "# Intro", locked=True), _cell("grad", "# YOUR CODE HERE", solution=True),
+                    _cell("test-grad", "assert grad(3) == 6", grade=True, locked=True))
+    mine = json.loads(json.dumps(old))
+    mine["cells"][1]["source"] = "def grad(x):\n    return 2 * x"
+    mine["cells"].insert(2, _cell("scratch", "grad(1.5)  # trying it"))
+    new = json.loads(json.dumps(old))
+    new["cells"][2]["source"] = "assert grad(-1.5) == -3"  # the course fixed its test
+    new["cells"].insert(1, _cell("hint", "Hint: the power rule", locked=True))
+    release = tmp_path / "release" / "01-tensors"
+    release.mkdir(parents=True)
+    (release / "01-tensors.ipynb").write_text(json.dumps(new))
+    copy = tmp_path / "workspace" / "01-tensors" / "01-tensors.ipynb"
+    copy.parent.mkdir(parents=True)
+    copy.write_text(json.dumps(mine))
+    monkeypatch.setattr(manage, "STUDENT_NOTEBOOKS", tmp_path / "release")
+    monkeypatch.setattr(manage, "WORKSPACE", tmp_path / "workspace")
+    manage.copy_student_notebooks()
+    merged = json.loads(copy.read_text())
+    assert [(c["id"], c["source"]) for c in merged["cells"]] == [
+        ("intro", "# Intro"), ("hint", "Hint: the power rule"), ("grad", "def grad(x):\n    return 2 * x"),
+        ("scratch", "grad(1.5)  # trying it"), ("test-grad", "assert grad(-1.5) == -3")]
+    backups = list((tmp_path / "workspace" / ".before-update").rglob("*"))
+    assert [json.loads(b.read_text()) for b in backups if b.is_file()] == [mine]
+    manage.copy_student_notebooks()  # nothing changed since: nothing written
+    assert len([b for b in (tmp_path / "workspace" / ".before-update").rglob("*") if b.is_file()]) == 1
+    copy.write_text("{not json")
+    manage.copy_student_notebooks()
+    assert copy.read_text() == "{not json"
+
+
+def test_postgres_is_installed_for_its_test_or_its_absence_said(monkeypatch, capsys):
+    monkeypatch.setattr(manage.shutil, "which", lambda name: None)
+    monkeypatch.setattr("glob.glob", lambda pattern: [])
+    monkeypatch.setattr(manage, "apt_install", lambda packages, why: False)
+    manage.ensure_postgres()
+    assert "PostgreSQL is not installed: the PostgreSQL gradebook test will be skipped" in capsys.readouterr().out

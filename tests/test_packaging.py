@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _pyproject_pins() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pins = {}
-    for extra in ("course", "test", "dask"):
+    for extra in ("course", "test", "dask", "postgres"):
         for requirement in project["optional-dependencies"][extra]:
             name, version = requirement.split("==")
             pins[name.lower()] = version

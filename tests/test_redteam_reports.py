@@ -40,7 +40,13 @@ def payload(base: str) -> str:
             f"<meta http-equiv=\"refresh\" content=\"0;url={base}/refresh\"><base href=\"{base}/base/\">"
             f"<style>body {{ background: url({base}/css) }}</style>"
             f"<form action=\"{base}/form\"><input name=q></form>"
-            f"<link rel=stylesheet href=\"{base}/link\">")
+            f"<link rel=stylesheet href=\"{base}/link\">"
+            # MathML, which feedback pages keep: links, actions and embedded HTML through it.
+            f"<math href=\"javascript:window.__pwned = 'mathml-href'\"><mi>x</mi></math>"
+            f"<math><maction actiontype=\"statusline\"><mi>y</mi><mtext>javascript:</mtext></maction></math>"
+            f"<math><semantics><mi>z</mi><annotation-xml encoding=\"text/html\"><img src=\"{base}/mathml-img\" "
+            f"onerror=\"window.__pwned = 'annotation'\"></annotation-xml></semantics></math>"
+            f"<math><mtext><img src=\"{base}/mtext-img\"></mtext><mglyph src=\"{base}/mglyph\"></mglyph></math>")
 
 
 class _Elements(html.parser.HTMLParser):
@@ -326,7 +332,7 @@ def test_export_writes_formulas_as_text(course_dir, fmt):
               "-2+3": ("\r=1", "+1+1"), "@x": ("\tx", "-5")}
     with course.gradebook() as gradebook:
         for student, (name, lms_id) in people.items():
-            gradebook.update_or_create_student(student, first_name=name, lms_user_id=lms_id)
+            gradebook.update_or_create_student(student, first_name=name, lms_user_id=lms_id, email=lms_id)
             gradebook.add_submission("ps1", student)
     text, _ = export(course, None, fmt)
     cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
@@ -377,14 +383,14 @@ def test_a_report_shows_what_submissions_chose_as_text():
     parser.feed(rendered)
     tags = [tag for tag, _, _ in parser.elements]
     assert not {"script", "img", "a", "code", "strong", "em", "del"} & set(tags), rendered
-    assert tags.count("tr") == 2 and tags.count("td") == 4, "one row of four cells: the | did not split it"
+    assert tags.count("tr") == 2 and tags.count("td") == 7, "one row of seven cells: the | did not split it"
     assert "&lt;script&gt;" in rendered and "![](http://127.0.0.1:9/x.png)" in rendered  # shown, as text
 
 
 def test_report_prints_and_writes_no_escape_codes(course_dir, monkeypatch, capsys):
     import grader.report as report_module
 
-    monkeypatch.setattr(report_module, "build", lambda course, assignment: _report())
+    monkeypatch.setattr(report_module, "build", lambda course, assignment, roster=None: _report())
     assert main(["report", "--course", str(course_dir)]) == 0
     out = capsys.readouterr().out
     written = (course_dir / "reports" / "ps1.md").read_text()
@@ -407,7 +413,7 @@ def test_autograde_summary_prints_no_escape_codes(course_dir, monkeypatch, capsy
 def test_export_problems_print_no_escape_codes(course_dir, tmp_path, monkeypatch, capsys):
     import grader.export as export_module
 
-    monkeypatch.setattr(export_module, "export", lambda course, assignments, fmt: (
+    monkeypatch.setattr(export_module, "export", lambda course, assignments, fmt, roster=None: (
         "student\n", ["student" + ESCAPES + ": ps1: not graded (invalid: " + ESCAPES + ")"]))
     assert main(["export", "--course", str(course_dir), "-o", str(tmp_path / "grades.csv")]) == 0
     error = capsys.readouterr().err
