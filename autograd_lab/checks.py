@@ -42,7 +42,7 @@ from autograd_lab.observed import Observed, from_json, observe
 from autograd_lab.probes import AuthoringError, decode, encode, run_probe
 
 __all__ = [
-    "close", "equal", "tensor", "function", "gradient", "backward", "graph", "random_graph", "chain",
+    "close", "equal", "tensor", "function", "steps", "unchanged", "gradient", "backward", "graph", "random_graph", "chain",
     "describe_graph", "raises", "rng",
     "CheckFailed", "AuthoringError", "plan_cell", "judge_cell", "PlannedCheck",
 ]
@@ -144,6 +144,18 @@ def steps(fn: Callable, expected: Sequence[Sequence], inputs: Sequence, *, what:
         kwargs={"steps": count},
         judge=lambda got, w: compare.compare_steps(got, expected_record, what=w, inputs=labels, steps=count,
                                                    rtol=rtol, atol=atol),
+    ))
+
+
+def unchanged(fn: Callable, inputs: Sequence, *, what: str | None = None) -> None:
+    """``fn(*args)`` leaves its arguments as they were (no array or list of the caller's is changed)."""
+    __tracebackhide__ = True
+    cases = [_as_args(args) for args in inputs]
+    expected = Observed("sequence", type="calls", items=[observe(args) for args in cases])
+    labels = [_render_args(args) for args in cases]
+    _submit(_Check(
+        what=what or _argument_text("your function"), probe="unchanged", target=fn, data=[cases],
+        judge=lambda got, w: compare.compare_unchanged(got, expected, what=w, inputs=labels),
     ))
 
 

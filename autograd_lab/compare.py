@@ -551,10 +551,8 @@ def compare_calls(got: Observed, expected: Observed, *, what: str, inputs: list[
             g, e, what=label, rtol=rtol, atol=atol, role="result")
         if verdict.passed and "second" in evidence and not _close(evidence["second"], g, rtol, atol, exact):
             verdict = _second_call_differs(label, evidence, e, rtol, atol, exact)
-        elif not verdict.passed and g.kind != "exception" and "reset" in evidence and _close(evidence["reset"], e, rtol, atol, exact):
-            verdict.hint = ("gradients add up over your backward() calls: with them reset before every "
-                            f"backward() your function gives the expected answer. Reset them ({_reset_words(evidence)}) "
-                            "before each backward()")
+        elif not verdict.passed and g.kind != "exception":
+            verdict.hint = _evidence_hint(evidence, e, rtol, atol, exact, between_calls=False) or verdict.hint
         if not verdict.passed:
             wrong += 1
             first = first or verdict
@@ -569,17 +567,28 @@ def compare_calls(got: Observed, expected: Observed, *, what: str, inputs: list[
     return _pass(what, f"matches {against} on {total} input{'s' if total != 1 else ''}")
 
 
+def _evidence_hint(evidence: dict[str, Observed], expected: Observed, rtol: float, atol: float, exact: bool,
+                   *, between_calls: bool) -> str | None:
+    """A likely mistake the probe's re-runs show: gradients that add up, or randomness; else None."""
+    if "reset" in evidence and _close(evidence["reset"], expected, rtol, atol, exact):
+        if between_calls:
+            return ("gradients add up between calls: your function back-propagates into a tensor that outlives "
+                    f"the call. Create fresh tensors inside your function, or reset the gradients ({_reset_words(evidence)})")
+        return ("gradients add up over your backward() calls: with them reset before every backward() your "
+                f"function gives the expected answer. Reset them ({_reset_words(evidence)}) before each backward()")
+    differs = "second" in evidence and not _close(evidence["second"], evidence["first"], rtol, atol, exact)
+    if differs and "seeded" in evidence and "seeded_again" in evidence and _close(
+            evidence["seeded"], evidence["seeded_again"], rtol, atol, exact):
+        return ("your answer depends on random numbers: with the random generators seeded alike, two calls agree. "
+                "Remove the randomness the exercise does not ask for (shuffle=True, torch.randn, np.random, ...)")
+    return None
+
+
 def _second_call_differs(label: str, evidence: dict[str, Observed], expected: Observed, rtol: float, atol: float,
                          exact: bool) -> Verdict:
     """The first call was right and the second, on a fresh copy of the same input, was not: why, on evidence."""
     first_call, second_call = evidence["first"], evidence["second"]
-    hint = None
-    if "reset" in evidence and _close(evidence["reset"], expected, rtol, atol, exact):
-        hint = ("gradients add up between calls: your function back-propagates into a tensor that outlives the "
-                f"call. Create fresh tensors inside your function, or reset the gradients ({_reset_words(evidence)})")
-    elif "seeded" in evidence and "seeded_again" in evidence and _close(evidence["seeded"], evidence["seeded_again"], rtol, atol, exact):
-        hint = ("your answer depends on random numbers: with the random generators seeded alike, two calls agree. "
-                "Remove the randomness the exercise does not ask for (shuffle=True, torch.randn, np.random, ...)")
+    hint = _evidence_hint(evidence, expected, rtol, atol, exact, between_calls=True)
     verdict = _verdict_fail(label, "gives a different answer when called a second time with the same input",
                             second_call, first_call, hint=hint)
     verdict.labels = ("1st call", "2nd call")
@@ -613,6 +622,26 @@ def compare_steps(got: Observed, expected: Observed, *, what: str, inputs: list[
                                  None, None)
     total = len(expected.items or [])
     return _pass(what, f"matches PyTorch over {steps} calls in a row on {total} input{'s' if total != 1 else ''}")
+
+
+def compare_unchanged(got: Observed, expected: Observed, *, what: str, inputs: list[str]) -> Verdict:
+    """``probe_unchanged`` results: every argument after the call, as it was before."""
+    unusable = _unusable(got, what) or _missing_results(got, expected, what)
+    if unusable:
+        return unusable
+    for index, (g, e) in enumerate(zip(got.items or [], expected.items or [])):
+        label = f"{what}({inputs[index]})"
+        unusable = _unusable(g, label)
+        if unusable:
+            return unusable
+        for position, (g_arg, e_arg) in enumerate(zip(g.items or [], e.items or [])):
+            if not compare_equal(g_arg, e_arg, what="").passed:
+                verdict = _verdict_fail(label, f"changed its argument {position + 1} (the caller's data)",
+                                        g_arg, e_arg)
+                verdict.labels = ("before", "after")
+                return verdict
+    total = len(expected.items or [])
+    return _pass(what, f"leaves its arguments unchanged on {total} input{'s' if total != 1 else ''}")
 
 
 def compare_backward(got: Observed, expected: Observed, *, what: str, inputs: list[str], names: list[str],

@@ -85,6 +85,8 @@ class Observed:
             return "{" + inner + "}"
         if self.kind == "too_large":
             return f"<{self.type} too large to check: {self.message}>"
+        if compact and self.kind == "object" and (not self.message or len(self.message) > 40 or "\n" in self.message):
+            return f"<{self.type}>"  # an object's long repr (<MLP object at 0x...>) says nothing in a label
         return self.message or f"<{self.type}>"
 
     def _brief_array(self, compact: bool) -> str:

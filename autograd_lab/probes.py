@@ -584,6 +584,16 @@ def probe_steps(fn: Callable, inputs: list, *, steps: int) -> Observed:
     return Observed("sequence", type="calls", items=results)
 
 
+def probe_unchanged(fn: Callable, inputs: list) -> Observed:
+    """For each argument tuple: call ``fn`` on fresh copies, then observe those copies (did it change them?)."""
+    results = []
+    for args in inputs:
+        args = _fresh(args if isinstance(args, tuple) else (args,))
+        result = _call_observed(fn, args, {})
+        results.append(result if result.kind == "exception" else observe(args))
+    return Observed("sequence", type="calls", items=results)
+
+
 def probe_backward(fn: Callable, cases: list, *, leaf: Any = "torch", seed: str = "leaf") -> Observed:
     """For each ``(inputs, upstream)`` case: run ``fn`` on fresh leaves, back-propagate, observe.
 
@@ -723,6 +733,7 @@ def _apply(op: str, ops: dict, args: list) -> Any:
 PROBES: dict[str, Callable[..., Observed]] = {
     "graph": probe_graph,
     "steps": probe_steps,
+    "unchanged": probe_unchanged,
     "value": probe_value,
     "call": probe_call,
     "backward": probe_backward,

@@ -274,3 +274,57 @@ checks.close(same(_model, _model), True)
         pass
     lines, failed = _grade_in_two_processes(source, {"make_model": Model, "same": lambda a, b: a is b})
     assert failed is None, failed
+
+
+# --- evidence for a named mistake is recomputed, never a ratio ----------------------------------
+
+def test_engines_with_one_mistake_give_the_numbers_the_notebook_names():
+    from autograd_lab.mistakes import run_mistaken
+
+    diamond = {"inputs": [np.array(2.0)], "nodes": [["square", [0]], ["square", [1]], ["square", [1]], ["add", [2, 3]]]}
+    twice = {"inputs": [np.array(3.0)], "nodes": [["add", [0, 0]]]}
+    assert run_mistaken(diamond, "stack", True).items[1].items[0].data == 96.0     # no generations
+    assert run_mistaken(diamond, "generation", True).items[1].items[0].data == 64.0  # the right engine
+    assert run_mistaken(twice, "stack", False).items[1].items[0].data == 1.0        # overwrites: x + x gives 1
+
+
+def test_a_step_function_is_checked_over_several_steps_on_one_model():
+    from autograd_lab import functions as F
+    from autograd_lab.layers import MLP
+    from autograd_lab.optimizers import SGD
+    from autograd_lab.datasets import two_moons
+
+    x, t = two_moons(n=20, noise=0.1, seed=0)
+
+    def right(model, optimizer, x, t):
+        loss = F.softmax_cross_entropy(model(x), t)
+        model.cleargrads()
+        loss.backward()
+        optimizer.update()
+        return float(loss.data)
+
+    def keeps_gradients(model, optimizer, x, t):
+        loss = F.softmax_cross_entropy(model(x), t)
+        loss.backward()
+        optimizer.update()
+        return float(loss.data)
+
+    model = MLP((4, 2), in_size=2, seed=1)
+    optimizer = SGD(lr=0.5).setup(model)
+    expected = [right(model, optimizer, x, t) for _ in range(3)]
+    fresh = MLP((4, 2), in_size=2, seed=1)
+    checks.steps(right, [expected], [(fresh, SGD(lr=0.5).setup(fresh), x, t)])
+    fresh = MLP((4, 2), in_size=2, seed=1)
+    message = failure(lambda: checks.steps(keeps_gradients, [expected], [(fresh, SGD(lr=0.5).setup(fresh), x, t)]))
+    assert "call 3 of 3" in message and "gradients add up from one step to the next" in message
+
+
+def test_a_ratio_alone_names_no_cause_but_a_declared_mistake_is_named_when_it_is_the_answer():
+    def half(x):
+        return x
+    message = failure(lambda: checks.function(half, lambda x: 2 * x, [(1.0,), (2.0,)],
+                                              mistakes={"you forgot the 2": lambda x: x}))
+    assert "likely mistake: you forgot the 2" in message
+    message = failure(lambda: checks.function(half, lambda x: 2 * x, [(1.0,), (2.0,)],
+                                              mistakes={"you squared": lambda x: x * x}))
+    assert "likely mistake" not in message and "exactly half" in message
