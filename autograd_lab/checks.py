@@ -49,7 +49,20 @@ __all__ = [
 
 
 class CheckFailed(AssertionError):
-    """A check found a wrong answer. Its message says what to fix."""
+    """A check found a wrong answer. Its message says what to fix.
+
+    In IPython (JupyterLab, Colab, nbgrader's kernels) it is shown as its message alone:
+    no test-cell source, no frames inside autograd_lab. Where the student's own code
+    raised, the message says in which function and line.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return str(self).splitlines()
+
+
+#: Seconds one call of your function may take when a check runs in a notebook; then the check says
+#: "your function did not return within N s (an infinite loop?)". (When grading, the grader's limit applies.)
+CALL_SECONDS = 20.0
 
 
 # --- the public checks ----------------------------------------------------------------------
@@ -502,7 +515,7 @@ def _submit(check: _Check) -> None:
     def arguments() -> tuple[list, dict]:
         return [check.target, *_roundtrip(check.data)], {key: _roundtrip(value) for key, value in check.kwargs.items()}
 
-    got = run_probe(check.probe, arguments, forbid_torch=check.forbid_torch)
+    got = run_probe(check.probe, arguments, forbid_torch=check.forbid_torch, call_seconds=CALL_SECONDS)
     verdict = _judged(check.judge, got, check.what)
     if not verdict.passed:
         raise CheckFailed(verdict.message)

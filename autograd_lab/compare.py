@@ -9,6 +9,7 @@ records; the grader runs them in its own process.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -122,9 +123,22 @@ def _unusable(got: Observed, what: str, context: str = "") -> Verdict | None:
             None, None, context=context, hint=_unwatched_hint(got.message or ""),
         )
     if got.kind == "exception":
-        return _verdict_fail(what, f"your code raised {got.brief()}", None, None,
-                             hint=_exception_hint(got), context=context)
+        problem = got.message if got.type == "CallTimeout" else f"your code raised {got.brief()}"
+        verdict = _verdict_fail(what, problem, None, None, hint=_exception_hint(got), context=context)
+        verdict.extra = where_in_student_code(got.value if isinstance(got.value, str) else "")
+        return verdict
     return None
+
+
+def where_in_student_code(trace: str) -> list[str]:
+    """The innermost frame of the student's code in a short traceback, as two message lines."""
+    frames = re.findall(r'File "([^"]*)", line (\d+), in (\S+)\n(?:\s+(.*)\n?)?', trace)
+    if not frames:
+        return []
+    filename, line, function, code = frames[-1]
+    place = "your cell" if "ipykernel" in filename or filename.startswith("<") else filename
+    where = f"    where: line {line} of {place}, in {function}"
+    return [where] + ([f"        {code.strip()}"] if code.strip() else [])
 
 
 def _unwatched_hint(reason: str) -> str | None:

@@ -367,12 +367,51 @@ def _thread_name(thread: Any) -> str:
 MAX_PRINTED = 2_000
 
 
+class CallTimeout(BaseException):
+    """A student's function ran past the per-call time limit (a BaseException: ``except Exception`` keeps it)."""
+
+
+#: Seconds one call of the student's code may take in a notebook (None: no limit of the checks' own;
+#: when grading, the grader's cell time limit applies). Set by :func:`run_probe`.
+_call_seconds: float | None = None
+
+
+@contextlib.contextmanager
+def _time_limit() -> Iterator[None]:
+    """Raise :class:`CallTimeout` in the student's code after ``_call_seconds`` (main thread, Unix only;
+    and never over an alarm someone else set)."""
+    import signal
+    import threading
+
+    seconds = _call_seconds
+    usable = (seconds and hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
+              and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+    if not usable:
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise CallTimeout(seconds)
+
+    signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+
 def _call_observed(fn: Callable, args: tuple, kwargs: dict) -> Observed:
     """``fn(*args, **kwargs)`` observed, with what it printed (shown once by the check, not once per call)."""
     printed = io.StringIO()
     try:
-        with contextlib.redirect_stdout(printed):
+        with contextlib.redirect_stdout(printed), _time_limit():
             result = fn(*args, **kwargs)
+    except CallTimeout as stopped:
+        record = Observed("exception", type="CallTimeout", message=(
+            f"your function did not return within {stopped.args[0]:g} s (an infinite loop?)"))
+        record.value = _short_traceback(stopped)
     except Exception as error:  # the student's code raising is an observation, not a crash
         record = exception_record(error, _short_traceback(error))
     else:
@@ -741,7 +780,7 @@ PROBES: dict[str, Callable[..., Observed]] = {
 
 
 def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_torch: bool = False,
-              strict: bool = False) -> Observed:
+              strict: bool = False, call_seconds: float | None = None) -> Observed:
     """Run one probe quietly: warnings and anything printed to stderr are kept, not shown.
 
     ``arguments()`` produces the probe's arguments; it runs inside the watch too,
@@ -749,8 +788,10 @@ def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_t
     scores a test cell 0 when anything reaches stderr, a harmless PyTorch warning
     included, so nothing may escape there.
     """
+    global _call_seconds
     probe = PROBES[name]
     watch = TorchWatch(strict=strict)
+    _call_seconds = call_seconds
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         with watch.watching() if forbid_torch else contextlib.nullcontext():
@@ -759,6 +800,8 @@ def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_t
                 record = probe(*args, **kwargs)
             except Exception as error:  # the student's code raised while we evaluated it
                 record = exception_record(error, _short_traceback(error))
+            finally:
+                _call_seconds = None
     recursion = _recursion_error(record)
     if watch.used:
         record = Observed("sequence", type="used_torch", items=[record], message=watch.used[0])

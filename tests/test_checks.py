@@ -328,3 +328,44 @@ def test_a_ratio_alone_names_no_cause_but_a_declared_mistake_is_named_when_it_is
     message = failure(lambda: checks.function(half, lambda x: 2 * x, [(1.0,), (2.0,)],
                                               mistakes={"you squared": lambda x: x * x}))
     assert "likely mistake" not in message and "exactly half" in message
+
+
+# --- failures a student can read in one screen -------------------------------------------------
+
+def test_in_ipython_a_failed_check_is_its_message_alone(capfd):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_cell("from autograd_lab import checks\n_answer = 1.0\nchecks.close(_answer, 2.0)")
+    out = capfd.readouterr().out
+    assert "✗ _answer: does not match the expected value" in out
+    assert "Traceback" not in out and "checks.py" not in out and "_submit" not in out
+
+
+def test_a_function_that_does_not_return_is_stopped_and_its_line_named(monkeypatch):
+    monkeypatch.setattr(checks, "CALL_SECONDS", 0.5)
+
+    def endless(x):
+        while x > 0:
+            x = x + 1
+        return x
+    message = failure(lambda: checks.function(endless, lambda x: x, [(1.0,)]))
+    assert "did not return within 0.5 s (an infinite loop?)" in message
+    assert "in endless" in message and "while x > 0:" in message
+
+
+def test_an_exception_in_the_students_code_keeps_its_line():
+    def crashes(x):
+        return [][3]
+    message = failure(lambda: checks.function(crashes, lambda x: x, [(1.0,)]))
+    assert "raised IndexError" in message and "in crashes" in message and "return [][3]" in message
+
+
+def test_what_a_function_prints_is_shown_once(capsys):
+    def chatty(x):
+        for _ in range(50):
+            print("step")
+        return 2 * x
+    checks.function(chatty, lambda x: 2 * x, [(1.0,), (2.0,), (3.0,)])
+    out = capsys.readouterr().out
+    assert out.count("| step") == 10 and "more lines" in out and "first of 4 calls" in out
