@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from autograd_lab.i18n import _, N_, ngettext
 from autograd_lab.observed import Observed
 
 PASS = "✓"
@@ -41,7 +42,7 @@ class Verdict:
     hint: str | None = None
     note: str | None = None
     context: str = ""
-    labels: tuple[str, str] = ("expected", "got")
+    labels: tuple[str, str] = ("expected", "got")  # translated when rendered (see N_)
     extra: list[str] = field(default_factory=list)
     printed: str | None = None
 
@@ -52,15 +53,15 @@ class Verdict:
         else:
             lines = [f"{FAIL} {self.what}{self.context}: {self.problem}"]
             width = max(len(label) for label in self.labels) + 2
-            for label, record in zip(self.labels, (self.expected, self.got)):
+            for label, record in zip([_(label) for label in self.labels], (self.expected, self.got)):
                 if record is not None:
                     lines.append(f"    {label + ':':<{width}}" + _indent(record.brief(), 4 + width))
             if self.worst:
-                lines.append(f"    worst element: {self.worst}")
+                lines.append("    " + _("worst element: {worst}").format(worst=self.worst))
             if self.note:
-                lines.append(f"    note: {self.note}")
+                lines.append("    " + _("note: {note}").format(note=self.note))
             if self.hint:
-                lines.append(f"    likely mistake: {self.hint}")
+                lines.append("    " + _("likely mistake: {hint}").format(hint=self.hint))
             lines += self.extra
         if self.printed:
             lines.append(self.printed)
@@ -80,8 +81,8 @@ def _indent(text: str, width: int = 14) -> str:
     return text.replace("\n", "\n" + " " * width)
 
 
-def _pass(what: str, text: str = "matches the expected value") -> Verdict:
-    return Verdict(True, what, text)
+def _pass(what: str, text: str | None = None) -> Verdict:
+    return Verdict(True, what, text or _("matches the expected value"))
 
 
 def printed_summary(got: Observed) -> str | None:
@@ -90,10 +91,11 @@ def printed_summary(got: Observed) -> str | None:
     if not outputs:
         return None
     lines = outputs[0].rstrip("\n").splitlines() or [""]
-    shown = lines[:MAX_PRINTED_LINES] + ([f"... ({len(lines) - MAX_PRINTED_LINES} more lines)"]
-                                         if len(lines) > MAX_PRINTED_LINES else [])
-    calls = f" (by the first of {len(outputs)} calls that printed; shown once)" if len(outputs) > 1 else ""
-    return f"    your code printed{calls}:\n" + "\n".join("      | " + line for line in shown)
+    more = len(lines) - MAX_PRINTED_LINES
+    shown = lines[:MAX_PRINTED_LINES] + ([_("... ({count} more lines)").format(count=more)] if more > 0 else [])
+    title = (_("your code printed (by the first of {count} calls that printed; shown once):").format(count=len(outputs))
+             if len(outputs) > 1 else _("your code printed:"))
+    return "    " + title + "\n" + "\n".join("      | " + line for line in shown)
 
 
 MAX_PRINTED_LINES = 10
@@ -113,17 +115,19 @@ def _unusable(got: Observed, what: str, context: str = "") -> Verdict | None:
     """A verdict when ``got`` is not an answer at all: an exception, or PyTorch where it is forbidden."""
     if got.kind == "sequence" and got.type == "used_torch":
         return _verdict_fail(
-            what, f"uses PyTorch ({got.message}), but this exercise asks you to build it without PyTorch",
+            what, _("uses PyTorch ({call}), but this exercise asks you to build it without PyTorch").format(call=got.message),
             None, None, context=context,
-            hint="use numpy (np.exp, np.sin, @, ...) and your own classes; PyTorch is only for checking",
+            hint=_("use numpy (np.exp, np.sin, @, ...) and your own classes; PyTorch is only for checking"),
         )
     if got.kind == "sequence" and got.type == "unwatched":
         return _verdict_fail(
-            what, f"could not be checked for PyTorch ({got.message}), and this exercise must be built without it",
+            what, _("could not be checked for PyTorch ({reason}), and this exercise must be built without it").format(
+                reason=got.message),
             None, None, context=context, hint=_unwatched_hint(got.message or ""),
         )
     if got.kind == "exception":
-        problem = got.message if got.type == "CallTimeout" else f"your code raised {got.brief()}"
+        problem = (_("your function did not return within {seconds} s (an infinite loop?)").format(seconds=got.message)
+                   if got.type == "CallTimeout" else _("your code raised {error}").format(error=got.brief()))
         verdict = _verdict_fail(what, problem, None, None, hint=_exception_hint(got), context=context)
         verdict.extra = where_in_student_code(got.value if isinstance(got.value, str) else "")
         return verdict
@@ -136,38 +140,38 @@ def where_in_student_code(trace: str) -> list[str]:
     if not frames:
         return []
     filename, line, function, code = frames[-1]
-    place = "your cell" if "ipykernel" in filename or filename.startswith("<") else filename
-    where = f"    where: line {line} of {place}, in {function}"
+    place = _("your cell") if "ipykernel" in filename or filename.startswith("<") else filename
+    where = "    " + _("where: line {line} of {place}, in {function}").format(line=line, place=place, function=function)
     return [where] + ([f"        {code.strip()}"] if code.strip() else [])
 
 
 def _unwatched_hint(reason: str) -> str | None:
     """What to change, from what the watch saw (each reason has its own)."""
     if "thread" in reason:
-        return "let threads you started finish before your function returns, and start none while it runs"
+        return _("let threads you started finish before your function returns, and start none while it runs")
     if "was called" in reason:
-        return "do not call sys.setprofile, sys.settrace or threading.setprofile in this exercise"
+        return _("do not call sys.setprofile, sys.settrace or threading.setprofile in this exercise")
     return None
 
 
 def _exception_hint(got: Observed) -> str | None:
     if got.type == "NotImplementedError":
-        return "this exercise is not done yet: replace `raise NotImplementedError()` with your solution"
+        return _("this exercise is not done yet: replace `raise NotImplementedError()` with your solution")
     if got.type in ("NameError", "StudentNameError"):
-        return "run the cells above (Run ▸ Run All Above), and keep the names the exercise asks for"
+        return _("run the cells above (Run ▸ Run All Above), and keep the names the exercise asks for")
     if got.type == "RuntimeError" and "does not require grad" in (got.message or ""):
-        return ("backward() (or autograd.grad) ran on a result that depends on no tensor that requires grad: "
-                "its inputs were made without requires_grad=True, taken out of the graph (.detach(), .item(), "
-                "numpy), or it was computed under torch.no_grad() (a second derivative needs create_graph=True)")
+        return _("backward() (or autograd.grad) ran on a result that depends on no tensor that requires grad: "
+                 "its inputs were made without requires_grad=True, taken out of the graph (.detach(), .item(), "
+                 "numpy), or it was computed under torch.no_grad() (a second derivative needs create_graph=True)")
     if got.type == "RuntimeError" and "backward through the graph a second time" in (got.message or ""):
-        return "build a fresh graph for every backward() (compute the output again), or pass retain_graph=True"
+        return _("build a fresh graph for every backward() (compute the output again), or pass retain_graph=True")
     if got.type == "RuntimeError" and "grad can be implicitly created only for scalar" in (got.message or ""):
-        return "backward() needs a scalar: call .sum() first or pass gradient=..."
+        return _("backward() needs a scalar: call .sum() first or pass gradient=...")
     if got.type == "CellTimeoutError":
-        return "look for a loop that never ends (a while loop whose condition never becomes False)"
+        return _("look for a loop that never ends (a while loop whose condition never becomes False)")
     if got.type == "RecursionError":
-        return ("your code called itself deeper than Python allows (about 1,000 levels): on a long graph a "
-                "recursive backward does that; use a loop over a list (or a heap) of functions instead")
+        return _("your code called itself deeper than Python allows (about 1,000 levels): on a long graph a "
+                 "recursive backward does that; use a loop over a list (or a heap) of functions instead")
     return None
 
 
@@ -218,7 +222,7 @@ def compare_close(got: Observed, expected: Observed, *, what: str, rtol: float =
     if expected.kind == "none":
         if got.kind == "none":
             return _pass(what)
-        return _verdict_fail(what, "should be None", got, expected, context=context)
+        return _verdict_fail(what, _("should be None"), got, expected, context=context)
     if got.kind == "sequence" and expected.data is not None:
         got = _as_array(got) or got  # [2.0, 4.0] for an expected array: compare the numbers
     elif expected.kind == "sequence" and got.data is not None and got.kind != "number":
@@ -231,9 +235,10 @@ def compare_close(got: Observed, expected: Observed, *, what: str, rtol: float =
             return _verdict_fail(what, text, got, expected, hint=hint, context=context)
         if got_items is None or len(got_items) != len(expected_items):
             count = len(expected_items)
-            return _verdict_fail(what, f"expected {count} values (a tuple or list), got {_describe_kind(got)}",
-                                 got, expected, context=context,
-                                 hint=f"return all {count} values, in the order the exercise gives" if count else None)
+            return _verdict_fail(what, _("expected {count} values (a tuple or list), got {kind}").format(
+                                     count=count, kind=_describe_kind(got)), got, expected, context=context,
+                                 hint=_("return all {count} values, in the order the exercise gives").format(count=count)
+                                 if count else None)
         for index, (g, e) in enumerate(zip(got_items, expected_items)):
             verdict = compare_close(g, e, what=f"{what}[{index}]", rtol=rtol, atol=atol, context=context, role=role)
             if not verdict.passed:
@@ -250,12 +255,12 @@ def _describe_kind(record: Observed) -> str:
     if record.kind == "none":
         return "None"
     if record.kind == "sequence":
-        return f"a {record.type} of {len(record.items or [])}"
+        return _("a {type} of {count}").format(type=record.type, count=len(record.items or []))
     if record.kind == "number":
-        return "a single number"
+        return _("a single number")
     if record.kind in ("array", "tensor", "variable"):
-        return f"a {record.type} of shape {record.shape}"
-    return f"a {record.type or record.kind}"
+        return _("a {type} of shape {shape}").format(type=record.type, shape=record.shape)
+    return _("a {type}").format(type=record.type or record.kind)
 
 
 def _numeric_problem(got: Observed, expected: Observed, rtol: float, atol: float,
@@ -270,11 +275,11 @@ def _numeric_problem(got: Observed, expected: Observed, rtol: float, atol: float
     if got.data is None:
         hint = None
         if got.kind == "object" and got.value is not None and _is_exception_name(got.type):
-            hint = f"you returned a {got.type} object; a value was expected"
-        return (f"expected a number or array, got {_describe_kind(got)}", None, None, hint)
+            hint = _("you returned a {type} object; a value was expected").format(type=got.type)
+        return (_("expected a number or array, got {kind}").format(kind=_describe_kind(got)), None, None, hint)
     g, e = got.data, expected.data
     if e is None:
-        return (f"cannot compare with {_describe_kind(expected)}", None, None, None)
+        return (_("cannot compare with {kind}").format(kind=_describe_kind(expected)), None, None, None)
     if g.dtype == bool and e.dtype != bool:
         g = g.astype(np.float64)
     if g.shape != e.shape:
@@ -283,11 +288,11 @@ def _numeric_problem(got: Observed, expected: Observed, rtol: float, atol: float
         else:
             note = None
             if g.ndim == 2 and g.shape == e.shape[::-1]:
-                note = "the shape is transposed" + (" and the transpose has the right values"
-                                                    if np.allclose(g.T, e, rtol=rtol, atol=atol) else "")
+                note = (_("the shape is transposed and the transpose has the right values")
+                        if np.allclose(g.T, e, rtol=rtol, atol=atol) else _("the shape is transposed"))
             elif g.size == e.size:
-                note = "the right number of elements in another shape"
-            return (f"shape {g.shape} where {e.shape} is expected", None, note, None)
+                note = _("the right number of elements in another shape")
+            return (_("shape {got} where {expected} is expected").format(got=g.shape, expected=e.shape), None, note, None)
     rtol, atol = _tolerances(got, rtol, atol)
     if np.iscomplexobj(g) != np.iscomplexobj(e):
         g, e = g.astype(np.complex128), e.astype(np.complex128)
@@ -295,25 +300,25 @@ def _numeric_problem(got: Observed, expected: Observed, rtol: float, atol: float
         ok = np.isclose(g.astype(e.dtype if e.dtype.kind in "fc" else np.float64), e, rtol=rtol, atol=atol, equal_nan=False)
     if ok.all():
         return None
-    return ("does not match the expected value", _worst(g, e, ok), _relation(got, g, e, rtol, atol),
+    return (_("does not match the expected value"), _worst(g, e, ok), _relation(got, g, e, rtol, atol),
             _integer_mistake(got, g, e))
 
 
 def _none_problem(got: Observed, role: str) -> tuple[str, None, None, str | None]:
     if role == "engine gradient":
-        return ("no gradient reached this input (its .grad is None)", None, None, None)
+        return (_("no gradient reached this input (its .grad is None)"), None, None, None)
     if role == "gradient":
-        return ("no gradient reached this input (its .grad is None)", None, None,
-                "the output was not computed from this input by recorded operations: a value taken out "
-                "of the graph (numpy on .data, .item(), .detach(), a new tensor or Variable) has no gradient")
+        return (_("no gradient reached this input (its .grad is None)"), None, None,
+                _("the output was not computed from this input by recorded operations: a value taken out "
+                  "of the graph (numpy on .data, .item(), .detach(), a new tensor or Variable) has no gradient"))
     if got.printed:
-        return ("got None instead of a value", None, None,
-                "your code printed its answer and returned None: return the value instead of printing it")
+        return (_("got None instead of a value"), None, None,
+                _("your code printed its answer and returned None: return the value instead of printing it"))
     if role == "grad":
-        return ("got None instead of a value", None, None,
-                "a .grad is None until backward() has run on a result computed from that tensor, "
-                "which must be a leaf that requires grad")
-    return ("got None instead of a value", None, None, None)
+        return (_("got None instead of a value"), None, None,
+                _("a .grad is None until backward() has run on a result computed from that tensor, "
+                  "which must be a leaf that requires grad"))
+    return (_("got None instead of a value"), None, None, None)
 
 
 def _is_exception_name(name: str | None) -> bool:
@@ -328,8 +333,8 @@ def _worst(g: np.ndarray, e: np.ndarray, ok: np.ndarray) -> str | None:
         error = np.where(np.isnan(error), np.inf, error)
     index = np.unravel_index(int(np.argmax(error)), error.shape)
     wrong = int((~ok).sum())
-    return (f"index {tuple(int(i) for i in index)}: got {g[index]:.6g}, expected {e[index]:.6g} "
-            f"({wrong} of {ok.size} elements differ)")
+    return _("index {index}: got {got:.6g}, expected {expected:.6g} ({wrong} of {size} elements differ)").format(
+        index=tuple(int(i) for i in index), got=g[index], expected=e[index], wrong=wrong, size=ok.size)
 
 
 def _integer_mistake(got: Observed, g: np.ndarray, e: np.ndarray) -> str | None:
@@ -339,8 +344,8 @@ def _integer_mistake(got: Observed, g: np.ndarray, e: np.ndarray) -> str | None:
     with np.errstate(all="ignore"):
         if not (np.array_equal(g, np.trunc(e)) or np.array_equal(g, np.round(e)) or np.array_equal(g, np.floor(e))):
             return None
-    return (f"your result has an integer dtype ({got.dtype}) and holds the expected values without their "
-            "fractions: compute in floats (3.0 instead of 3, dtype=torch.float32, or .float())")
+    return _("your result has an integer dtype ({dtype}) and holds the expected values without their "
+             "fractions: compute in floats (3.0 instead of 3, dtype=torch.float32, or .float())").format(dtype=got.dtype)
 
 
 def _relation(got: Observed, g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> str | None:
@@ -352,20 +357,20 @@ def _relation(got: Observed, g: np.ndarray, e: np.ndarray, rtol: float, atol: fl
     if got.kind == "bool" or e.dtype == bool or not np.any(e) or np.iscomplexobj(g) or np.iscomplexobj(e):
         return None
     if not np.any(g):
-        return "your answer is all zeros"
+        return _("your answer is all zeros")
     if near(g, -e):
-        return "your answer is the expected one with the opposite sign"
+        return _("your answer is the expected one with the opposite sign")
     if near(g, 0.5 * e):
-        return "your answer is exactly half the expected one"
+        return _("your answer is exactly half the expected one")
     for k in range(2, 11):
         if near(g, k * e):
-            return f"your answer is exactly {k}× the expected one"
+            return _("your answer is exactly {k}× the expected one").format(k=k)
     if g.ndim == 2 and g.shape[0] == g.shape[1] and g.shape[0] > 1 and near(g.T, e):
-        return "your answer is the transpose of the expected one"
+        return _("your answer is the transpose of the expected one")
     with np.errstate(all="ignore"):
         difference = (g - e).astype(np.float64)
     if e.size > 1 and np.isfinite(difference).all() and near(difference, np.full_like(difference, float(np.mean(difference)))):
-        return f"your answer is off by a constant {float(np.mean(difference)):.6g} everywhere"
+        return _("your answer is off by a constant {offset:.6g} everywhere").format(offset=float(np.mean(difference)))
     return None
 
 
@@ -382,18 +387,19 @@ def compare_equal(got: Observed, expected: Observed, *, what: str, context: str 
             return _pass(what)
         hint = None
         if got.kind == "str" and got.value.strip() == expected.value.strip():
-            hint = "extra spaces at the start or end"
+            hint = _("extra spaces at the start or end")
         elif got.kind == "str" and got.value.lower() == expected.value.lower():
-            hint = "upper/lower case differs"
+            hint = _("upper/lower case differs")
         elif got.kind == "object" and _is_exception_name(got.type) and got.value == expected.value:
-            hint = f"you returned the {got.type} object itself: return its text, str(error)"
+            hint = _("you returned the {type} object itself: return its text, str(error)").format(type=got.type)
         elif got.kind == "none":
             hint = _none_problem(got, role)[3]
-        return _verdict_fail(what, "is not the expected text", got, expected, hint=hint, context=context)
+        return _verdict_fail(what, _("is not the expected text"), got, expected, hint=hint, context=context)
     if expected.kind == "sequence":
         got_items = got.items if got.kind == "sequence" else None
         if got_items is None or len(got_items) != len(expected.items or []):
-            return _verdict_fail(what, f"expected {len(expected.items or [])} items, got {_describe_kind(got)}",
+            return _verdict_fail(what, _("expected {count} items, got {kind}").format(
+                                     count=len(expected.items or []), kind=_describe_kind(got)),
                                  got, expected, context=context)
         for index, (g, e) in enumerate(zip(got_items, expected.items or [])):
             verdict = compare_equal(g, e, what=f"{what}[{index}]", context=context)
@@ -403,14 +409,14 @@ def compare_equal(got: Observed, expected: Observed, *, what: str, context: str 
     if expected.kind == "none":
         if got.kind == "none":
             return _pass(what)
-        return _verdict_fail(what, "expected None", got, expected, context=context)
+        return _verdict_fail(what, _("expected None"), got, expected, context=context)
     if expected.data is not None and got.data is not None:
         if got.data.shape == expected.data.shape and np.array_equal(got.data, expected.data):
             if expected.kind == "bool" and got.kind != "bool":
-                return _verdict_fail(what, "expected True or False", got, expected, context=context)
+                return _verdict_fail(what, _("expected True or False"), got, expected, context=context)
             return _pass(what)
     problem = _numeric_problem(got, expected, 0.0, 0.0, role) if expected.data is not None else None
-    text, worst, note, hint = problem if problem else ("is not the expected value", None, None, None)
+    text, worst, note, hint = problem if problem else (_("is not the expected value"), None, None, None)
     return _verdict_fail(what, text, got, expected, worst=worst, note=note, hint=hint, context=context)
 
 
@@ -429,23 +435,23 @@ def compare_tensor(got: Observed, expected: Observed | None, *, what: str, requi
     if got.kind != "tensor":
         hint = None
         if got.kind == "variable":
-            hint = "this is a Variable of an autograd engine; the exercise asks for a torch tensor"
+            hint = _("this is a Variable of an autograd engine; the exercise asks for a torch tensor")
         elif expected is not None and got.data is not None and _numeric_problem(got, expected, rtol, atol) is None:
-            made = {"number": ".item() or float()", "array": ".numpy()"}.get(got.kind, "a conversion")
-            hint = (f"the values are right, but {made} turned the tensor into a {got.type}: "
-                    "return the tensor itself")
+            made = {"number": ".item() or float()", "array": ".numpy()"}.get(got.kind, _("a conversion"))
+            hint = _("the values are right, but {made} turned the tensor into a {type}: return the tensor itself").format(
+                made=made, type=got.type)
         elif got.kind == "none":
             hint = _none_problem(got, "result")[3]
-        return _verdict_fail(what, f"expected a torch tensor, got {_describe_kind(got)}", got, None,
+        return _verdict_fail(what, _("expected a torch tensor, got {kind}").format(kind=_describe_kind(got)), got, None,
                              hint=hint, context=context)
     integer = got.dtype is not None and not any(t in got.dtype for t in ("float", "complex"))
     if dtype == "floating" and integer:
-        return _verdict_fail(what, f"has dtype {got.dtype}, a floating-point dtype is needed", got, None,
-                             hint="only floating-point (and complex) tensors can require gradients: "
-                                  "write 3.0 instead of 3, or pass dtype=torch.float32", context=context)
+        return _verdict_fail(what, _("has dtype {dtype}, a floating-point dtype is needed").format(dtype=got.dtype),
+                             got, None, hint=_("only floating-point (and complex) tensors can require gradients: "
+                                               "write 3.0 instead of 3, or pass dtype=torch.float32"), context=context)
     if dtype not in (None, "floating") and got.dtype != dtype:
-        return _verdict_fail(what, f"has dtype {got.dtype}, expected {dtype}", got, None,
-                             hint=f"pass dtype={dtype} when you create it", context=context)
+        return _verdict_fail(what, _("has dtype {dtype}, expected {expected}").format(dtype=got.dtype, expected=dtype),
+                             got, None, hint=_("pass dtype={dtype} when you create it").format(dtype=dtype), context=context)
     if expected is not None:
         problem = _numeric_problem(got, expected, rtol, atol)
         if problem is not None:
@@ -454,16 +460,17 @@ def compare_tensor(got: Observed, expected: Observed | None, *, what: str, requi
     if requires_grad is True and not got.requires_grad:
         # A tensor made without requires_grad=True and one taken out of a graph with .detach() or
         # .data look the same from outside: no guess at which it was.
-        return _verdict_fail(what, "does not require grad (its requires_grad is False)", got, None, context=context)
+        return _verdict_fail(what, _("does not require grad (its requires_grad is False)"), got, None, context=context)
     if requires_grad is False and got.requires_grad:
-        return _verdict_fail(what, "requires grad, but should not", got, None,
-                             hint="compute it under `with torch.no_grad():` or call .detach()", context=context)
+        return _verdict_fail(what, _("requires grad, but should not"), got, None,
+                             hint=_("compute it under `with torch.no_grad():` or call .detach()"), context=context)
     if leaf is True and not got.is_leaf:
-        return _verdict_fail(what, f"is the result of an operation ({got.grad_fn}), not a leaf tensor", got, None,
-                             hint="create it directly with torch.tensor(...), or update it in place under "
-                                  "torch.no_grad() instead of writing x = x - ...", context=context)
+        return _verdict_fail(what, _("is the result of an operation ({grad_fn}), not a leaf tensor").format(
+                                 grad_fn=got.grad_fn), got, None,
+                             hint=_("create it directly with torch.tensor(...), or update it in place under "
+                                    "torch.no_grad() instead of writing x = x - ..."), context=context)
     if leaf is False and got.is_leaf:
-        return _verdict_fail(what, "is a leaf, but should be the result of operations on other tensors", got, None,
+        return _verdict_fail(what, _("is a leaf, but should be the result of operations on other tensors"), got, None,
                              context=context)
     return _pass(what)
 
@@ -477,16 +484,19 @@ def compare_raises(got: Observed, *, exception: str, match: str | None, what: st
     if got.kind != "exception":
         hint = None
         if got.kind == "object" and got.type == exception:
-            hint = f"your code returned a {exception} object: raise it instead (raise ...)"
-        return _verdict_fail(what, f"should raise {exception}, but returned {got.brief()}", None, None,
+            hint = _("your code returned a {exception} object: raise it instead (raise ...)").format(exception=exception)
+        return _verdict_fail(what, _("should raise {exception}, but returned {value}").format(
+                                 exception=exception, value=got.brief()), None, None,
                              hint=hint, context=context)
     if got.type != exception:
-        return _verdict_fail(what, f"should raise {exception}, but raised {got.type}: {got.message}", None, None,
+        return _verdict_fail(what, _("should raise {exception}, but raised {type}: {message}").format(
+                                 exception=exception, type=got.type, message=got.message), None, None,
                              hint=_exception_hint(got), context=context)
     if match and match.lower() not in (got.message or "").lower():
-        return _verdict_fail(what, f"raised {exception}, but its message does not mention {match!r}: {got.message}",
+        return _verdict_fail(what, _("raised {exception}, but its message does not mention {match}: {message}").format(
+                                 exception=exception, match=repr(match), message=got.message),
                              None, None, context=context)
-    return _pass(what, f"raises {exception}")
+    return _pass(what, _("raises {exception}").format(exception=exception))
 
 
 # --- many calls, and backward ---------------------------------------------------------------
@@ -500,8 +510,9 @@ def _missing_results(got: Observed, expected: Observed, what: str) -> Verdict | 
     """
     count = len(expected.items or [])
     if got.kind != "sequence" or len(got.items or []) != count:
-        return _verdict_fail(what, f"the check received {_describe_kind(got)} instead of {count} result(s): "
-                                   "it did not run as written (was the checking code changed?)", None, None)
+        return _verdict_fail(what, _("the check received {kind} instead of {count} result(s): it did not run as "
+                                     "written (was the checking code changed?)").format(kind=_describe_kind(got), count=count),
+                             None, None)
     return None
 
 
@@ -576,9 +587,10 @@ def compare_calls(got: Observed, expected: Observed, *, what: str, inputs: list[
         if named:
             first.hint = named
         if total > 1:
-            first.extra.append(f"    ({wrong} of {total} inputs give a wrong answer)")
+            first.extra.append("    " + _("({wrong} of {total} inputs give a wrong answer)").format(wrong=wrong, total=total))
         return first
-    return _pass(what, f"matches {against} on {total} input{'s' if total != 1 else ''}")
+    return _pass(what, ngettext("matches {against} on {total} input", "matches {against} on {total} inputs",
+                                total).format(against=_(against), total=total))
 
 
 def _evidence_hint(evidence: dict[str, Observed], expected: Observed, rtol: float, atol: float, exact: bool,
@@ -586,15 +598,17 @@ def _evidence_hint(evidence: dict[str, Observed], expected: Observed, rtol: floa
     """A likely mistake the probe's re-runs show: gradients that add up, or randomness; else None."""
     if "reset" in evidence and _close(evidence["reset"], expected, rtol, atol, exact):
         if between_calls:
-            return ("gradients add up between calls: your function back-propagates into a tensor that outlives "
-                    f"the call. Create fresh tensors inside your function, or reset the gradients ({_reset_words(evidence)})")
-        return ("gradients add up over your backward() calls: with them reset before every backward() your "
-                f"function gives the expected answer. Reset them ({_reset_words(evidence)}) before each backward()")
+            return _("gradients add up between calls: your function back-propagates into a tensor that outlives "
+                     "the call. Create fresh tensors inside your function, or reset the gradients ({reset})").format(
+                reset=_reset_words(evidence))
+        return _("gradients add up over your backward() calls: with them reset before every backward() your "
+                 "function gives the expected answer. Reset them ({reset}) before each backward()").format(
+            reset=_reset_words(evidence))
     differs = "second" in evidence and not _close(evidence["second"], evidence["first"], rtol, atol, exact)
     if differs and "seeded" in evidence and "seeded_again" in evidence and _close(
             evidence["seeded"], evidence["seeded_again"], rtol, atol, exact):
-        return ("your answer depends on random numbers: with the random generators seeded alike, two calls agree. "
-                "Remove the randomness the exercise does not ask for (shuffle=True, torch.randn, np.random, ...)")
+        return _("your answer depends on random numbers: with the random generators seeded alike, two calls agree. "
+                 "Remove the randomness the exercise does not ask for (shuffle=True, torch.randn, np.random, ...)")
     return None
 
 
@@ -603,9 +617,9 @@ def _second_call_differs(label: str, evidence: dict[str, Observed], expected: Ob
     """The first call was right and the second, on a fresh copy of the same input, was not: why, on evidence."""
     first_call, second_call = evidence["first"], evidence["second"]
     hint = _evidence_hint(evidence, expected, rtol, atol, exact, between_calls=True)
-    verdict = _verdict_fail(label, "gives a different answer when called a second time with the same input",
+    verdict = _verdict_fail(label, _("gives a different answer when called a second time with the same input"),
                             second_call, first_call, hint=hint)
-    verdict.labels = ("1st call", "2nd call")
+    verdict.labels = (N_("1st call"), N_("2nd call"))
     return verdict
 
 
@@ -622,20 +636,25 @@ def compare_steps(got: Observed, expected: Observed, *, what: str, inputs: list[
         if unusable:
             return unusable
         for step, (g_step, e_step) in enumerate(zip(run.items or [], e.items or [])):
-            label = f"{what}({inputs[index]}), call {step + 1} of {steps} on the same arguments"
+            label = _("{what}({inputs}), call {step} of {steps} on the same arguments").format(
+                what=what, inputs=inputs[index], step=step + 1, steps=steps)
             verdict = compare_close(g_step, e_step, what=label, rtol=rtol, atol=atol, role="result")
             if verdict.passed:
                 continue
             reset = evidence.get("reset")
             if step > 0 and reset is not None and _close(reset, e, rtol, atol):
-                verdict.hint = ("the first call is right and later ones drift: gradients add up from one step to "
-                                f"the next. Clear them ({_reset_words(evidence)}) before backward() in every step")
+                verdict.hint = _("the first call is right and later ones drift: gradients add up from one step to "
+                                 "the next. Clear them ({reset}) before backward() in every step").format(
+                    reset=_reset_words(evidence))
             return verdict
         if len(run.items or []) != len(e.items or []):
-            return _verdict_fail(f"{what}({inputs[index]})", f"made {len(run.items or [])} of {steps} calls",
+            return _verdict_fail(f"{what}({inputs[index]})", _("made {made} of {steps} calls").format(
+                                     made=len(run.items or []), steps=steps),
                                  None, None)
     total = len(expected.items or [])
-    return _pass(what, f"matches PyTorch over {steps} calls in a row on {total} input{'s' if total != 1 else ''}")
+    return _pass(what, ngettext("matches PyTorch over {steps} calls in a row on {total} input",
+                                "matches PyTorch over {steps} calls in a row on {total} inputs", total).format(
+        steps=steps, total=total))
 
 
 def compare_unchanged(got: Observed, expected: Observed, *, what: str, inputs: list[str]) -> Verdict:
@@ -650,12 +669,14 @@ def compare_unchanged(got: Observed, expected: Observed, *, what: str, inputs: l
             return unusable
         for position, (g_arg, e_arg) in enumerate(zip(g.items or [], e.items or [])):
             if not compare_equal(g_arg, e_arg, what="").passed:
-                verdict = _verdict_fail(label, f"changed its argument {position + 1} (the caller's data)",
+                verdict = _verdict_fail(label, _("changed its argument {position} (the caller's data)").format(
+                                            position=position + 1),
                                         g_arg, e_arg)
-                verdict.labels = ("before", "after")
+                verdict.labels = (N_("before"), N_("after"))
                 return verdict
     total = len(expected.items or [])
-    return _pass(what, f"leaves its arguments unchanged on {total} input{'s' if total != 1 else ''}")
+    return _pass(what, ngettext("leaves its arguments unchanged on {total} input",
+                                "leaves its arguments unchanged on {total} inputs", total).format(total=total))
 
 
 def compare_backward(got: Observed, expected: Observed, *, what: str, inputs: list[str], names: list[str],
@@ -672,7 +693,10 @@ def compare_backward(got: Observed, expected: Observed, *, what: str, inputs: li
                                 check_output=check_output, role="gradient" if torch_leaves else "engine gradient")
     if verdict is None:
         total = len(expected.items or [])
-        return _pass(what, f"value and gradients match PyTorch on {total} {noun}{'s' if total != 1 else ''}")
+        text = (ngettext("value and gradients match PyTorch on {total} graph", "value and gradients match PyTorch on {total} graphs", total)
+                if noun == "graph" else
+                ngettext("value and gradients match PyTorch on {total} input", "value and gradients match PyTorch on {total} inputs", total))
+        return _pass(what, text.format(total=total))
     if got.kind == "sequence" and got.type == "cases":
         named = _mistake_named(got, mistakes or [], rtol, atol)
         if named:
@@ -687,7 +711,7 @@ def _backward_verdict(got: Observed, expected: Observed, *, what: str, inputs: l
     if unusable:
         return unusable
     for index, (g, e) in enumerate(zip(got.items or [], expected.items or [])):
-        context = f" at {inputs[index]}" if len(expected.items or []) > 1 else ""
+        context = " " + _("at {input}").format(input=inputs[index]) if len(expected.items or []) > 1 else ""
         unusable = _unusable(g, what, context) or _missing_results(g, e, what)
         if unusable:
             return unusable
@@ -698,12 +722,12 @@ def _backward_verdict(got: Observed, expected: Observed, *, what: str, inputs: l
         if unusable:
             return unusable
         if check_output:
-            verdict = compare_close(g_out, e_out, what=f"{what} (output)", rtol=rtol, atol=atol, context=context,
+            verdict = compare_close(g_out, e_out, what=_("{what} (output)").format(what=what), rtol=rtol, atol=atol, context=context,
                                     role="result")
             if not verdict.passed:
                 return verdict
         for name, g_grad, e_grad in zip(names, g_grads.items or [], e_grads.items or []):
-            verdict = compare_close(g_grad, e_grad, what=f"{what}: gradient for {name}",
+            verdict = compare_close(g_grad, e_grad, what=_("{what}: gradient for {name}").format(what=what, name=name),
                                     rtol=rtol, atol=atol, context=context, role=role)
             if not verdict.passed:
                 return verdict

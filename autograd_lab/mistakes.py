@@ -22,11 +22,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from autograd_lab.i18n import _, N_
 from autograd_lab.observed import Observed, observe
 
-OVERWRITE = ("your backward overwrites gradients (x.grad = gx) where a variable is used more than once: "
+OVERWRITE = N_("your backward overwrites gradients (x.grad = gx) where a variable is used more than once: "
              "these are exactly the gradients such an engine gives. Add each new gradient to the one already there")
-NO_GENERATIONS = ("your backward runs a function before all gradients have reached its output: these are exactly "
+NO_GENERATIONS = N_("your backward runs a function before all gradients have reached its output: these are exactly "
                   "the gradients of an engine that takes functions in the order it meets them (96, not 64, on "
                   "(x²)² + (x²)²). Take functions by generation, each once")
 
@@ -142,5 +143,5 @@ def engine_mistakes(specs: list[dict]) -> list[tuple[str, Observed]]:
     for message, order, accumulate in ENGINES:
         items = [run_mistaken(spec, order, accumulate) for spec in specs]
         if all(item is not None for item in items):
-            found.append((message, Observed("sequence", type="cases", items=items)))
+            found.append((_(message), Observed("sequence", type="cases", items=items)))
     return found

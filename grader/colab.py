@@ -69,13 +69,14 @@ def badge_markdown(repository: str, branch: str, release_path: str, assignment: 
 
 
 def package_archive() -> str:
-    """``autograd_lab``'s Python sources as a zip, base64: the same bytes for the same sources."""
+    """``autograd_lab``'s Python sources and message catalogs as a zip, base64: the same bytes for the same files."""
     import autograd_lab
 
+    package = Path(autograd_lab.__file__).parent
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(Path(autograd_lab.__file__).parent.glob("*.py")):
-            info = zipfile.ZipInfo(f"autograd_lab/{path.name}", date_time=(1980, 1, 1, 0, 0, 0))
+        for path in sorted([*package.glob("*.py"), *package.glob("locale/*/LC_MESSAGES/*.mo")]):
+            info = zipfile.ZipInfo(f"autograd_lab/{path.relative_to(package).as_posix()}", date_time=(1980, 1, 1, 0, 0, 0))
             archive.writestr(info, path.read_bytes(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
