@@ -126,6 +126,14 @@ class Variable:
             x.backward()
 '''
 
+def _solution_with(notebook: str, grade_id: str, old: str, new: str) -> str:
+    """The source's solution cell with one line changed: a wrong answer in a long cell."""
+    cells = json.loads((SOURCE / notebook / f"{notebook}.ipynb").read_text())["cells"]
+    source = next("".join(c["source"]) for c in cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+    assert old in source, f"{grade_id} no longer holds {old!r}"
+    return source.replace(old, new)
+
+
 MINIBATCH = """
 def train_minibatch(w0, b0, X, t, lr, epochs, batch_size):
     X = torch.tensor(X)
@@ -225,6 +233,17 @@ ROWS = [
         "def descent_by_hand(x0, lr, steps):\n    x = x0\n    for _ in range(steps):\n"
         "        x = x + lr * (2 * x - math.exp(-x))\n    return x",
         ["does not match"], ["likely mistake"], name="ascends"),
+    # 04 ------------------------------------------------------------------------------------------
+    Row("04-how-computers-differentiate", "ex1-solution", ["forward-difference"],
+        "def forward_difference(f, x, h):\n    return (f(x) - f(x - h)) / h",
+        ["does not match"], ["likely mistake"], name="backward difference"),
+    Row("04-how-computers-differentiate", "ex2-solution", ["central-difference"],
+        "def central_difference(f, x, h):\n    return (f(x + h) - f(x - h)) / h",
+        ["exactly 2×"], ["likely mistake"], name="divides by h"),
+    Row("04-how-computers-differentiate", "ex4-solution", ["numerical-gradient"],
+        "def numerical_gradient(f, x, h=1e-5):\n    import torch\n    t = torch.tensor(x, requires_grad=True)\n"
+        "    return torch.autograd.grad(f(t), t)[0].numpy()",
+        ["uses PyTorch", "without PyTorch"], name="uses autograd"),
     # 05 ------------------------------------------------------------------------------------------
     Row("05-build-your-own-autograd", "backward-loop-answer", ["backward-loop"], RECURSIVE,
         ["RecursionError", "use a loop"], ["thread", "could not be checked"], name="recursive backward"),
@@ -245,6 +264,14 @@ ROWS = [
         "    y = Add()(Add()(x, x), x)\n    y.backward()\n    first = x.grad\n"
         "    z = Mul()(x, x)\n    z.backward()\n    return first, x.grad",
         ["without x.cleargrad()"], name="no cleargrad"),
+    # 06 ------------------------------------------------------------------------------------------
+    Row("06-forward-mode", "dual-class", ["dual-mul-div"],
+        _solution_with("06-forward-mode", "dual-class",
+                       "self.value * other.deriv + self.deriv * other.value", "self.deriv * other.deriv"),
+        ["does not match"], ["likely mistake"], name="ε part of a product"),
+    Row("06-forward-mode", "dual-class", ["dual-add-sub"],
+        _solution_with("06-forward-mode", "dual-class", "self.deriv - other.deriv", "self.deriv + other.deriv"),
+        ["does not match"], ["likely mistake"], name="ε part of a difference"),
     # 07 ------------------------------------------------------------------------------------------
     Row("07-neural-network", "cross-entropy-code", ["cross-entropy"],
         "def cross_entropy(scores, onehot):\n    s, T = scores.data, onehot.data\n"
@@ -334,5 +361,4 @@ def test_a_wrong_answer_gets_its_message_and_no_other(row):
 
 def test_every_notebook_with_exercises_has_rows():
     covered = {row.notebook for row in ROWS}
-    assert {"01-tensors", "02-backward", "03-gradient-descent", "05-build-your-own-autograd",
-            "07-neural-network"} <= covered
+    assert covered == {path.name for path in SOURCE.iterdir() if path.is_dir()}
