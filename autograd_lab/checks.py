@@ -222,13 +222,14 @@ def backward(fn: Callable, reference: Callable, inputs: Sequence, *, names: Sequ
     expected = run_probe("backward", lambda: ([reference, cases], {"leaf": "torch"}))
     _reference_ok(expected, "the reference function")
     labels = [_render_args(tuple(args)) for args, _ in cases]
+    torch_leaves = isinstance(leaf, str) and leaf == "torch"  # (when planning, a Variable class is a stand-in)
     arg_names = list(names) if names else [f"input {i + 1}" for i in range(len(cases[0][0]) if cases else 0)]
     _submit(_Check(
         what=what or _argument_text("your function"), probe="backward", target=fn, data=[cases],
         kwargs={"leaf": leaf, "seed": seed}, forbid_torch=forbid_torch,
         judge=lambda got, w: compare.compare_backward(got, expected, what=w, inputs=labels, names=arg_names,
                                                       rtol=rtol, atol=atol, check_output=check_output,
-                                                      torch_leaves=leaf == "torch"),
+                                                      torch_leaves=torch_leaves),
     ))
 
 

@@ -573,7 +573,9 @@ def _seeded() -> Iterator[None]:
     """Python's, numpy's and (if imported) PyTorch's random generators seeded alike, then restored."""
     import random
 
-    torch = sys.modules.get("torch")
+    # Under the PyTorch watch (an exercise without PyTorch), PyTorch's generator is not the student's.
+    watched = isinstance(getattr(sys.getprofile(), "__self__", None), TorchWatch)
+    torch = None if watched else sys.modules.get("torch")
     states = random.getstate(), np.random.get_state(), torch.random.get_rng_state() if torch is not None else None
     random.seed(0)
     np.random.seed(0)

@@ -369,3 +369,28 @@ def test_what_a_function_prints_is_shown_once(capsys):
     checks.function(chatty, lambda x: 2 * x, [(1.0,), (2.0,), (3.0,)])
     out = capsys.readouterr().out
     assert out.count("| step") == 10 and "more lines" in out and "first of 4 calls" in out
+
+
+def test_graded_backward_checks_of_an_engine_judge_without_touching_the_students_names():
+    """leaf=Variable is the student's class, a stand-in when planning: judging must not compare it."""
+    from autograd_lab import Variable
+
+    source = '''from autograd_lab import checks
+checks.backward(Add(), lambda a, b: a + b, [(2.0, 3.0)], names=["x0", "x1"], leaf=Variable, seed="leaf")
+'''
+    from autograd_lab import functions as F
+
+    class Add:
+        def __call__(self, a, b):
+            return F.add(a, b)
+    lines, failed = _grade_in_two_processes(source, {"Add": Add, "Variable": Variable})
+    assert failed is None, failed
+
+
+def test_random_answers_under_the_pytorch_watch_are_not_taken_for_pytorch():
+    import random
+
+    def noisy(x):
+        return x + random.random()
+    message = failure(lambda: checks.function(noisy, lambda x: x, [(1.0,)], forbid_torch=True))
+    assert "uses PyTorch" not in message and "random numbers" in message
