@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import re
 
-from grader.plan import is_test_cell
 
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", re.S)
 SOLUTION = re.compile(r"### BEGIN SOLUTION(.*?)### END SOLUTION", re.S)
@@ -108,9 +107,8 @@ def solution_in_hint_problems(cells: list[dict]) -> list[str]:
             markdown.append(source)
             continue
         meta = cell.get("metadata", {}).get("nbgrader", {})
-        if is_test_cell(cell):
-            markdown = []
         if not meta.get("solution"):
+            markdown = []  # the task text is the Markdown right above the solution cell
             continue
         text = _first_hint_only("\n".join(markdown))
         code = _code_in_markdown(text)
