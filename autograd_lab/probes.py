@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from autograd_lab.i18n import _
 from autograd_lab.observed import Observed, observe, exception_record
 
 
@@ -195,10 +196,8 @@ def _evaluate(expr: dict, namespace: dict) -> Any:
 
         if hasattr(builtins, name):
             return getattr(builtins, name)
-        raise StudentNameError(
-            f"name '{name}' is not defined: run the cell that defines `{name}` first "
-            "(and keep the name the exercise asks for)"
-        )
+        raise StudentNameError(_("name '{name}' is not defined: run the cell that defines `{name}` first "
+                                 "(and keep the name the exercise asks for)").format(name=name))
     if op == "attr":
         return getattr(evaluate(expr["of"], namespace), expr["name"])
     if op == "item":
@@ -840,9 +839,8 @@ def run_planned(specs: list[dict], namespace: dict) -> list[dict]:
 
         callee = _callee(spec, namespace)
         if callee is not None and any(callee is stopped for stopped in _stopped):
-            results.append(to_json(Observed("exception", type="CellTimeoutError", message=(
-                f"{getattr(callee, '__name__', 'this function')} did not finish earlier in this notebook "
-                "(it was stopped after the time limit), so it was not run again"))))
+            results.append(to_json(Observed("exception", type="CellTimeoutError",
+                                            message=_not_run_again(getattr(callee, "__name__", "this function")))))
             continue
         _evaluated = {}
         try:
@@ -852,7 +850,7 @@ def run_planned(specs: list[dict], namespace: dict) -> list[dict]:
             if callee is not None and not any(callee is f for f in _stopped):
                 _stopped.append(callee)
             record = Observed("exception", type="CellTimeoutError",
-                              message="it did not finish within the time limit and was stopped (an endless loop?)")
+                              message=_("it did not finish within the time limit and was stopped (an endless loop?)"))
         finally:
             _evaluated = None
         results.append(to_json(record))
@@ -890,10 +888,14 @@ def remember_stopped(trace: Any, namespace: dict) -> None:
         trace = trace.tb_next
 
 
+def _not_run_again(name: str) -> str:
+    return _("{name} did not finish earlier in this notebook (it was stopped after the time limit), "
+             "so it was not run again").format(name=name)
+
+
 def _stopped_stand_in(name: str) -> Callable:
     def stopped(*args: Any, **kwargs: Any) -> Any:
-        raise CellTimeoutError(f"{name} did not finish earlier in this notebook (it was stopped after the time "
-                               "limit), so it was not run again")
+        raise CellTimeoutError(_not_run_again(name))
     stopped.__name__ = name
     return stopped
 
