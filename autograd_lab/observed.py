@@ -281,6 +281,9 @@ def from_json(payload: Any, depth: int = 0) -> Observed:
     if value is not None:
         if not isinstance(value, (str, bool, int, float, dict)):
             raise ValueError("malformed observation: value")
+        if isinstance(value, dict) and not (len(value) <= 8 and all(
+                isinstance(k, str) and isinstance(v, (str, bool, int, float)) for k, v in value.items())):
+            raise ValueError("malformed observation: value is not a flat record")  # nested: a judge's RecursionError
         record.value = value
     if "data" in payload:
         record.data = _array_from_json(payload["data"])

@@ -280,7 +280,8 @@ class TorchWatch:
                ("_thread", "start_joinable_thread")}
 
     def __init__(self, strict: bool = False) -> None:
-        self.used: list[str] = []
+        self.used: list[str] = []  # what the profile saw called
+        self.dispatched: list[str] = []  # what PyTorch's own hooks saw run (named as the student wrote it)
         self.unwatched: list[str] = []
         self.strict = strict
         self._started: list[Any] = []  # threads started while watching
@@ -323,6 +324,7 @@ class TorchWatch:
         previous, previous_threads = sys.getprofile(), getattr(threading, "_profile_hook", None)
         self._frame = sys._getframe()
         self._other_threads()
+        modes = _dispatch_watch(self).__enter__()  # before the profile: its own torch code is not the student's
         sys.setprofile(self._hook)
         threading.setprofile(self._hook)  # threads started while the check runs are watched too
         try:
@@ -333,6 +335,9 @@ class TorchWatch:
             threading.setprofile(previous_threads)
             if removed and not self.unwatched:
                 self.unwatched.append(_WATCH_REMOVED)
+            if not modes.intact() and not self.unwatched:
+                self.unwatched.append("PyTorch's dispatch watch was removed while the check ran")
+            modes.__exit__(None, None, None)
             self._unwatched_threads()
             self._other_threads()
 
@@ -354,6 +359,79 @@ class TorchWatch:
             names = {getattr(thread, "ident", None): _thread_name(thread) for thread in threading.enumerate()}
             listed = ", ".join(names.get(ident, "(started with _thread)") for ident in others[:3])
             self.unwatched.append(f"{len(others)} other thread(s) were running: {listed}")
+
+
+class _NoModes(contextlib.nullcontext):
+    """Where PyTorch is not imported, nothing can reach its dispatcher (importing it is a call the profile sees)."""
+
+    def intact(self) -> bool:
+        return True
+
+
+def _dispatch_watch(watch: TorchWatch) -> Any:
+    """PyTorch's own hooks, beside the profile: every torch function call and every operator it runs.
+
+    A ``TorchFunctionMode`` sees the calls of torch's API and a ``TorchDispatchMode``
+    each operator that reaches the dispatcher, whoever calls it: Python, C code such
+    as ``map`` or ``functools.partial`` (which raise no profile event), or the
+    autograd engine running a backward pass. ``intact()`` says whether both modes
+    are still where they were put when the check ends (code that pops them has
+    taken the watch away).
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return _NoModes()
+    from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
+    from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode_stack
+
+    class FunctionWatch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if not watch.dispatched:
+                watch.dispatched.append(f"torch.{getattr(func, '__name__', func)}")
+            return func(*args, **(kwargs or {}))
+
+    class DispatchWatch(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if not watch.dispatched:
+                watch.dispatched.append(f"the operator {func}")
+            return func(*args, **(kwargs or {}))
+
+    class Modes(contextlib.ExitStack):
+        def __enter__(self) -> "Modes":
+            super().__enter__()
+            self.before = len(_get_current_function_mode_stack()), len(_get_current_dispatch_mode_stack())
+            self.function, self.dispatch = self.enter_context(FunctionWatch()), self.enter_context(DispatchWatch())
+            return self
+
+        def __exit__(self, *exc: Any) -> bool:
+            if not self.intact():  # popped, or another mode left on top: put the stacks back as they were
+                self.pop_all()
+                _restore_mode_stacks(*self.before)
+                return False
+            return super().__exit__(*exc)
+
+        def intact(self) -> bool:
+            functions, dispatch = _get_current_function_mode_stack(), _get_current_dispatch_mode_stack()
+            return (bool(functions) and functions[-1] is self.function and bool(dispatch)
+                    and dispatch[-1] is self.dispatch)
+
+    return Modes()
+
+
+def _restore_mode_stacks(functions: int, dispatch: int) -> None:
+    """Pop modes above the given depths (what a submission left there); never raise."""
+    import torch
+
+    try:
+        from torch.overrides import _get_current_function_mode_stack
+        from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+        while len(_get_current_function_mode_stack()) > functions:
+            torch._C._pop_torch_function_stack()
+        while len(_get_current_dispatch_mode_stack()) > dispatch:
+            torch._C._pop_torch_dispatch_stack()
+    except Exception:
+        pass
 
 
 def _thread_name(thread: Any) -> str:
@@ -803,8 +881,8 @@ def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_t
             finally:
                 _call_seconds = None
     recursion = _recursion_error(record)
-    if watch.used:
-        record = Observed("sequence", type="used_torch", items=[record], message=watch.used[0])
+    if watch.used or watch.dispatched:
+        record = Observed("sequence", type="used_torch", items=[record], message=(watch.dispatched + watch.used)[0])
     elif watch.unwatched == [_WATCH_REMOVED] and recursion is not None:
         # Python removes a profile function that a RecursionError passes through: the student's
         # recursion, not a thread or a hook, took the watch away. Its failure is the verdict.

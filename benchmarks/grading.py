@@ -80,13 +80,14 @@ def make_course(folder: Path, assignments: list[str], timeout: float) -> Path:
     return folder
 
 
-def make_class(course: Path, assignments: list[str], students: int, seed: int) -> dict[tuple[str, str], str]:
+def make_class(course: Path, assignments: list[str], students: int, seed: int,
+               weights: dict[str, float] = KINDS) -> dict[tuple[str, str], str]:
     rng = random.Random(seed)
     kinds = {}
     for number in range(students):
         student = f"student{number:03d}"
         for assignment in assignments:
-            kind = rng.choices(list(KINDS), weights=list(KINDS.values()))[0]
+            kind = rng.choices(list(weights), weights=list(weights.values()))[0]
             source = nbformat.read(course / "source" / assignment / f"{assignment}.ipynb", as_version=4)
             release = nbformat.read(course / "release" / assignment / f"{assignment}.ipynb", as_version=4)
             folder = course / "submitted" / student / assignment

@@ -23,6 +23,7 @@ graded is recorded as such, with a reason, never as a silent 0.
 from __future__ import annotations
 
 import ast
+import glob
 import hashlib
 import json
 import os
@@ -42,6 +43,8 @@ from grader.collect import find_submitted
 from grader.course import Course, write_atomically
 from grader.errors import GraderError
 from grader.execute import Job, Result
+from grader.inert import inert_notebook
+from grader.locks import Locks
 from grader.notebooks import read_notebook
 from grader.plan import NotebookPlan, is_demo_cell, is_test_cell, plan_notebook
 from grader.sandbox import Limits, Sandbox
@@ -182,6 +185,23 @@ def _test_cell_changes(nb, gradebook, resources, released: dict[str, str]) -> li
     return flags
 
 
+#: What a student whose notebook lost its grading metadata should do.
+_FRESH_COPY = ("copy your answers into a fresh copy of the released notebook (with Jupyter or Colab, not an editor "
+               "that drops cell metadata) and submit that")
+
+
+def _broken_metadata(nb, error: Exception) -> str:
+    """Why nbgrader could not read the notebook's grading metadata, and what the student should do."""
+    marked = [cell for cell in nb.cells if cell.get("metadata", {}).get("nbgrader")]
+    if not marked:
+        return ("the notebook has no grading metadata: its cells lost the marks that say which are answers and which "
+                f"are tests (made in another editor, or cells pasted into a new notebook); {_FRESH_COPY}")
+    if isinstance(error, KeyError):
+        return (f"the grading metadata of cell {printable(str(error.args[0]), newlines=False)[:80]!r} is missing or "
+                f"changed; {_FRESH_COPY}")
+    return f"the notebook's grading metadata is broken ({printable(str(error), newlines=False)[:200]}); {_FRESH_COPY}"
+
+
 def _is_solution_name(source, name: str) -> bool:
     return any(cell.name == name for cell in source.solution_cells)
 
@@ -217,9 +237,11 @@ class _Pending:
 class Summary:
     outcomes: list[tuple[str, str, NotebookOutcome]] = field(default_factory=list)  # (student, assignment, outcome)
     skipped: int = 0
+    busy: list[tuple[str, str, str]] = field(default_factory=list)  # (student, assignment, who grades it)
     seconds: float = 0.0
     workers: int = 1
     isolation: str = ""
+    cgroups: str = ""  # "v1"/"v2", or "none: why" (from the workers' zygotes)
 
     def counts(self) -> Counter:
         return Counter(outcome.status for _, _, outcome in self.outcomes)
@@ -244,11 +266,20 @@ class Autograder:
         started = time.perf_counter()
         summary = Summary(workers=self.workers)
         selected = self.course.select(assignments)
-        self._remove_half_written_files()
+        locks = Locks(self.course.root)
+        try:
+            return self._run_locked(selected, students, summary, locks, started)
+        finally:
+            locks.release_all()
+
+    def _run_locked(self, selected: list[str], students: list[str] | None, summary: "Summary", locks: Locks,
+                    started: float) -> "Summary":
         with self.course.gradebook() as gradebook:
-            submissions = self._find(selected, students, gradebook)
+            submissions = self._lock(self._find(selected, students, gradebook), locks, summary)
+            self._remove_half_written_files(submissions)
             if not submissions:
-                self.report("no submissions to grade (import them with `python -m grader collect` first)")
+                if not summary.busy:
+                    self.report("no submissions to grade (import them with `python -m grader collect` first)")
                 return summary
             assignments = {a for _, a in submissions}
             preload = DEFAULT_PRELOAD + self._imports(gradebook, assignments)
@@ -272,6 +303,7 @@ class Autograder:
                     entry = pending[f"{student}/{assignment}"]
                     outcome = self._store_safely(gradebook, entry, notebook, result)
                     summary.isolation = result.isolation or summary.isolation
+                    summary.cgroups = result.cgroups or summary.cgroups
                     self._finish_notebook(entry, notebook, outcome, summary)
             unfinished = [key for key, entry in pending.items() if entry.waiting]
             if unfinished:
@@ -281,10 +313,27 @@ class Autograder:
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def _remove_half_written_files(self) -> None:
-        """A grader killed while writing leaves a temporary file behind (never a half-written record)."""
-        for folder in (self.course.root / ".grader" / "results", self.course.autograded):
-            for path in folder.rglob(".*.tmp") if folder.is_dir() else []:
+    def _lock(self, submissions: list[tuple[str, str]], locks: Locks, summary: "Summary") -> list[tuple[str, str]]:
+        """The submissions this run may grade: those no other run holds (the others are named, with who)."""
+        mine = []
+        for student, assignment in submissions:
+            holder = locks.take(assignment, student)
+            if holder is None:
+                mine.append((student, assignment))
+            else:
+                summary.busy.append((student, assignment, holder))
+        return mine
+
+    def _remove_half_written_files(self, submissions: list[tuple[str, str]]) -> None:
+        """A grader killed while writing leaves a temporary file behind (never a half-written record).
+
+        Only of the submissions this run holds: another run's are its own, and still being written.
+        """
+        for student, assignment in submissions:
+            record = record_path(self.course, assignment, student)
+            graded = self.course.autograded / student / assignment
+            for path in [*record.parent.glob(f".{glob.escape(record.name)}.*.tmp"),
+                         *(graded.glob(".*.tmp") if graded.is_dir() else [])]:
                 path.unlink(missing_ok=True)
 
     # -- finding and preparing -------------------------------------------------------------------
@@ -404,7 +453,7 @@ class Autograder:
         try:
             nb, flags = sanitizer.sanitize(nb, resources, self._released_checksums(entry.assignment, notebook))
         except Exception as error:
-            return NotebookOutcome(notebook, "invalid", f"the notebook's grading metadata is broken: {error}")
+            return NotebookOutcome(notebook, "invalid", _broken_metadata(nb, error))
         nb = nbformat.from_dict(nb)  # cells nbgrader put back are plain dicts inside
         _drop_duplicate_tests(nb)
         entry.sanitized[notebook] = nb
@@ -512,6 +561,7 @@ class Autograder:
             cell.outputs = [nbformat.from_dict(output) for output in outcomes]
             cell.execution_count = None
         nb, _ = LimitOutput(config=self.course.config).preprocess(nb, {})
+        nb = inert_notebook(nb)  # formgrader renders it in the instructor's Jupyter: nothing in it may run
         outcome.score, outcome.max_score = self._save_grades(gradebook, entry, notebook, nb, outcome)
         path = self.course.autograded / entry.student / entry.assignment / f"{notebook}.ipynb"
         write_atomically(path, nbformat.writes(nb).encode())
@@ -636,8 +686,16 @@ def print_summary(summary: Summary, report: Callable[[str], None] = print) -> No
            + (f"; {summary.skipped} submission(s) unchanged since last graded (use --force to regrade)"
               if summary.skipped else ""))
     report("status: " + (_counts_text(summary.counts()) or "nothing"))
+    for student, assignment, holder in summary.busy:
+        report(f"  {printable(student, newlines=False)}/{assignment}: left to another run, which is grading it "
+               f"({printable(holder, newlines=False)}); run again when it is done")
     if summary.isolation == "none":
         report("warning: submissions ran WITHOUT a sandbox (no namespaces on this machine): see README, Grading safely")
+    elif summary.cgroups.startswith("none"):
+        report(f"note: no cgroup per sandbox ({summary.cgroups[len('none: '):]}). What still holds: each notebook's "
+               "processes end with each cell and with the notebook, and its CPU time and memory are limited per "
+               "process; but while a cell runs, its processes together may use more than one core and more memory "
+               "than memory_mb (see README, Grading safely)")
     attention = [(s, a, o) for s, a, o in summary.outcomes if o.status not in ("graded",)]
     for student, assignment, outcome in attention:
         report(f"  {student}/{assignment}/{outcome.notebook}: {outcome.status}: {outcome.detail}")

@@ -34,7 +34,20 @@ class Rejected(ValueError):
 
 
 def parse(line: bytes) -> dict:
-    """One report: ``{"event": ..., ...}`` with the fields of its event, or :class:`Rejected`."""
+    """One report: ``{"event": ..., ...}`` with the fields of its event, or :class:`Rejected`.
+
+    Whatever goes wrong while reading a line (JSON nested deep enough for the
+    validation's own recursion to fail, say) rejects that line, never the grader.
+    """
+    try:
+        return _parse(line)
+    except Rejected:
+        raise
+    except (Exception, RecursionError) as error:
+        raise Rejected(f"unreadable ({type(error).__name__})") from error
+
+
+def _parse(line: bytes) -> dict:
     try:
         message = json.loads(line)
     except (ValueError, RecursionError) as error:

@@ -18,12 +18,11 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from grader import channel
+from grader.private import open_private, private_folder
 from grader.sandbox import Limits, visible_paths
 from grader.text import printable
 from grader.zygote import THREAD_VARIABLES, receive_message, send_message
@@ -56,6 +55,7 @@ class Result:
     cell_seconds: dict[int, float] = field(default_factory=dict)  # where the time went, for instructors
     timed_out: list[int] = field(default_factory=list)  # cells stopped after the cell time limit
     stopped_at: int | None = None  # the cell running when the notebook was stopped
+    cgroups: str = ""  # "v1" or "v2" where each sandbox had cgroups of its own, else why not
 
 
 # --- the worker's zygote -----------------------------------------------------------------------
@@ -64,20 +64,23 @@ class Zygote:
     """A pre-warmed fork server owned by this worker process."""
 
     def __init__(self, preload: list[str]) -> None:
-        self.slot_lock = _claim_slot()
-        self.slot = int(Path(self.slot_lock.name).stem.split("-")[1])
+        self.slot, self.slot_lock = _claim_slot()
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        log = open(os.path.join(tempfile.gettempdir(), f"autograd-grader-zygote-{self.slot}.log"), "ab")
+        self.log = str(private_folder() / f"zygote-{self.slot}.log")
+        log = os.fdopen(open_private(f"zygote-{self.slot}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "grader.zygote", str(child.fileno()), json.dumps(preload)],
+            [sys.executable, "-m", "grader.zygote", str(child.fileno()), json.dumps(preload), str(os.getpid())],
             pass_fds=[child.fileno()], env=zygote_environment(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            # `-m` puts the working folder first on the path: the grader's own, so that the zygote imports the
+            # packages this worker uses, never a same-named folder where the instructor happens to be.
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
         child.close()
         log.close()
-        self.log = log.name
         self.sock = parent
         self._ready = False
         self.isolation = self.isolation_reason = ""
+        self.cgroups, self.cgroups_reason = 0, ""
 
     def ready(self) -> None:
         """Wait until the zygote has imported everything (it starts doing so at once, in the background)."""
@@ -88,6 +91,7 @@ class Zygote:
             raise RuntimeError(f"the grading zygote did not start (see {self.log})")
         self.isolation = hello["isolation"]
         self.isolation_reason = hello.get("reason", "")
+        self.cgroups, self.cgroups_reason = hello.get("cgroups", 0), hello.get("cgroups_reason", "")
         self._ready = True
 
     def alive(self) -> bool:
@@ -138,22 +142,28 @@ ZYGOTE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONPATH", "TZ")
 def zygote_environment() -> dict[str, str]:
     env = {name: os.environ[name] for name in ZYGOTE_ENVIRONMENT if name in os.environ}
     env.update({name: "1" for name in THREAD_VARIABLES})
-    env.update({"MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", "HOME": tempfile.gettempdir(),
-                "MPLCONFIGDIR": os.path.join(tempfile.gettempdir(), "autograd-grader-matplotlib")})
+    folder = private_folder()
+    matplotlib = folder / "matplotlib"
+    try:
+        os.mkdir(matplotlib, 0o700)
+    except FileExistsError:
+        pass
+    env.update({"MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", "HOME": str(folder), "MPLCONFIGDIR": str(matplotlib)})
     return env
 
 
 def _claim_slot():
-    """A slot number unique among the graders running on this machine (it picks the sandbox's uid)."""
-    folder = Path(tempfile.gettempdir()) / "autograd-grader-slots"
-    folder.mkdir(exist_ok=True)
+    """A slot number unique among this user's graders on this machine (it picks a root grader's sandbox uid).
+
+    Returns the number and the open file that holds its lock.
+    """
     for number in range(1000):
-        handle = open(folder / f"slot-{number}.lock", "w")
+        fd = open_private(f"slot-{number}.lock", os.O_RDWR | os.O_CREAT)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return handle
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return number, os.fdopen(fd, "r+b")  # unlocked when the zygote's object is gone
         except OSError:
-            handle.close()
+            os.close(fd)
     raise RuntimeError("no free grading slot")
 
 
@@ -208,7 +218,8 @@ def run(job: Job) -> Result:
         detail = (f"cell {out_of_memory[0]} ran out of memory (the limit is {job.limits.memory_mb} MiB "
                   "beyond the libraries)")
     return Result(job.key, status, detail, outputs, observations, execution.flags, time.perf_counter() - started,
-                  zygote.isolation, execution.cell_seconds, execution.timed_out, execution.stopped_at)
+                  zygote.isolation, execution.cell_seconds, execution.timed_out, execution.stopped_at,
+                  cgroups=f"v{zygote.cgroups}" if zygote.cgroups else f"none: {zygote.cgroups_reason}")
 
 
 def _kill_group(pid: int) -> None:
@@ -252,6 +263,8 @@ class _Run:
         self.clock = 0.0  # when the last accepted start or report came (or the job started)
         self.probe_pipe: int | None = None
         self.probes_unsent = bytearray()  # probes the runner has not read yet (written as its pipe takes them)
+        self.pid: int | None = None  # the job parent's
+        self.pidfd: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -260,6 +273,8 @@ class _Run:
     def execute(self, kernel_job: dict) -> None:
         limits = self.job.limits
         pid, fd, self.probe_pipe = self.zygote.start(kernel_job)
+        self.pid = pid
+        self.pidfd = _pidfd(pid)  # signals go to this job's parent, never to a process that took its pid later
         os.set_blocking(self.probe_pipe, False)
         selector = selectors.DefaultSelector()
         selector.register(fd, selectors.EVENT_READ, "reports")
@@ -325,7 +340,7 @@ class _Run:
                     self._stop(pid, "timeout", self._hung())
                     killed = True
                 elif interrupted_at is None and now >= self.clock + limits.cell_timeout:
-                    _signal(pid, signal.SIGUSR1)  # the job parent turns it into KeyboardInterrupt in the cell
+                    self._send(signal.SIGUSR1)  # the job parent turns it into KeyboardInterrupt in the cell
                     if self.last is not None and self.last not in self.timed_out:
                         self.timed_out.append(self.last)
                     interrupted_at = now
@@ -340,8 +355,11 @@ class _Run:
             if self.zygote.isolation == "none" or limits.isolation == "none":
                 _kill_group(pid)  # without a PID namespace, processes the notebook started may linger
             if self.exit is None:
-                _signal(pid, signal.SIGKILL)  # stopped here, or the runner ended its channel: end the job
+                self._send(signal.SIGKILL)  # stopped here, or the runner ended its channel: end the job
                 self.exit = self.zygote.finish()
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+                self.pidfd = None
         if killed:
             return
         code, cpu = int(self.exit.get("exit", 0)), float(self.exit.get("cpu", 0.0))
@@ -426,6 +444,8 @@ class _Run:
             self._flag(f"the kernel reported cell {index} done out of turn (a forged report; ignored)")
             return False
         self.current = None  # from now the clock between cells runs (see execute)
+        if self.pid is not None:
+            self._send(signal.SIGUSR2)  # the job parent has the sandbox end what the cell started
         self.cell_seconds[index] = message["seconds"]
         for change in message["tampering"]:
             self._flag(f"cell {index}: {change}")
@@ -474,8 +494,17 @@ class _Run:
         if text not in self.flags and len(self.flags) < 50:
             self.flags.append(text)
 
+    def _send(self, number: int) -> None:
+        if self.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, number)
+            except ProcessLookupError:
+                pass
+        elif self.pid is not None:
+            _signal(self.pid, number)
+
     def _stop(self, pid: int, status: str, detail: str) -> None:
-        _signal(pid, signal.SIGKILL)
+        self._send(signal.SIGKILL)
         self.status, self.detail, self.stopped_at = status, detail, self.current
 
     def _died(self, code: int, cpu: float) -> None:
@@ -483,6 +512,9 @@ class _Run:
         self.stopped_at = self.current
         if code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL) and cpu >= self.job.limits.cpu_seconds - 0.5:
             self.status, self.detail = "cpu-limit", f"the notebook used more than {self.job.limits.cpu_seconds} s of CPU ({where})"
+        elif self.exit and self.exit.get("out_of_memory"):
+            self.status, self.detail = "memory-limit", (f"the notebook used more than its {self.job.limits.memory_mb} MiB "
+                                                        f"of memory, counted for all its processes and files ({where})")
         elif code == 128 + signal.SIGKILL:
             self.status, self.detail = "memory-limit", f"the kernel was killed, probably for using too much memory ({where})"
         elif code == 128 + signal.SIGXFSZ:
@@ -491,6 +523,13 @@ class _Run:
             self.status, self.detail = "died", f"the kernel ended {where} before running every cell"
         else:
             self.status, self.detail = "died", f"the kernel died {where} (exit code {code})"
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux 5.3+, or the job parent already ended
+        return None
 
 
 def _signal(pid: int, number: int) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import sys
 import threading
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -33,7 +35,12 @@ def run_safely(job: Job) -> Result:
 
 
 def failed(key: str, detail: str, trace: str = "") -> Result:
-    return Result(key, "error", detail, {}, {}, [trace] if trace else [], 0.0)
+    """The grader's own failure on a notebook: recorded as ``error``, with the trace in the detail.
+
+    Never in ``flags``: those are what the submission did, and a grader failure is not the student's.
+    """
+    return Result(key=key, status="error", detail=f"{detail}\n{trace}".strip(), outputs={}, observations={},
+                  flags=[], seconds=0.0)
 
 
 class InProcess:
@@ -54,9 +61,13 @@ def _worker_exit() -> None:
     shutdown()
 
 
-def _worker_start(preload: list[str]) -> None:
+def _worker_start(preload: list[str], parent: int) -> None:
     import atexit
 
+    if sys.platform.startswith("linux"):
+        from grader.sandbox import die_with_parent
+
+        die_with_parent(parent)  # a killed autograde takes its workers, and so their zygotes, with it
     atexit.register(_worker_exit)
     warm_up(preload)
 
@@ -81,7 +92,7 @@ class LocalPool:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_worker_start, initargs=(self.preload,))
+                                   initializer=_worker_start, initargs=(self.preload, os.getpid()))
 
     def run(self, jobs: Iterable[Job]) -> Iterator[Result]:
         source = iter(jobs)

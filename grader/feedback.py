@@ -37,6 +37,7 @@ from traitlets import Unicode, default
 
 from grader.autograde import SubmissionRecord, record_path, write_atomically
 from grader.course import Course
+from grader.inert import clean_html
 from grader.text import markdown_text
 from grader.text import printable
 
@@ -63,20 +64,6 @@ CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'none'; style-src 'un
                            "img-src data:; font-src data:; base-uri 'none'; form-action 'none'")
 _POLICY_META = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
 
-#: What a page's body may hold: nh3's (ammonia's) tags and attributes, plus the classes, ids and
-#: named anchors nbconvert's and nbgrader's templates lay the page out with.
-_ATTRIBUTES = {**nh3.ALLOWED_ATTRIBUTES, "*": {"class", "id"}, "a": {"href", "hreflang", "name"}}
-
-
-def _attribute(tag: str, attribute: str, value: str) -> str | None:
-    """Images only from inside the page (data:image/...), and no link to a data: URL."""
-    if attribute == "src":
-        return value if value.startswith("data:image/") else None
-    if attribute == "href" and value.strip().lower().startswith("data:"):
-        return None
-    return value
-
-
 def inert(page: str) -> str:
     """``page`` made inert: its body through nh3, and :data:`CONTENT_SECURITY_POLICY` first in its head.
 
@@ -90,9 +77,7 @@ def inert(page: str) -> str:
     head, found = re.subn(r"<head\b[^>]*>", lambda tag: tag.group(0) + _POLICY_META, head, count=1, flags=re.I)
     if not (body_tag and end_tag and found):
         raise ValueError("a feedback page without <head> and <body>: it cannot be made inert")
-    body = nh3.clean(body, attributes=_ATTRIBUTES, url_schemes=nh3.ALLOWED_URL_SCHEMES | {"data"},
-                     attribute_filter=_attribute)
-    return head + body_tag + body + end_tag + tail
+    return head + body_tag + clean_html(body) + end_tag + tail
 
 
 class InertHTMLExporter(HTMLExporter):

@@ -20,7 +20,7 @@ from grader.plan import is_test_cell
 def read_notebook(path: Path) -> nbformat.NotebookNode:
     """Read a notebook; a broken file gives an error that says what is wrong and where."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark (some Windows editors) is fine
     except UnicodeDecodeError as error:
         raise GraderError(f"{path} is not a text file (UTF-8): {error}") from error
     try:
@@ -33,9 +33,13 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
         raise GraderError(f"{path} is JSON but not a Jupyter notebook (no 'cells')")
     _check_shape(path, data)
     try:
-        return nbformat.reads(text, as_version=4)
+        notebook = nbformat.reads(text, as_version=4)
     except Exception as error:
         raise GraderError(f"{path} is not a notebook nbformat can read: {error}") from error
+    for cell in notebook.cells:  # Windows line ends are the same code: never an "edited" test cell
+        if "\r" in cell.source:
+            cell.source = cell.source.replace("\r\n", "\n").replace("\r", "\n")
+    return notebook
 
 
 MAX_DEPTH = 64  # JSON nesting; a real notebook's (widget state included) is far less

@@ -182,11 +182,13 @@ class Snapshot:
         return changed[:20]
 
 
-def run_job(job: dict, channel: int, probes: int) -> None:
+def run_job(job: dict, channel: int, probes: int, go: int | None = None) -> None:
     """Execute the job's cells in order, reporting each on ``channel`` (a pipe's write end).
 
     A test cell's probes are not part of the job: the grader sends them on ``probes``
-    when the cell's turn comes, so no earlier cell can find them in memory.
+    when the cell's turn comes, so no earlier cell can find them in memory. After each
+    cell's report, the sandbox ends every process the cell started and then writes a
+    line on ``go``; the next cell waits for it (for at most GO_SECONDS).
     """
     out = os.fdopen(channel, "w", buffering=1, encoding="utf-8", errors="replace")
     incoming = os.fdopen(probes, "r", encoding="utf-8")
@@ -228,7 +230,22 @@ def run_job(job: dict, channel: int, probes: int) -> None:
                 pass
         send(report)
         _close_figures()
+        if go is not None and cell is not job["cells"][-1]:
+            _wait_for(go)
     out.close()
+
+
+GO_SECONDS = 2.0  # how long the next cell waits for the sandbox to end the last one's processes
+
+
+def _wait_for(go: int) -> None:
+    import select
+
+    try:
+        if select.select([go], [], [], GO_SECONDS)[0]:
+            os.read(go, 4096)
+    except (OSError, ValueError):
+        pass
 
 
 def _receive_probes(incoming: io.TextIOBase, index: int) -> list[dict]:

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import resource
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,8 +50,10 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 
+MNT_DETACH = 2
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "armv7l": 218, "ppc64le": 203, "s390x": 217, "riscv64": 41}
+
 PR_SET_PDEATHSIG = 1
-PR_SET_NO_NEW_PRIVS = 38
 
 WORKDIR = "/home/student"
 
@@ -239,6 +243,9 @@ def build_filesystem(fs: Filesystem, limits: Limits, uid: int, gid: int) -> None
             Path(target).touch()
         mount(path, target, None, MS_BIND | MS_REC)
         mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    for name in ("bin", "sbin", "lib", "lib64", "lib32", "libx32"):  # a merged /usr's links (the loader's path)
+        if os.path.islink("/" + name) and not os.path.lexists(new + "/" + name):
+            os.symlink(os.readlink("/" + name), new + "/" + name)
     os.makedirs(new + "/dev", exist_ok=True)
     for device in ("null", "zero", "random", "urandom"):
         Path(new + "/dev/" + device).touch()
@@ -253,23 +260,70 @@ def build_filesystem(fs: Filesystem, limits: Limits, uid: int, gid: int) -> None
         os.chown(directory, uid, gid)
         for name in names:
             os.chown(os.path.join(directory, name), uid, gid)
-    os.chroot(new)
+    enter_root(new)
+    mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     os.chdir(WORKDIR)
 
 
-def drop_privileges(uid: int, gid: int) -> None:
-    """Become the unprivileged sandbox user for good (root grader only)."""
-    os.setgroups([])
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
+def enter_root(new: str) -> None:
+    """Make ``new`` this mount namespace's root, and detach the old root: the host's tree is gone.
+
+    ``chroot`` would leave the host's tree mounted above the new root, where a
+    process able to ``chroot`` again (in a user namespace of its own, say) could
+    climb back to it. ``pivot_root`` swaps the namespace's root mount itself;
+    the old root, stacked on the same directory, is then unmounted lazily, so
+    no path, open directory or mount of this namespace leads to it any more.
+    """
+    os.chdir(new)
+    _check(_libc.syscall(ctypes.c_long(SYS_PIVOT_ROOT[platform.machine()]), b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", MNT_DETACH), "umount the old root")
+    os.chdir("/")
 
 
-def die_with_parent() -> None:
-    prctl(PR_SET_PDEATHSIG, 9)  # SIGKILL when the per-job parent dies: the grader killed it
+def kill_all_but(keep: set[int], session: int | None = None, wait: float = 1.0) -> None:
+    """SIGKILL every process this one can see in /proc but ``keep`` (only those of ``session``, if given),
+    and wait (at most ``wait`` seconds) until they are dead.
+
+    In a sandbox's PID namespace /proc shows just the sandbox's processes; without one, the
+    session (the job's own, made with setsid) is what marks them.
+    """
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in keep:
+            continue
+        fields = _stat(int(entry))
+        if session is not None and (len(fields) < 4 or int(fields[3]) != session):
+            continue
+        try:
+            os.kill(int(entry), 9)
+            killed.append(int(entry))
+        except OSError:
+            pass
+    deadline = time.monotonic() + wait
+    while killed and time.monotonic() < deadline:  # SIGKILL takes effect when the process next runs
+        killed = [pid for pid in killed if _stat(pid)[:1] not in ([], [b"Z"], [b"X"])]
+        if killed:
+            time.sleep(0.001)
 
 
-def no_new_privileges() -> None:
-    prctl(PR_SET_NO_NEW_PRIVS, 1)
+def _stat(pid: int) -> list[bytes]:
+    """The fields of /proc/PID/stat after the command's name (state, ppid, pgrp, session, …); [] if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """SIGKILL this process when the one that started it ends, however it ends (``kill -9`` included).
+
+    With ``parent``, the pid that started it: if that one has already ended (before this call),
+    this process ends at once. Zygotes, job parents and inits chain this, so everything under an
+    ``autograde`` run ends with it.
+    """
+    prctl(PR_SET_PDEATHSIG, 9)
+    if parent is not None and os.getppid() != parent:
+        os._exit(0)
 
 
 def apply_limits(limits: Limits, *, per_user_processes: bool) -> None:

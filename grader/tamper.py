@@ -39,6 +39,11 @@ SUSPICIOUS_CALLS = {
 KERNEL_HOOKS = {"events", "input_transformers_post", "input_transformers_cleanup", "ast_transformers",
                 "set_custom_exc", "run_cell", "run_code", "showtraceback", "_showtraceback", "displayhook"}
 SUSPICIOUS_IMPORTS = {"ctypes", "gc", "builtins", "signal", "socket", "inspect", "nbgrader", "grader"}
+#: PyTorch internals that take its dispatch hooks (the watch of exercises built without PyTorch) away.
+TORCH_HOOK_INTERNALS = {"_pop_torch_dispatch_stack", "_push_on_torch_dispatch_stack", "_pop_torch_function_stack",
+                        "_push_on_torch_function_stack", "_disable_current_modes", "_pop_mode", "_push_mode",
+                        "_pop_mode_temporarily", "DisableTorchFunction", "DisableTorchFunctionSubclass",
+                        "_DisableTorchDispatch", "_set_torch_function_mode", "_set_torch_dispatch_mode"}
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -92,6 +97,8 @@ def scan(source: str) -> list[tuple[int, str]]:
                 findings.append((line, f"{name}() changes the kernel"))
         elif isinstance(node, ast.Attribute) and node.attr in KERNEL_HOOKS and _dotted(node.value) == "get_ipython()":
             findings.append((line, f"uses get_ipython().{node.attr}"))
+        elif isinstance(node, ast.Attribute) and node.attr in TORCH_HOOK_INTERNALS:
+            findings.append((line, f"uses {node.attr}, which takes PyTorch's dispatch hooks away"))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             for name in names:

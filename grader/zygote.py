@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
 import sys
+import tempfile
 from typing import Any
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -124,21 +126,32 @@ def _warm_torch(torch: Any) -> None:
 
 
 def serve(sock: socket.socket, modules: list[str]) -> None:
-    from grader import runner, sandbox
+    from grader import cgroups, runner, sandbox
 
     preload(modules)
     shell = runner.prepare_shell()
     sys.modules["__main__"].__dict__["_grader_shell"] = shell
     isolation = sandbox.isolation_available()
-    send_message(sock, {"ready": True, "isolation": isolation.mode, "reason": isolation.reason})
+    groups = cgroups.probe() if sys.platform.startswith("linux") else cgroups.Cgroups(reason="not Linux")
+    baseline = _resident_bytes()  # what a job's copy of this process may come to hold of its pages
+    send_message(sock, {"ready": True, "isolation": isolation.mode, "reason": isolation.reason,
+                        "cgroups": groups.version, "cgroups_reason": groups.reason})
     while True:
         message, _ = receive_message(sock)
         if message is None or message.get("cmd") == "exit":
+            groups.remove()
             return
+        workdir = _working_copy(message["job"], isolation)
+        group = _job_group(groups, message["job"], baseline)
         report_read, report_write = os.pipe()  # runner → worker: what each cell did
         probe_read, probe_write = os.pipe()  # worker → runner: a test cell's probes, when its turn comes
+        zygote = os.getpid()
         pid = os.fork()
         if pid == 0:
+            if sys.platform.startswith("linux"):
+                sandbox.die_with_parent(zygote)
+            if group is not None:
+                group.enter()  # before anything else: all the job starts is counted, and ends, with it
             sock.close()
             os.close(report_read)
             os.close(probe_write)
@@ -149,9 +162,58 @@ def serve(sock: socket.socket, modules: list[str]) -> None:
         os.close(report_read)
         os.close(probe_write)
         _, status, usage = os.wait4(pid, 0)
+        out_of_memory = False
+        if group is not None:
+            out_of_memory = group.out_of_memory()
+            group.close()
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
         # The job's exit code and CPU time come from here, outside the sandbox: the runner cannot forge them.
         send_message(sock, {"exit": os.waitstatus_to_exitcode(status), "cpu": usage.ru_utime + usage.ru_stime,
-                            "max_rss_mb": usage.ru_maxrss / 1024})
+                            "max_rss_mb": usage.ru_maxrss / 1024, "out_of_memory": out_of_memory})
+
+
+def _resident_bytes() -> int:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _job_group(groups: Any, job: dict, baseline: int) -> Any:
+    """The job's cgroups (see grader/cgroups.py), or None where the machine offers none."""
+    from grader import cgroups
+
+    if not groups.available or job["limits"].get("isolation") == "none":
+        return None
+    limits = job["limits"]
+    memory = (limits["memory_mb"] + 2 * limits["disk_mb"]) * 2**20 + baseline
+    try:
+        return cgroups.JobGroup.make(groups, memory, limits["max_processes"])
+    except OSError:  # the groups went away under us (removed by hand, say): per-process limits still hold
+        return None
+
+
+def _working_copy(job: dict, isolation: Any) -> str | None:
+    """Without namespaces, a private folder of the job's own (0700, a random name) as its working copy.
+
+    Made and removed here, in the zygote, so that it goes even when the job is killed. With
+    namespaces the sandbox's own /home/student is the working copy, and this returns None.
+    """
+    if isolation.mode != "none" and job["limits"].get("isolation") != "none":
+        return None
+    workdir = tempfile.mkdtemp(prefix="autograd-sandbox-")
+    for name, data in job.get("files", {}).items():
+        target = os.path.realpath(os.path.join(workdir, name))
+        if target.startswith(workdir + os.sep):  # names come from the course, but never outside the copy
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as handle:
+                handle.write(bytes.fromhex(data))
+    job["workdir"] = workdir
+    return workdir
 
 
 def _job_parent(job: dict, channel: int, probes: int, isolation: Any) -> None:
@@ -169,7 +231,8 @@ def _job_parent(job: dict, channel: int, probes: int, isolation: Any) -> None:
         else:
             os.setsid()
         init: list[int] = []
-        signal.signal(signal.SIGUSR1, lambda *_: init and _signal(init[0], signal.SIGUSR1))
+        for number in (signal.SIGUSR1, signal.SIGUSR2):  # interrupt the cell; the cell ended
+            signal.signal(number, lambda received, _: init and _signal(init[0], received))
         pid = os.fork()
         if pid == 0:
             _init(job, channel, probes, mode, limits)
@@ -217,10 +280,16 @@ def _init(job: dict, channel: int, probes: int, isolation: Any, limits: Any) -> 
             sandbox.build_filesystem(fs, limits, uid, gid)
         runner: list[int] = []
         signal.signal(signal.SIGUSR1, lambda *_: runner and _signal(runner[0], signal.SIGINT))
+        go_read, go_write = os.pipe()  # init → runner: "the cell's processes are gone, start the next"
+        os.set_blocking(go_write, False)
+        session = os.getsid(0) if isolation.mode == "none" else None
+        signal.signal(signal.SIGUSR2, lambda *_: runner and _end_of_cell(runner[0], go_write, session))
         pid = os.fork()
         if pid == 0:
-            _runner(job, channel, probes, isolation, limits, uid, gid)
+            os.close(go_write)
+            _runner(job, channel, probes, isolation, limits, uid, gid, go_read)
         runner.append(pid)
+        os.close(go_read)
         os.close(channel)  # from here on, only the runner (and what it starts) can write to the worker
         os.close(probes)
         while True:  # reap everything; stop when the runner is gone (the kernel then kills the rest)
@@ -237,27 +306,42 @@ def _init(job: dict, channel: int, probes: int, isolation: Any, limits: Any) -> 
     os._exit(code)
 
 
+def _end_of_cell(runner: int, go: int, session: int | None) -> None:
+    """A cell ended (the worker says so): everything it started ends with it, then the runner may go on.
+
+    In the sandbox's PID namespace that is every process but this init and the runner; without
+    namespaces, every process of the job's session but the job parent, this init and the runner.
+    The runner waits for the word before its next cell, so what that cell starts is never caught.
+    """
+    from grader import sandbox
+
+    sandbox.kill_all_but({os.getpid(), os.getppid(), runner}, session)
+    try:
+        os.write(go, b"\n")
+    except OSError:
+        pass
+
+
 def _runner(job: dict, channel: int, probes: int, isolation: Any, limits: Any, uid: int | None,
-            gid: int | None) -> None:
+            gid: int | None, go: int | None = None) -> None:
     """The process that runs the student's notebook: unprivileged, limited, in a clean environment."""
-    from grader import runner, sandbox
+    from grader import confine, runner, sandbox
 
     code = 0
     try:
-        if isolation.mode == "root":
-            sandbox.drop_privileges(uid, gid)
-        elif isolation.mode == "none" and job.get("workdir"):
+        if isolation.mode == "none" and job.get("workdir"):
             os.chdir(job["workdir"])
-        sandbox.no_new_privileges()
+        confine.become_student(isolation.mode, uid, gid)
         sandbox.apply_limits(limits, per_user_processes=isolation.mode == "root")
         sandbox.clean_environment()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        signal.signal(signal.SIGUSR2, signal.SIG_DFL)
     except BaseException as error:  # the sandbox could not be set up: the grader's problem
         _report_error(channel, error)
         os._exit(72)
     try:
-        runner.run_job(job, channel, probes)
+        runner.run_job(job, channel, probes, go)
     except BaseException:  # the notebook broke its own kernel: it died, graded as far as it ran
         code = 73
     os._exit(code)
@@ -278,8 +362,12 @@ def _report_error(channel: int, error: BaseException) -> None:
 
 
 def main() -> None:
+    from grader import sandbox
+
     fd = int(sys.argv[1])
     modules = json.loads(sys.argv[2]) if len(sys.argv) > 2 else []
+    if len(sys.argv) > 3 and sys.platform.startswith("linux"):
+        sandbox.die_with_parent(int(sys.argv[3]))  # the worker that started it, and it alone
     sock = socket.socket(fileno=fd)
     serve(sock, modules)
 

@@ -162,8 +162,16 @@ def class_notebooks(root: Path) -> dict[str, tuple[str, object, float | None, st
     deleted = _answered(root, CORRECT)
     deleted.cells = [c for c in deleted.cells
                      if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") != "test-norm-grad"]
+    windows = _answered(root, CORRECT)  # saved by an editor with Windows line ends, and a byte-order mark
+    for cell in windows.cells:
+        cell.source = cell.source.replace("\n", "\r\n")
+    stripped = _answered(root, CORRECT)  # pasted into a new notebook: no grading metadata left
+    for cell in stripped.cells:
+        cell.metadata.pop("nbgrader", None)
     return {
         "correct": ("ps1.ipynb", _answered(root, CORRECT), 5.0, "graded"),
+        "windows": ("ps1.ipynb", b"\xef\xbb\xbf" + nbformat.writes(windows).encode(), 5.0, "graded"),
+        "stripped": ("ps1.ipynb", stripped, None, "invalid"),
         "blank": ("ps1.ipynb", _student_version(root), 0.0, "graded"),
         "wrong": ("ps1.ipynb", _answered(root, WRONG), 0.0, "graded"),
         "partly": ("ps1.ipynb", _answered(root, partly), 2.0, "graded"),

@@ -61,6 +61,9 @@ def test_whole_class_through_the_command_line(course_dir, tmp_path, capsys):
     assert any("appears 2 times" in f for f in records["duplicated"].notebooks["ps1"].flags)
     assert any("was deleted" in f for f in records["deleted-test"].notebooks["ps1"].flags)
     assert not records["correct"].notebooks["ps1"].flags
+    assert not records["windows"].notebooks["ps1"].flags  # CRLF line ends are not an edited test cell
+    assert "no grading metadata" in records["stripped"].notebooks["ps1"].detail
+    assert "fresh copy of the released notebook" in records["stripped"].notebooks["ps1"].detail
 
     # Feedback: a page per student; the hidden tests' code is not in it, their verdicts are.
     assert main(["feedback", "--course", str(course_dir)]) == 0

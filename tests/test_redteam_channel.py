@@ -229,17 +229,63 @@ def _forged_thread(x):
     raise RuntimeError("the forged thread did not run")
 
 
+def _through_map(x):
+    """PyTorch called only from C (map): no profile event, but every operator reaches the dispatcher."""
+    import torch
+
+    tensor = next(map(torch.from_numpy, [np.asarray(x, dtype=float)]))
+    return next(map(torch.Tensor.numpy, map(torch.mul, [tensor], [2.0])))
+
+
+def _through_partial(x):
+    import functools
+
+    import torch
+
+    double = functools.partial(torch.mul, other=2.0)
+    return next(map(torch.Tensor.numpy, map(double, map(torch.from_numpy, [np.asarray(x, dtype=float)]))))
+
+
+def _through_the_engine(x):
+    """The autograd engine run from C: the gradient of sum(x²) without a Python call into torch."""
+    import functools
+
+    import torch
+
+    leaf = functools.partial(torch.tensor, dtype=torch.float64, requires_grad=True)(np.asarray(x, dtype=float))
+    total = next(map(torch.sum, map(torch.mul, [leaf], [leaf])))
+    engine = torch.autograd.Variable._execution_engine
+    seed = next(map(torch.ones_like, [total]))
+    next(map(engine.run_backward, [(total,)], [(seed,)], [False], [False], [()], [True], [True]))
+    return next(map(torch.Tensor.numpy, [leaf.grad]))
+
+
+def _dispatch_watch_popped(x):
+    """PyTorch's mode stacks emptied (from C), then PyTorch called from C."""
+    import torch
+
+    import itertools
+
+    list(itertools.starmap(torch._C._pop_torch_dispatch_stack, [(None,)]))
+    list(itertools.starmap(torch._C._pop_torch_function_stack, [()]))
+    return _through_map(x)
+
+
 THREAD_ATTACKS = {  # each runs in order, in a fresh interpreter (a graded kernel); None: it passes
     "honest": (lambda x: 2 * np.asarray(x), None),
     "pytorch": (_torch_gradient, "uses PyTorch"),
     "pytorch in a threading.Thread": (_in_thread, "uses PyTorch"),
     "pytorch in a _thread thread": (_in_raw_thread, "could not be checked for PyTorch (_thread.start_new_thread"),
-    "sys.setprofile(None)": (_unhooked, "could not be checked for PyTorch (sys.setprofile"),
-    "sys.setprofile compiled as the watch's file": (_unhooked_as_the_watch, "could not be checked for PyTorch (sys.setprofile"),
+    "sys.setprofile(None)": (_unhooked, "uses PyTorch (torch.tensor)"),
+    "sys.setprofile compiled as the watch's file": (_unhooked_as_the_watch, "uses PyTorch (torch.tensor)"),
     "threading's hook taken away and put back": (_thread_hook_taken_away, "ran without the watch"),
     "threading.setprofile compiled as the watch's file": (_thread_hook_unset_as_the_watch, "threading.setprofile was called"),
-    "a second watch inside": (_a_second_watch, "could not be checked for PyTorch (sys.setprofile"),
+    "a second watch inside": (_a_second_watch, "uses PyTorch (torch.tensor)"),
     "a forged thread": (_forged_thread, "could not be checked for PyTorch"),
+    "pytorch through map": (_through_map, "uses PyTorch (the operator aten."),
+    "pytorch through functools.partial": (_through_partial, "uses PyTorch (the operator aten."),
+    "the autograd engine run from C": (_through_the_engine, "uses PyTorch (torch.tensor)"),
+    "the dispatch watch popped": (_dispatch_watch_popped, "could not be checked for PyTorch (PyTorch's dispatch watch was removed"),
     "honest after the attacks": (lambda x: 2 * np.asarray(x), None),
 }
 
@@ -368,3 +414,39 @@ def test_a_new_course_creates_its_gradebook_private(tmp_path):
     with course.gradebook():
         pass
     assert stat.S_IMODE((root / "gradebook.db").stat().st_mode) == 0o600
+
+
+def test_an_observation_whose_value_nests_deep_fails_its_check_in_the_worker_not_the_judge():
+    """A dict ``value`` nested ~950 deep passed validation and broke the judge later (the notebook became
+    ``error``): a value is a flat record, or the observation is replaced by one that fails its check."""
+    from autograd_lab.core import Variable
+
+    honest = to_json(observe(Variable(np.ones(2))))
+    forged = dict(honest)
+    nested: dict = {}
+    for _ in range(950):
+        nested = {"a": nested}
+    forged["value"] = nested
+    cleaned, problems = channel.clean_observations([honest, forged], 2)
+    assert cleaned[0] == honest
+    assert len(problems) == 1 and "flat record" in problems[0]
+    assert from_json(cleaned[1]).type == "InvalidObservation"
+
+
+def test_a_grader_failure_is_recorded_as_error_without_flagging_the_student():
+    from grader.executors import failed
+
+    result = failed("ps1/alice/ps1", "the grader failed on this notebook: KeyError: 'x'",
+                    "Traceback (most recent call last):\n  File \"grader/execute.py\", line 1\nKeyError: 'x'")
+    assert result.status == "error" and result.flags == []
+    assert "KeyError" in result.detail and "Traceback" in result.detail
+
+
+def test_code_that_takes_pytorchs_hooks_away_is_flagged_by_the_code_reading():
+    """Popping the watch and putting it back between two checks leaves nothing to see at the end: the code says it."""
+    from grader.tamper import scan
+
+    found = scan("import itertools, torch\nlist(itertools.starmap(torch._C._pop_torch_dispatch_stack, [(None,)]))\n"
+                 "with torch.utils._python_dispatch._disable_current_modes():\n    pass")
+    assert [line for line, _ in found] == [2, 3] and all("PyTorch's dispatch hooks" in what for _, what in found)
+    assert scan("import torch\nx = torch.ones(2).sum()") == []

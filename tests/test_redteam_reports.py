@@ -146,6 +146,42 @@ def test_the_feedback_exporter_writes_inert_pages(course_dir):
     assert "What happened:" in page and "&lt;script&gt;window.__pwned" in page
 
 
+def formgrader_page(notebook: nbformat.NotebookNode) -> str:
+    """The page formgrader shows an instructor for a graded notebook: its own exporter and template."""
+    import os
+
+    from nbconvert.exporters import HTMLExporter
+    from nbgrader.server_extensions.formgrader import handlers
+    from traitlets.config import Config
+
+    config = Config()
+    config.HTMLExporter.template_name = "formgrade"
+    config.HTMLExporter.extra_template_basedirs = [handlers.template_path]
+    resources = {"assignment_id": "ps1", "notebook_id": "ps1", "submission_id": "1", "index": 0, "total": 1,
+                 "base_url": "/", "student": "attacker", "last_name": "A", "first_name": "B",
+                 "notebook_path": os.path.join("autograded", "attacker", "ps1", "ps1.ipynb")}
+    page, _ = HTMLExporter(config=config).from_notebook_node(notebook, resources=resources)
+    return page
+
+
+def test_graded_notebooks_are_inert_where_formgrader_renders_them():
+    """autograded/ is shown by formgrader in the instructor's own Jupyter: nothing the student wrote may run."""
+    from grader.inert import inert_notebook
+
+    page = formgrader_page(inert_notebook(attack_notebook("http://127.0.0.1:9")))
+    parser = _Elements()
+    parser.feed(page)
+    problems = []
+    for tag, attrs, _ in parser.elements:  # the template's own elements are there too: look for the student's
+        problems += [f"<{tag} {name}={value!r}>" for name, value in attrs.items()
+                     if "__pwned" in value or ("127.0.0.1:9" in value and tag != "a")]
+    assert not problems, problems
+    scripts = page.split("<script")[1:]
+    assert not any("__pwned" in script.split("</script>")[0] for script in scripts), "a script of the student's"
+    # Without the cleaning, the same page runs the student's script (so this test can fail).
+    assert "window.__pwned = 'script'" in formgrader_page(attack_notebook("http://127.0.0.1:9"))
+
+
 def test_the_page_of_an_ungraded_notebook_is_inert():
     from grader.feedback import _page
 
@@ -240,6 +276,10 @@ def test_feedback_pages_run_and_fetch_nothing_in_chromium(course_dir, listener):
     assert main(["feedback", "--course", str(course_dir), "--workers", "1", "--no-progress"]) == 0
     pages = {student: course.feedback / student / "ps1" / "ps1.html" for student in ("attacker", "unreadable")}
     assert "window.__pwned" in pages["attacker"].read_text(), "the payload is in the page, as text"
+    # And the graded notebook as formgrader shows it to the instructor (its own template, no CSP).
+    graded = nbformat.read(course.autograded / "attacker" / "ps1" / "ps1.ipynb", as_version=4)
+    pages["formgrader"] = course_dir / "formgrader-attacker.html"
+    pages["formgrader"].write_text(formgrader_page(graded))
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -254,8 +294,9 @@ def test_feedback_pages_run_and_fetch_nothing_in_chromium(course_dir, listener):
             assert browser.execute_script("return window.__pwned === undefined"), (student, "a script ran")
             assert browser.title != "pwned", student
             assert browser.current_url == page.as_uri(), (student, "the page navigated away")
-            text = browser.execute_script("return document.body.innerText")
-            assert "window.__pwned" in text, "the student's payload is shown as text"
+            if student != "formgrader":
+                text = browser.execute_script("return document.body.innerText")
+                assert "window.__pwned" in text, "the student's payload is shown as text"
     finally:
         browser.quit()
     assert requests == [], f"the pages fetched {requests}"
