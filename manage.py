@@ -206,6 +206,27 @@ def merge_release(mine: dict, release: dict) -> dict:
     return {**mine, "cells": cells, "nbformat": release["nbformat"], "nbformat_minor": release["nbformat_minor"]}
 
 
+#: The instructor's nbgrader tools (Create Assignment, Formgrader, ...): not in the student's view.
+NBGRADER_SERVER_EXTENSIONS = ["formgrader", "validate_assignment", "assignment_list", "course_list"]
+
+
+def student_jupyter_config(folder: Path) -> Path:
+    """A Jupyter config folder, put first on JUPYTER_CONFIG_PATH, that hides nbgrader's instructor tools."""
+    (folder / "labconfig").mkdir(parents=True, exist_ok=True)
+    (folder / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyter/nbgrader": True}}, indent=1))
+    extensions = {f"nbgrader.server_extensions.{name}": False for name in NBGRADER_SERVER_EXTENSIONS}
+    (folder / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"jpserver_extensions": extensions}}, indent=1))
+    return folder
+
+
+def student_environment() -> dict[str, str]:
+    config = student_jupyter_config(VENV / "student-jupyter")
+    paths = [str(config), *filter(None, os.environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep))]
+    return {**os.environ, "JUPYTER_CONFIG_PATH": os.pathsep.join(paths)}
+
+
 def lab(extra: list[str]) -> int:
     setup()
     copy_student_notebooks()
@@ -213,7 +234,7 @@ def lab(extra: list[str]) -> int:
     command = [str(venv_python()), "-m", "jupyter", "lab", f"--notebook-dir={WORKSPACE}", *extra]
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in extra:
         command.append("--allow-root")  # containers and cloud machines often run as root
-    return subprocess.call(command, cwd=ROOT)
+    return subprocess.call(command, cwd=ROOT, env=student_environment())
 
 
 def test(extra: list[str]) -> int:

@@ -35,21 +35,34 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from autograd_lab import compare
+from autograd_lab import compare, mistakes
 from autograd_lab.compare import Verdict
 from autograd_lab.lazy import Lazy, PlanNamespace
 from autograd_lab.observed import Observed, from_json, observe
 from autograd_lab.probes import AuthoringError, decode, encode, run_probe
 
 __all__ = [
-    "close", "equal", "tensor", "function", "gradient", "backward", "graph", "random_graph", "chain",
+    "close", "equal", "tensor", "function", "steps", "unchanged", "gradient", "backward", "graph", "random_graph", "chain",
     "describe_graph", "raises", "rng",
     "CheckFailed", "AuthoringError", "plan_cell", "judge_cell", "PlannedCheck",
 ]
 
 
 class CheckFailed(AssertionError):
-    """A check found a wrong answer. Its message says what to fix."""
+    """A check found a wrong answer. Its message says what to fix.
+
+    In IPython (JupyterLab, Colab, nbgrader's kernels) it is shown as its message alone:
+    no test-cell source, no frames inside autograd_lab. Where the student's own code
+    raised, the message says in which function and line.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return str(self).splitlines()
+
+
+#: Seconds one call of your function may take when a check runs in a notebook; then the check says
+#: "your function did not return within N s (an infinite loop?)". (When grading, the grader's limit applies.)
+CALL_SECONDS = 20.0
 
 
 # --- the public checks ----------------------------------------------------------------------
@@ -94,29 +107,80 @@ def tensor(answer: Any, expected: Any = None, *, requires_grad: bool | None = No
 
 def function(fn: Callable, reference: Callable | Sequence, inputs: Sequence, *, what: str | None = None,
              rtol: float = 1e-5, atol: float = 1e-6, exact: bool = False, repeat: int = 2,
-             forbid_torch: bool = False) -> None:
+             forbid_torch: bool = False, mistakes: dict[str, Callable | Sequence] | None = None) -> None:
     """``fn(*args)`` equals ``reference(*args)`` for every argument tuple in ``inputs``.
 
     ``reference`` is a function (usually written with PyTorch), or the list of
     expected results. The first input is passed twice, as fresh copies, so a
     function that keeps state between calls (gradients that accumulate) is caught.
+
+    ``mistakes`` maps a message to what a typical mistake computes (a function like
+    ``reference``, or its results): a wrong answer gets that message only if it *is*
+    that mistake's result on every input.
     """
     __tracebackhide__ = True
     cases = [_as_args(args) for args in inputs]
-    if callable(reference):
-        expected_record = run_probe("call", lambda: ([reference, cases], {}))
-        against = "PyTorch"
-    else:
-        expected_record = Observed("sequence", type="calls", items=[observe(value) for value in reference])
-        against = "the expected values"
-    _reference_ok(expected_record, "the reference function")
+    expected_record, against = _expected_calls(reference, cases, "the reference function")
+    produced = [(message, _expected_calls(mistake, cases, f"the mistake {message!r}")[0])
+                for message, mistake in (mistakes or {}).items()]
     labels = [_render_args(args) for args in cases]
     _submit(_Check(
         what=what or _argument_text("your function"), probe="call", target=fn, data=[cases], kwargs={"repeat": repeat},
         forbid_torch=forbid_torch,
         judge=lambda got, w: compare.compare_calls(got, expected_record, what=w, inputs=labels, rtol=rtol,
-                                                   atol=atol, exact=exact, against=against),
+                                                   atol=atol, exact=exact, against=against, mistakes=produced),
     ))
+
+
+def steps(fn: Callable, expected: Sequence[Sequence], inputs: Sequence, *, what: str | None = None,
+          rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    """``fn(*args)`` called ``len(expected[i])`` times in a row on the *same* arguments gives ``expected[i]``.
+
+    For a step function (one training step of a model): state carries over from
+    call to call, as in a training loop, so a step that keeps gradients from the
+    previous one is right once and wrong after. ``expected`` holds, per argument
+    tuple, the results of the successive calls (computed with PyTorch). The
+    arguments may be the student's objects (a model and its optimizer).
+    """
+    __tracebackhide__ = True
+    cases = [_as_args(args) for args in inputs]
+    expected_record = Observed("sequence", type="calls",
+                               items=[Observed("sequence", type="list", items=[observe(v) for v in row])
+                                      for row in expected])
+    counts = {len(row) for row in expected}
+    if len(counts) != 1 or len(cases) != len(expected):
+        raise AuthoringError("checks.steps: give one row of expected results per input, all of the same length")
+    count = counts.pop()
+    labels = [_render_args(args) for args in cases]
+    _submit(_Check(
+        what=what or _argument_text("your step function"), probe="steps", target=fn, data=[cases],
+        kwargs={"steps": count},
+        judge=lambda got, w: compare.compare_steps(got, expected_record, what=w, inputs=labels, steps=count,
+                                                   rtol=rtol, atol=atol),
+    ))
+
+
+def unchanged(fn: Callable, inputs: Sequence, *, what: str | None = None) -> None:
+    """``fn(*args)`` leaves its arguments as they were (no array or list of the caller's is changed)."""
+    __tracebackhide__ = True
+    cases = [_as_args(args) for args in inputs]
+    expected = Observed("sequence", type="calls", items=[observe(args) for args in cases])
+    labels = [_render_args(args) for args in cases]
+    _submit(_Check(
+        what=what or _argument_text("your function"), probe="unchanged", target=fn, data=[cases],
+        judge=lambda got, w: compare.compare_unchanged(got, expected, what=w, inputs=labels),
+    ))
+
+
+def _expected_calls(reference: Callable | Sequence, cases: list, what: str) -> tuple[Observed, str]:
+    """What ``reference`` gives on each case (computed now), or its list of results; and what it is."""
+    if callable(reference):
+        record, against = run_probe("call", lambda: ([reference, cases], {})), "PyTorch"
+    else:
+        record = Observed("sequence", type="calls", items=[observe(value) for value in reference])
+        against = "the expected values"
+    _reference_ok(record, what)
+    return record, against
 
 
 def gradient(fn: Callable, f: Callable, inputs: Sequence, *, what: str | None = None, rtol: float = 1e-5,
@@ -158,12 +222,14 @@ def backward(fn: Callable, reference: Callable, inputs: Sequence, *, names: Sequ
     expected = run_probe("backward", lambda: ([reference, cases], {"leaf": "torch"}))
     _reference_ok(expected, "the reference function")
     labels = [_render_args(tuple(args)) for args, _ in cases]
+    torch_leaves = isinstance(leaf, str) and leaf == "torch"  # (when planning, a Variable class is a stand-in)
     arg_names = list(names) if names else [f"input {i + 1}" for i in range(len(cases[0][0]) if cases else 0)]
     _submit(_Check(
         what=what or _argument_text("your function"), probe="backward", target=fn, data=[cases],
         kwargs={"leaf": leaf, "seed": seed}, forbid_torch=forbid_torch,
         judge=lambda got, w: compare.compare_backward(got, expected, what=w, inputs=labels, names=arg_names,
-                                                      rtol=rtol, atol=atol, check_output=check_output),
+                                                      rtol=rtol, atol=atol, check_output=check_output,
+                                                      torch_leaves=torch_leaves),
     ))
 
 
@@ -180,8 +246,10 @@ def graph(ops: dict[str, Any], specs: Sequence[dict], *, leaf: Any, seed: str = 
     """
     __tracebackhide__ = True
     specs = [dict(spec) for spec in specs]
-    expected = _graph_reference(json.dumps(encode([{op: "torch" for op in ops}, specs]), sort_keys=True))
+    key = json.dumps(encode([{op: "torch" for op in ops}, specs]), sort_keys=True)
+    expected = _graph_reference(key)
     _reference_ok(expected, "the PyTorch reference graph")
+    mistakes = _graph_mistakes(key)
     labels = [describe_graph(spec) for spec in specs]
     names = [f"input {i + 1}" for i in range(max((len(s["inputs"]) for s in specs), default=0))]
     _submit(_Check(
@@ -189,7 +257,7 @@ def graph(ops: dict[str, Any], specs: Sequence[dict], *, leaf: Any, seed: str = 
         forbid_torch=forbid_torch,
         judge=lambda got, w: compare.compare_backward(got, expected, what=w, inputs=labels, names=names,
                                                       rtol=rtol, atol=atol, check_output=check_output,
-                                                      noun="graph"),
+                                                      noun="graph", torch_leaves=False, mistakes=mistakes),
     ))
 
 
@@ -202,6 +270,13 @@ def _graph_reference(key: str) -> Observed:
     """
     reference_ops, specs = decode(json.loads(key))
     return run_probe("graph", lambda: ([reference_ops, specs], {"leaf": "torch"}))
+
+
+@functools.lru_cache(maxsize=64)
+def _graph_mistakes(key: str) -> list[tuple[str, Observed]]:
+    """What engines that make the typical mistakes give on these graphs (see :mod:`autograd_lab.mistakes`)."""
+    _, specs = decode(json.loads(key))
+    return mistakes.engine_mistakes(specs)
 
 
 def describe_graph(spec: dict) -> str:
@@ -418,7 +493,14 @@ class PlannedCheck:
                 got = from_json(observation)
             except (ValueError, TypeError, KeyError) as error:
                 got = Observed("exception", type="InvalidObservation", message=str(error))
-        return self.judge(got, self.what)
+        return _judged(self.judge, got, self.what)
+
+
+def _judged(judge: Callable[[Observed, str], Verdict], got: Observed, what: str) -> Verdict:
+    """The verdict on what the probe saw, with what the student's code printed shown once."""
+    verdict = judge(got, what)
+    verdict.printed = compare.printed_summary(got)
+    return verdict
 
 
 _planned: list[PlannedCheck] | None = None
@@ -432,20 +514,23 @@ def _submit(check: _Check) -> None:
     # Plain mode: the data go through the same encoding the grader uses, so the
     # student's function sees exactly the fresh copies it would see when graded.
     def arguments() -> tuple[list, dict]:
-        return [check.target, *decode(encode(check.data))], {key: _roundtrip(value) for key, value in check.kwargs.items()}
+        return [check.target, *_roundtrip(check.data)], {key: _roundtrip(value) for key, value in check.kwargs.items()}
 
-    got = run_probe(check.probe, arguments, forbid_torch=check.forbid_torch)
-    verdict = check.judge(got, check.what)
+    got = run_probe(check.probe, arguments, forbid_torch=check.forbid_torch, call_seconds=CALL_SECONDS)
+    verdict = _judged(check.judge, got, check.what)
     if not verdict.passed:
         raise CheckFailed(verdict.message)
     print(verdict.message)
 
 
 def _roundtrip(value: Any) -> Any:
-    """A copy through the wire encoding where it has one; classes (``leaf=Variable``) stay as they are."""
+    """A copy through the wire encoding where it has one; what has none stays as it is: classes
+    (``leaf=Variable``), and the student's own objects (a model given to :func:`steps`)."""
     try:
         return decode(encode(value))
     except AuthoringError:
+        if type(value) in (list, tuple):
+            return type(value)(_roundtrip(item) for item in value)
         return value
 
 

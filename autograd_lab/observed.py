@@ -53,6 +53,7 @@ class Observed:
     grad_fn: str | None = None
     grad: "Observed | None" = None
     message: str | None = None
+    printed: str | None = None  # what the student's code printed while this value was made
 
     @property
     def is_numeric(self) -> bool:
@@ -84,6 +85,8 @@ class Observed:
             return "{" + inner + "}"
         if self.kind == "too_large":
             return f"<{self.type} too large to check: {self.message}>"
+        if compact and self.kind == "object" and (not self.message or len(self.message) > 40 or "\n" in self.message):
+            return f"<{self.type}>"  # an object's long repr (<MLP object at 0x...>) says nothing in a label
         return self.message or f"<{self.type}>"
 
     def _brief_array(self, compact: bool) -> str:
@@ -135,8 +138,8 @@ def observe(obj: Any, depth: int = 0) -> Observed:
 def _observe(obj: Any, depth: int) -> Observed:
     if obj is None:
         return Observed("none", type="NoneType")
-    if isinstance(obj, BaseException):
-        return Observed("exception", type=type(obj).__name__, message=str(obj)[:MAX_TEXT])
+    if isinstance(obj, BaseException):  # returned, not raised (raised ones are exception_record's)
+        return Observed("object", type=type(obj).__name__, message=repr(obj)[:MAX_TEXT], value=str(obj)[:MAX_TEXT])
     if isinstance(obj, (bool, np.bool_)):
         return Observed("bool", type=_type_name(obj), value=bool(obj), data=np.asarray(bool(obj)), dtype="bool")
     if isinstance(obj, numbers.Number) and not hasattr(obj, "shape") or isinstance(obj, np.generic):
@@ -262,7 +265,7 @@ def from_json(payload: Any, depth: int = 0) -> Observed:
     if not isinstance(kind, str):
         raise ValueError("malformed observation: no kind")
     record = Observed(kind)
-    for name in ("type", "dtype", "grad_fn", "message"):
+    for name in ("type", "dtype", "grad_fn", "message", "printed"):
         value = payload.get(name)
         if value is not None:
             if not isinstance(value, str):
@@ -346,7 +349,8 @@ def _array_from_json(payload: Any) -> np.ndarray:
 
 
 def exception_record(error: BaseException, traceback_text: str = "") -> Observed:
-    record = observe(error)
+    """What the student's code raised (an exception it returns is an ordinary value)."""
+    record = Observed("exception", type=type(error).__name__, message=str(error)[:MAX_TEXT])
     if traceback_text:
         record.value = traceback_text[-MAX_TEXT:]
     return record

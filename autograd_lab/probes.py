@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from autograd_lab.i18n import _
 from autograd_lab.observed import Observed, observe, exception_record
 
 
@@ -195,10 +196,8 @@ def _evaluate(expr: dict, namespace: dict) -> Any:
 
         if hasattr(builtins, name):
             return getattr(builtins, name)
-        raise StudentNameError(
-            f"name '{name}' is not defined: run the cell that defines `{name}` first "
-            "(and keep the name the exercise asks for)"
-        )
+        raise StudentNameError(_("name '{name}' is not defined: run the cell that defines `{name}` first "
+                                 "(and keep the name the exercise asks for)").format(name=name))
     if op == "attr":
         return getattr(evaluate(expr["of"], namespace), expr["name"])
     if op == "item":
@@ -241,6 +240,21 @@ def _threading_hooks() -> set:
 _THREADING_HOOKS = _threading_hooks()
 _THREAD_START = sys.modules["threading"].Thread.start.__code__
 _THREAD_BOOTSTRAP = sys.modules["threading"].Thread._bootstrap_inner.__code__
+
+
+_WATCH_REMOVED = "the watch was removed while the check ran"
+
+
+def _recursion_error(record: Observed, depth: int = 0) -> Observed | None:
+    """The first RecursionError the student's code raised in this record, if any."""
+    if record.kind == "exception":
+        return record if record.type == "RecursionError" else None
+    if depth < 3:
+        for item in record.items or []:
+            found = _recursion_error(item, depth + 1)
+            if found is not None:
+                return found
+    return None
 
 
 class TorchWatch:
@@ -324,7 +338,7 @@ class TorchWatch:
             sys.setprofile(previous)
             threading.setprofile(previous_threads)
             if removed and not self.unwatched:
-                self.unwatched.append("the watch was removed while the check ran")
+                self.unwatched.append(_WATCH_REMOVED)
             if not modes.intact() and not self.unwatched:
                 self.unwatched.append("PyTorch's dispatch watch was removed while the check ran")
             modes.__exit__(None, None, None)
@@ -460,12 +474,62 @@ def _thread_name(thread: Any) -> str:
 
 # --- the probes ---------------------------------------------------------------------------
 
-def _call_observed(fn: Callable, args: tuple, kwargs: dict) -> Observed:
+#: How much of what the student's code prints is kept (the rest is summarised by a count).
+MAX_PRINTED = 2_000
+
+
+class CallTimeout(BaseException):
+    """A student's function ran past the per-call time limit (a BaseException: ``except Exception`` keeps it)."""
+
+
+#: Seconds one call of the student's code may take in a notebook (None: no limit of the checks' own;
+#: when grading, the grader's cell time limit applies). Set by :func:`run_probe`.
+_call_seconds: float | None = None
+
+
+@contextlib.contextmanager
+def _time_limit() -> Iterator[None]:
+    """Raise :class:`CallTimeout` in the student's code after ``_call_seconds`` (main thread, Unix only;
+    and never over an alarm someone else set)."""
+    import signal
+    import threading
+
+    seconds = _call_seconds
+    usable = (seconds and hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
+              and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+    if not usable:
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise CallTimeout(seconds)
+
+    signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        result = fn(*args, **kwargs)
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+
+def _call_observed(fn: Callable, args: tuple, kwargs: dict) -> Observed:
+    """``fn(*args, **kwargs)`` observed, with what it printed (shown once by the check, not once per call)."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed), _time_limit():
+            result = fn(*args, **kwargs)
+    except CallTimeout as stopped:
+        record = Observed("exception", type="CallTimeout", message=f"{stopped.args[0]:g}")  # the seconds
+        record.value = _short_traceback(stopped)
     except Exception as error:  # the student's code raising is an observation, not a crash
-        return exception_record(error, _short_traceback(error))
-    return observe(result)
+        record = exception_record(error, _short_traceback(error))
+    else:
+        record = observe(result)
+    text = printed.getvalue()
+    if text:
+        record.printed = text if len(text) <= MAX_PRINTED else text[:MAX_PRINTED] + f"... ({len(text)} characters)"
+    return record
 
 
 def _short_traceback(error: BaseException) -> str:
@@ -473,6 +537,82 @@ def _short_traceback(error: BaseException) -> str:
     own = os.path.dirname(__file__)
     kept = [frame for frame in frames if not frame.filename.startswith(own)]
     return "".join(traceback.format_list(kept[-3:]))
+
+
+class Backwards:
+    """Counts ``backward()`` calls (PyTorch's and autograd_lab's) while installed, and, with
+    ``reset=True``, clears the gradients of a graph's leaves before each one.
+
+    Re-running a student's function with ``reset=True`` is how a check tells a forgotten
+    ``zero_grad()`` / ``cleargrads()`` by what it does: if the answer is then right, the
+    gradients were adding up. It is evidence for a diagnosis only, never for a pass.
+    """
+
+    def __init__(self, reset: bool = False) -> None:
+        self.reset = reset
+        self.count = 0
+        self.kinds: set[str] = set()
+
+    def _wrapped(self, original: Callable, kind: str, clear: Callable[[Any], None]) -> Callable:
+        def backward(target: Any, *args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            self.kinds.add(kind)
+            if self.reset:
+                clear(target)
+            return original(target, *args, **kwargs)
+        return backward
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["Backwards"]:
+        patches = []
+        torch = sys.modules.get("torch")
+        if torch is not None and hasattr(torch, "autograd"):
+            original = torch.autograd.backward
+            patches.append((torch.autograd, "backward", original, self._wrapped(original, "torch", _clear_torch_leaves)))
+        core = sys.modules.get("autograd_lab.core")
+        if core is not None:
+            original = core.Variable.backward
+            patches.append((core.Variable, "backward", original,
+                            self._wrapped(original, "autograd_lab", _clear_engine_leaves)))
+        for owner, name, _, replacement in patches:
+            setattr(owner, name, replacement)
+        try:
+            yield self
+        finally:
+            for owner, name, original, _ in patches:
+                setattr(owner, name, original)
+
+
+def _clear_torch_leaves(tensors: Any) -> None:
+    """Set ``.grad = None`` on every leaf the backward of ``tensors`` would write to."""
+    todo = [t.grad_fn for t in (tensors if isinstance(tensors, (list, tuple)) else [tensors])
+            if getattr(t, "grad_fn", None) is not None]
+    seen: set[int] = set()
+    while todo:
+        node = todo.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        variable = getattr(node, "variable", None)  # an AccumulateGrad node holds its leaf
+        if variable is not None:
+            variable.grad = None
+        todo.extend(next_node for next_node, _ in node.next_functions)
+
+
+def _clear_engine_leaves(output: Any) -> None:
+    """``cleargrad()`` every leaf Variable an autograd_lab graph was computed from."""
+    todo = [] if output.creator is None else [output.creator]
+    seen: set[int] = set()
+    while todo:
+        function = todo.pop()
+        if id(function) in seen:
+            continue
+        seen.add(id(function))
+        for variable in function.inputs:
+            if variable.creator is None:
+                variable.cleargrad()
+            else:
+                todo.append(variable.creator)
 
 
 def probe_value(value: Any) -> Observed:
@@ -487,16 +627,121 @@ def probe_call(fn: Callable, inputs: list, *, repeat: int = 1) -> Observed:
     whose answer changes between the two calls (typically gradients that accumulate
     because ``x.grad`` is never reset) is then caught. Once is enough to catch it,
     and the other inputs are not paid for twice.
+
+    The first input's result also carries evidence for the diagnosis of a wrong
+    answer (:func:`_evidence`).
     """
     results = []
     for position, args in enumerate(inputs):
         args = args if isinstance(args, tuple) else (args,)
-        first = _call_observed(fn, _fresh(args), {})
-        if repeat > 1 and position == 0 and first.kind != "exception":
-            second = _call_observed(fn, _fresh(args), {})
-            results.append(Observed("sequence", type="repeat", items=[first, second]))
+        if position == 0:
+            results.append(_evidence(fn, args, repeat))
         else:
-            results.append(first)
+            results.append(_call_observed(fn, _fresh(args), {}))
+    return Observed("sequence", type="calls", items=results)
+
+
+def _evidence(fn: Callable, args: tuple, repeat: int) -> Observed:
+    """The first call, and what tells its likely mistake, as a mapping of observations.
+
+    * ``first`` (and ``second``, with ``repeat=2``): the answer, twice from fresh copies;
+    * ``reset``: the answer again with every leaf's gradient cleared before each
+      ``backward()``, when the function calls ``backward()`` at all (a forgotten reset);
+    * ``seeded`` and ``seeded_again``: when the two calls differ, two more with the
+      random generators seeded alike (is the difference randomness?).
+    """
+    with Backwards().installed() as counted:
+        first = _call_observed(fn, _fresh(args), {})
+        if repeat < 2 or first.kind == "exception":
+            return first
+        second = _call_observed(fn, _fresh(args), {})
+    keys, items = ["first", "second"], [first, second]
+    if counted.count:
+        with Backwards(reset=True).installed() as reset:
+            keys.append("reset")
+            items.append(_call_observed(fn, _fresh(args), {}))
+        keys.append("reset_kind")
+        items.append(observe(",".join(sorted(reset.kinds))))
+    if to_json_text(first) != to_json_text(second):
+        for key in ("seeded", "seeded_again"):
+            with _seeded():
+                keys.append(key)
+                items.append(_call_observed(fn, _fresh(args), {}))
+    return Observed("mapping", type="evidence", keys=keys, items=items)
+
+
+def to_json_text(record: Observed) -> str:
+    """A record as canonical JSON text: two observations are the same when their texts are."""
+    import json
+
+    from autograd_lab.observed import to_json
+
+    return json.dumps(to_json(record), sort_keys=True)
+
+
+@contextlib.contextmanager
+def _seeded() -> Iterator[None]:
+    """Python's, numpy's and (if imported) PyTorch's random generators seeded alike, then restored."""
+    import random
+
+    # Under the PyTorch watch (an exercise without PyTorch), PyTorch's generator is not the student's.
+    watched = isinstance(getattr(sys.getprofile(), "__self__", None), TorchWatch)
+    torch = None if watched else sys.modules.get("torch")
+    states = random.getstate(), np.random.get_state(), torch.random.get_rng_state() if torch is not None else None
+    random.seed(0)
+    np.random.seed(0)
+    if torch is not None:
+        torch.manual_seed(0)
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        if torch is not None:
+            torch.random.set_rng_state(states[2])
+
+
+def probe_steps(fn: Callable, inputs: list, *, steps: int) -> Observed:
+    """For each argument tuple: call ``fn(*args)`` ``steps`` times on the *same* arguments.
+
+    A step function (one training step of a model) keeps its state in its arguments,
+    so each call continues from the last one: a step that forgets to clear the
+    gradients is right on the first call and drifts on the next. A copy of the
+    arguments taken before is run again with gradients cleared before every
+    ``backward()``, as evidence for that diagnosis.
+    """
+    import copy
+
+    results = []
+    for args in inputs:
+        args = args if isinstance(args, tuple) else (args,)
+        try:
+            spare = copy.deepcopy(args)
+        except Exception:  # an object of the student's that cannot be copied: no evidence, still a check
+            spare = None
+        run = Observed("sequence", type="list", items=[])
+        for _ in range(steps):
+            result = _call_observed(fn, args, {})
+            run.items.append(result)
+            if result.kind == "exception":
+                break
+        keys, items = ["run"], [run]
+        if spare is not None and run.items[-1].kind != "exception":
+            with Backwards(reset=True).installed() as reset:
+                again = [_call_observed(fn, spare, {}) for _ in range(steps)]
+            keys += ["reset", "reset_kind"]
+            items += [Observed("sequence", type="list", items=again), observe(",".join(sorted(reset.kinds)))]
+        results.append(Observed("mapping", type="evidence", keys=keys, items=items))
+    return Observed("sequence", type="calls", items=results)
+
+
+def probe_unchanged(fn: Callable, inputs: list) -> Observed:
+    """For each argument tuple: call ``fn`` on fresh copies, then observe those copies (did it change them?)."""
+    results = []
+    for args in inputs:
+        args = _fresh(args if isinstance(args, tuple) else (args,))
+        result = _call_observed(fn, args, {})
+        results.append(result if result.kind == "exception" else observe(args))
     return Observed("sequence", type="calls", items=results)
 
 
@@ -517,14 +762,25 @@ def probe_backward(fn: Callable, cases: list, *, leaf: Any = "torch", seed: str 
 
 
 def _backward_once(fn: Callable, inputs: Any, upstream: Any, leaf: Any, seed: str) -> Observed:
-    try:
-        leaves = [_make_leaf(value, leaf) for value in inputs]
+    leaves: list = []
+
+    def run() -> Any:
+        leaves.extend(_make_leaf(value, leaf) for value in inputs)
         output = fn(*leaves)
         _run_backward(output, upstream, leaf, seed)
-    except Exception as error:
-        return exception_record(error, _short_traceback(error))
-    grads = [getattr(x, "grad", None) for x in leaves]
-    return Observed("sequence", type="backward", items=[observe(output), observe(grads)])
+        return output
+
+    return _observed_backward(run, leaves)
+
+
+def _observed_backward(run: Callable[[], Any], leaves: list) -> Observed:
+    """``run()`` builds a graph on ``leaves`` and back-propagates: its output and the leaves' gradients."""
+    output = _call_observed(run, (), {})
+    if output.kind == "exception":
+        return output
+    record = Observed("sequence", type="backward", items=[output, observe([getattr(x, "grad", None) for x in leaves])])
+    record.printed, output.printed = output.printed, None
+    return record
 
 
 def _make_leaf(value: Any, leaf: Any) -> Any:
@@ -594,17 +850,19 @@ def probe_graph(ops: dict, specs: list, *, leaf: Any, seed: str = "array", retai
 
 
 def _graph_once(ops: dict, spec: dict, leaf: Any, seed: str) -> Observed:
-    try:
-        leaves = [_make_leaf(value, leaf) for value in spec["inputs"]]
+    leaves: list = []
+
+    def run() -> Any:
+        leaves.extend(_make_leaf(value, leaf) for value in spec["inputs"])
         values = list(leaves)
         for op, refs in spec["nodes"]:
             args = [ref["const"] if isinstance(ref, dict) else values[ref] for ref in refs]
             values.append(_apply(op, ops, args))
         output = values[-1]
         _run_backward(output, spec.get("upstream"), leaf, seed)
-    except Exception as error:
-        return exception_record(error, _short_traceback(error))
-    return Observed("sequence", type="backward", items=[observe(output), observe([x.grad for x in leaves])])
+        return output
+
+    return _observed_backward(run, leaves)
 
 
 def _apply(op: str, ops: dict, args: list) -> Any:
@@ -625,6 +883,8 @@ def _apply(op: str, ops: dict, args: list) -> Any:
 
 PROBES: dict[str, Callable[..., Observed]] = {
     "graph": probe_graph,
+    "steps": probe_steps,
+    "unchanged": probe_unchanged,
     "value": probe_value,
     "call": probe_call,
     "backward": probe_backward,
@@ -632,7 +892,7 @@ PROBES: dict[str, Callable[..., Observed]] = {
 
 
 def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_torch: bool = False,
-              strict: bool = False) -> Observed:
+              strict: bool = False, call_seconds: float | None = None) -> Observed:
     """Run one probe quietly: warnings and anything printed to stderr are kept, not shown.
 
     ``arguments()`` produces the probe's arguments; it runs inside the watch too,
@@ -640,8 +900,10 @@ def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_t
     scores a test cell 0 when anything reaches stderr, a harmless PyTorch warning
     included, so nothing may escape there.
     """
+    global _call_seconds
     probe = PROBES[name]
     watch = TorchWatch(strict=strict)
+    _call_seconds = call_seconds
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         with watch.watching() if forbid_torch else contextlib.nullcontext():
@@ -650,8 +912,15 @@ def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_t
                 record = probe(*args, **kwargs)
             except Exception as error:  # the student's code raised while we evaluated it
                 record = exception_record(error, _short_traceback(error))
+            finally:
+                _call_seconds = None
+    recursion = _recursion_error(record)
     if watch.used or watch.dispatched:
         record = Observed("sequence", type="used_torch", items=[record], message=(watch.dispatched + watch.used)[0])
+    elif watch.unwatched == [_WATCH_REMOVED] and recursion is not None:
+        # Python removes a profile function that a RecursionError passes through: the student's
+        # recursion, not a thread or a hook, took the watch away. Its failure is the verdict.
+        record = recursion
     elif watch.unwatched:
         record = Observed("sequence", type="unwatched", items=[record], message=watch.unwatched[0])
     return record
@@ -682,9 +951,8 @@ def run_planned(specs: list[dict], namespace: dict) -> list[dict]:
 
         callee = _callee(spec, namespace)
         if callee is not None and any(callee is stopped for stopped in _stopped):
-            results.append(to_json(Observed("exception", type="CellTimeoutError", message=(
-                f"{getattr(callee, '__name__', 'this function')} did not finish earlier in this notebook "
-                "(it was stopped after the time limit), so it was not run again"))))
+            results.append(to_json(Observed("exception", type="CellTimeoutError",
+                                            message=_not_run_again(getattr(callee, "__name__", "this function")))))
             continue
         _evaluated = {}
         try:
@@ -694,7 +962,7 @@ def run_planned(specs: list[dict], namespace: dict) -> list[dict]:
             if callee is not None and not any(callee is f for f in _stopped):
                 _stopped.append(callee)
             record = Observed("exception", type="CellTimeoutError",
-                              message="it did not finish within the time limit and was stopped (an endless loop?)")
+                              message=_("it did not finish within the time limit and was stopped (an endless loop?)"))
         finally:
             _evaluated = None
         results.append(to_json(record))
@@ -732,10 +1000,14 @@ def remember_stopped(trace: Any, namespace: dict) -> None:
         trace = trace.tb_next
 
 
+def _not_run_again(name: str) -> str:
+    return _("{name} did not finish earlier in this notebook (it was stopped after the time limit), "
+             "so it was not run again").format(name=name)
+
+
 def _stopped_stand_in(name: str) -> Callable:
     def stopped(*args: Any, **kwargs: Any) -> Any:
-        raise CellTimeoutError(f"{name} did not finish earlier in this notebook (it was stopped after the time "
-                               "limit), so it was not run again")
+        raise CellTimeoutError(_not_run_again(name))
     stopped.__name__ = name
     return stopped
 

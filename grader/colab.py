@@ -6,12 +6,24 @@ preprocessor, run by ``generate_assignment`` (see ``course/nbgrader_config.py``)
 adds two cells to each student version:
 
 * a badge that opens the notebook from the repository on Colab;
-* a set-up cell that, on Colab only, installs this course's package
-  (``autograd_lab``) and torchviz; anywhere else it does nothing.
+* a set-up cell that makes this course's package (``autograd_lab``) importable
+  wherever the notebook was opened: where the package is installed it does
+  nothing; elsewhere (Colab, a notebook uploaded or opened from Drive or a fork)
+  it unpacks the copy of the package the cell itself carries (a zip of its
+  sources, base64). No network and no repository address is needed. On Colab it
+  also tries to install torchviz, which only the graph drawings use; without it
+  (or without a network) the drawings fall back to ``autograd_lab.graph.torch_dot``.
 
-The repository's address is configured once, as ``AddColabCells.repository``.
+The repository's address, configured once as ``AddColabCells.repository``, is
+used by the badge only.
 """
 from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import zipfile
+from pathlib import Path
 
 from nbformat.v4 import new_code_cell, new_markdown_cell
 from nbgrader.preprocessors import NbGraderPreprocessor
@@ -34,11 +46,13 @@ class AddColabCells(NbGraderPreprocessor):
         notebook = resources["nbgrader"]["notebook"]
         cells = [
             new_markdown_cell(badge_markdown(self.repository, self.branch, self.release_path, assignment, notebook)),
-            new_code_cell(setup_code(self.repository, self.branch)),
+            new_code_cell(setup_code(package_archive())),
         ]
         for index, cell in enumerate(cells):
             cell["id"] = f"colab-{'badge' if index == 0 else 'setup'}"
             cell["metadata"]["tags"] = ["colab"]
+        cells[1]["metadata"]["cellView"] = "form"                  # Colab shows the title, not the code
+        cells[1]["metadata"]["jupyter"] = {"source_hidden": True}  # so does JupyterLab
         nb.cells = cells + [cell for cell in nb.cells if "colab" not in cell.get("metadata", {}).get("tags", [])]
         return nb, resources
 
@@ -54,12 +68,52 @@ def badge_markdown(repository: str, branch: str, release_path: str, assignment: 
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
 
 
-def setup_code(repository: str, branch: str) -> str:
-    return f'''{SETUP_MARKER} (does nothing outside Google Colab): install this course's package.
-import importlib.util
-import subprocess
-import sys
+def package_archive() -> str:
+    """``autograd_lab``'s Python sources and message catalogs as a zip, base64: the same bytes for the same files."""
+    import autograd_lab
 
-if "google.colab" in sys.modules and importlib.util.find_spec("autograd_lab") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                    "autograd-lab @ git+{repository.rstrip('/')}@{branch}", "torchviz"], check=True)'''
+    package = Path(autograd_lab.__file__).parent
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted([*package.glob("*.py"), *package.glob("locale/*/LC_MESSAGES/*.mo")]):
+            info = zipfile.ZipInfo(f"autograd_lab/{path.relative_to(package).as_posix()}", date_time=(1980, 1, 1, 0, 0, 0))
+            archive.writestr(info, path.read_bytes(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def setup_code(archive: str, width: int = 100) -> str:
+    """The set-up cell: the package from this cell where it is not installed; torchviz, optionally, on Colab."""
+    digest = hashlib.sha256(archive.encode()).hexdigest()[:12]
+    lines = "\n".join(f'    "{archive[i:i + width]}"' for i in range(0, len(archive), width))
+    return _setup_text(SETUP_MARKER, digest, lines)
+
+
+def _setup_text(marker: str, digest: str, lines: str) -> str:
+    return (
+        f"#@title {marker.lstrip('# ')}: run this cell first (it does nothing where the course is installed)\n"
+        "# Where `autograd_lab`, the course's package, is not installed (Colab, a notebook opened from Drive or\n"
+        "# uploaded), this cell unpacks the copy it carries (_package, at the end), so the checks work with no\n"
+        "# network at all. On Colab it also tries to install torchviz, which only the graph drawings use.\n"
+        "import base64, importlib.util, io, os, subprocess, sys, tempfile, zipfile\n"
+        "\n"
+        "\n"
+        "def _set_up():\n"
+        "    if importlib.util.find_spec(\"autograd_lab\") is None:\n"
+        f"        home = os.path.join(tempfile.gettempdir(), \"autograd_lab_{digest}\")\n"
+        "        if not os.path.isdir(os.path.join(home, \"autograd_lab\")):\n"
+        "            zipfile.ZipFile(io.BytesIO(base64.b64decode(_package))).extractall(home)\n"
+        "        sys.path.insert(0, home)\n"
+        "        print(\"autograd_lab: using the copy this notebook carries\")\n"
+        "    if \"google.colab\" in sys.modules and importlib.util.find_spec(\"torchviz\") is None:\n"
+        "        try:\n"
+        "            subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"--quiet\", \"torchviz\"],\n"
+        "                           check=True, timeout=120, capture_output=True)\n"
+        "        except (subprocess.SubprocessError, OSError):\n"
+        "            print(\"torchviz could not be installed (no network?): graph drawings use a plainer style\")\n"
+        "\n"
+        "\n"
+        "_package = (\n"
+        f"{lines}\n"
+        ")\n"
+        "_set_up()"
+    )

@@ -122,7 +122,8 @@ def demo_cell_problems(cells: list[dict]) -> list[str]:
         if not demo:
             local = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
             local |= {arg.arg for node in ast.walk(tree) if isinstance(node, ast.arguments)
-                      for arg in node.args + node.kwonlyargs + node.posonlyargs}
+                      for arg in node.args + node.kwonlyargs + node.posonlyargs + [node.vararg, node.kwarg]
+                      if arg is not None}
             used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
             for name in sorted(used - local):
                 if name in last_binder:

@@ -9,7 +9,10 @@ Then two promises are checked for every notebook:
 * the released blank fails every one of them (a test that a blank passes tests nothing).
 
 It also plans every test cell the way the grader will (see ``grader/plan.py``),
-so a test the secure grader cannot run is caught here, not on grading day.
+so a test the secure grader cannot run is caught here, not on grading day, and
+lints each exercise's promises (``grader/lint.py``): a property the hidden tests
+check and the visible ones do not is a problem; a task text or first hint that
+already holds the solution's code is reported as a warning.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from typing import Callable
 from grader.course import Course, write_atomically
 from grader.deadlines import CourseDeadlines
 from grader.errors import GraderError
+from grader.lint import solution_in_hint_problems, visible_promise_problems
 from grader.notebooks import read_notebook, run_plain
 from grader.plan import demo_cell_problems, plan_notebook, test_sources
 
@@ -29,6 +33,7 @@ class NotebookCheck:
     assignment: str
     notebook: str
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -105,6 +110,9 @@ def verify(course: Course, assignment: str, notebook: str) -> NotebookCheck:
     except Exception as error:  # AuthoringError, or a bug in a test: either way the instructor must see it
         check.problems.append(f"the grader cannot run its tests: {error}")
     check.problems += demo_cell_problems(source.cells)
+    for grade_id, test in test_sources(source.cells):
+        check.problems += visible_promise_problems(grade_id, test)
+    check.warnings += solution_in_hint_problems(source.cells)
     run = run_plain(source_path)
     check.seconds["source"] = run.seconds
     for index, error in run.errors_outside_tests():
@@ -147,6 +155,8 @@ def release(course: Course, assignments: list[str] | None, *, generate_versions:
             report(f"checked {assignment}/{notebook}: {status} ({times})")
             for problem in result.problems:
                 report(f"    - {problem}")
+            for warning in result.warnings:
+                report(f"    - warning: {warning}")
     failed = [r for r in results if r.problems]
     if failed:
         raise GraderError(

@@ -7,6 +7,7 @@ printed their ✓ lines and nothing failed. A screenshot is left in
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -37,8 +38,15 @@ def _free_port() -> int:
 def jupyterlab(tmp_path):
     notebook = "02-backward.ipynb"
     shutil.copy(ROOT / "course" / "source" / "02-backward" / notebook, tmp_path / notebook)
+    with _lab(tmp_path, notebook) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _lab(folder: Path, notebook: str, environment: dict | None = None):
+    """JupyterLab on ``folder``, serving ``notebook``'s address; stopped afterwards."""
     port = _free_port()
-    settings = tmp_path / "settings"
+    settings = folder / "settings"
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
     (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
         '{"fetchNews": "false", "checkForUpdates": false}')
@@ -47,10 +55,10 @@ def jupyterlab(tmp_path):
         '{"windowingMode": "none"}')  # every cell in the page, so the test can read them all
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
-         f"--notebook-dir={tmp_path}",
+         f"--notebook-dir={folder}",
          "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-         f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={folder / 'workspaces'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -59,32 +67,95 @@ def jupyterlab(tmp_path):
             break
         except OSError:
             time.sleep(0.3)
-    yield f"http://127.0.0.1:{port}/lab/tree/{notebook}"
-    server.terminate()
-    server.wait(timeout=20)
+    try:
+        yield f"http://127.0.0.1:{port}/lab/tree/{notebook}"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
 
 
-def test_a_student_runs_a_notebook_in_jupyterlab(jupyterlab):
+def _browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--window-size=1400,2200"):
         options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def _run_all(browser, url: str):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    wait = WebDriverWait(browser, 120)
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
+    wait.until(lambda b: "Idle" in b.execute_script(
+        "return document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') "
+        "|| document.body.innerText") or _kernel_idle(b))
+    _menu(browser, wait, "Run", "Run All Cells")
+    wait.until(lambda b: _all_executed(b) or b.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"))
+    time.sleep(1)
+    return wait
+
+
+WRONG_ANSWER = {
+    "cells": [
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "id": "answer", "source":
+         "import torch\n\n\ndef descend_autograd(x0, lr, steps):\n    x = torch.tensor(x0, requires_grad=True)\n"
+         "    for _ in range(steps):\n        (x ** 2 + torch.exp(-x)).backward()\n        with torch.no_grad():\n"
+         "            x -= lr * x.grad\n    return x"},
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "id": "test", "source": ""},
+    ],
+    "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+def failing_check_screenshot(folder: Path, name: str, environment: dict | None = None) -> str:
+    """Run 03's visible descend-autograd test on a loop without zero_grad in JupyterLab; screenshot; its text."""
+    import json
+
+    from selenium.webdriver.common.by import By
+
+    from grader.plan import test_sources
+
+    source = json.loads((ROOT / "course" / "source" / "03-gradient-descent" / "03-gradient-descent.ipynb").read_text())
+    test = dict(test_sources(source["cells"]))["descend-autograd"].split("### BEGIN HIDDEN TESTS")[0]
+    notebook = json.loads(json.dumps(WRONG_ANSWER))
+    notebook["cells"][1]["source"] = test
+    (folder / "wrong.ipynb").write_text(json.dumps(notebook))
+    with _lab(folder, "wrong.ipynb", environment) as url:
+        browser = _browser()
+        try:
+            _run_all(browser, url)
+            output = browser.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")[1]
+            browser.execute_script("arguments[0].scrollIntoView();", output)
+            screenshots = ROOT / "build" / "browser"
+            screenshots.mkdir(parents=True, exist_ok=True)
+            output.screenshot(str(screenshots / name))
+            return output.text
+        finally:
+            browser.quit()
+
+
+def test_a_failing_check_reads_in_one_screen(tmp_path):
+    text = failing_check_screenshot(tmp_path, "failing-check.png")
+    assert "✗ descend_autograd(3.0, 0.3, 30): does not match the expected value" in text
+    assert "likely mistake: gradients add up over your backward() calls" in text
+    assert "Traceback" not in text and "checks.py" not in text and "_submit" not in text
+
+
+def test_a_student_runs_a_notebook_in_jupyterlab(jupyterlab):
+    from selenium.webdriver.common.by import By
+
+    browser = _browser()
     try:
-        browser.get(jupyterlab)
-        wait = WebDriverWait(browser, 120)
-        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
-        wait.until(lambda b: "Idle" in b.execute_script(
-            "return document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') "
-            "|| document.body.innerText") or _kernel_idle(b))
-        _menu(browser, wait, "Run", "Run All Cells")
+        wait = _run_all(browser, jupyterlab)
         cells = browser.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")
         wait.until(lambda b: _all_executed(b))
         screenshots = ROOT / "build" / "browser"

@@ -90,7 +90,9 @@ def test_student_versions_open_on_colab(assignment):
     badge, setup = cells[0], cells[1]
     assert f"colab.research.google.com/github/{repository.removeprefix('https://github.com/')}" in badge.source
     assert f"course/release/{assignment}/{assignment}.ipynb" in badge.source
-    assert '"google.colab" in sys.modules' in setup.source and repository in setup.source
+    # The set-up needs no repository address: it carries the package (tests/test_colab.py runs it).
+    assert '"google.colab" in sys.modules' in setup.source and repository not in setup.source
+    assert "_package = (" in setup.source and setup.metadata.get("cellView") == "form"
     assert "BEGIN SOLUTION" not in json.dumps(nbformat.writes(_notebook("release", assignment)))
     assert "BEGIN HIDDEN TESTS" not in "".join(c.source for c in cells)
 

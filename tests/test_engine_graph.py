@@ -104,3 +104,15 @@ def test_without_dot_draw_torch_graph_explains_and_returns_the_text(monkeypatch,
     assert err == ""
     for hint in INSTALL_HINTS:
         assert hint in out
+
+
+def test_a_torch_graph_is_described_without_torchviz():
+    import torch
+
+    from autograd_lab.graph import torch_dot
+
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    dot = torch_dot(torch.sin(x.sum() + 2), {"x": x})
+    assert dot.startswith("digraph") and dot.rstrip().endswith("}")
+    for label in ("SinBackward0", "AddBackward0", "SumBackward0", 'label="x (2,)"'):
+        assert label in dot

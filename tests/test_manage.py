@@ -101,3 +101,19 @@ def test_postgres_is_installed_for_its_test_or_its_absence_said(monkeypatch, cap
     monkeypatch.setattr(manage, "apt_install", lambda packages, why: False)
     manage.ensure_postgres()
     assert "PostgreSQL is not installed: the PostgreSQL gradebook test will be skipped" in capsys.readouterr().out
+
+
+def test_lab_hides_the_instructors_nbgrader_tools(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(manage, "VENV", tmp_path / "venv")
+    environment = manage.student_environment()
+    listed = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"], env=environment,
+                            capture_output=True, text=True)
+    line = next(line for line in (listed.stdout + listed.stderr).splitlines() if "@jupyter/nbgrader v" in line)
+    assert "disabled" in line
+    config = (tmp_path / "venv" / "student-jupyter" / "jupyter_server_config.json").read_text()
+    assert '"nbgrader.server_extensions.formgrader": false' in config
+    assert environment["JUPYTER_CONFIG_PATH"].split(os.pathsep)[0] == str(tmp_path / "venv" / "student-jupyter")

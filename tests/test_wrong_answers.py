@@ -1,0 +1,364 @@
+"""Typical wrong answers, exercise by exercise, and the message each must (and must not) produce.
+
+"A wrong diagnosis is worse than none": every row is a wrong answer a student
+writes, put in place of the solution in the real source notebook, which then runs
+(in this process, demo cells skipped) up to the exercise's test cells. The first
+failing check's message must contain every text of ``must`` and none of ``must_not``.
+The table's size and pass rate are what issue 17 asked to report:
+``pytest tests/test_wrong_answers.py -m slow``.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import linecache
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from autograd_lab.checks import CheckFailed
+from grader.plan import is_demo_cell, is_test_cell
+
+SOURCE = Path(__file__).resolve().parent.parent / "course" / "source"
+#: Texts no message may hold unless its own evidence says so (the misfires of issue 17).
+GUESSES = ["a factor of 2 is missing", "was the gradient reset", "without `return`", "make it with torch.tensor",
+           "pass requires_grad=True when you create it", "run the exercise in one thread", "watch was removed"]
+
+
+@dataclass
+class Row:
+    notebook: str
+    solution: str          # the grade id of the solution cell the wrong answer replaces
+    tests: list[str]       # the test cells that run (the first failure is the message)
+    code: str              # the wrong answer
+    must: list[str]
+    must_not: list[str] = field(default_factory=list)
+    name: str = ""
+
+
+# --- 05's engines, each with one mistake --------------------------------------------------------
+
+FINAL_VARIABLE = '''
+class Variable:
+    __array_priority__ = 200
+
+    def __init__(self, data):
+        self.data = data
+        self.grad = None
+        self.creator = None
+        self.generation = 0
+
+    def set_creator(self, func):
+        self.creator = func
+        self.generation = func.generation + 1
+
+    def cleargrad(self):
+        self.grad = None
+
+    def backward(self):
+        if self.grad is None:
+            self.grad = np.ones_like(self.data)
+        BODY
+
+    def __add__(self, other):
+        return add(self, other)
+
+    def __radd__(self, other):
+        return add(other, self)
+
+    def __mul__(self, other):
+        return mul(self, other)
+
+    def __rmul__(self, other):
+        return mul(other, self)
+
+    def __neg__(self):
+        return neg(self)
+
+    def __sub__(self, other):
+        return sub(self, other)
+
+    def __rsub__(self, other):
+        return sub(other, self)
+'''
+OVERWRITING = FINAL_VARIABLE.replace("BODY", '''funcs = [self.creator] if self.creator is not None else []
+        seen = set()
+        while funcs:
+            funcs.sort(key=lambda f: f.generation)
+            f = funcs.pop()
+            gxs = f.backward(*[y.grad for y in f.outputs])
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            for x, gx in zip(f.inputs, gxs):
+                x.grad = gx
+                if x.creator is not None and x.creator not in seen:
+                    seen.add(x.creator)
+                    funcs.append(x.creator)''')
+NO_GENERATIONS = FINAL_VARIABLE.replace("BODY", '''funcs = [self.creator] if self.creator is not None else []
+        while funcs:
+            f = funcs.pop()
+            gxs = f.backward(*[y.grad for y in f.outputs])
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            for x, gx in zip(f.inputs, gxs):
+                x.grad = gx if x.grad is None else x.grad + gx
+                if x.creator is not None:
+                    funcs.append(x.creator)''')
+RECURSIVE = '''
+class Variable:
+    def __init__(self, data):
+        self.data = data
+        self.grad = None
+        self.creator = None
+
+    def set_creator(self, func):
+        self.creator = func
+
+    def backward(self):
+        if self.grad is None:
+            self.grad = np.ones_like(self.data)
+        f = self.creator
+        if f is not None:
+            x = f.input
+            x.grad = f.backward(self.grad)
+            x.backward()
+'''
+
+def _solution_with(notebook: str, grade_id: str, old: str, new: str) -> str:
+    """The source's solution cell with one line changed: a wrong answer in a long cell."""
+    cells = json.loads((SOURCE / notebook / f"{notebook}.ipynb").read_text())["cells"]
+    source = next("".join(c["source"]) for c in cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+    assert old in source, f"{grade_id} no longer holds {old!r}"
+    return source.replace(old, new)
+
+
+MINIBATCH = """
+def train_minibatch(w0, b0, X, t, lr, epochs, batch_size):
+    X = torch.tensor(X)
+    t = torch.tensor(t, dtype=torch.float64)
+    w = torch.tensor(w0, requires_grad=True)
+    b = torch.tensor(float(b0), requires_grad=True)
+    criterion = nn.BCEWithLogitsLoss()
+    optimizer = torch.optim.SGD([w, b], lr=lr)
+    loader = DataLoader(TensorDataset(X, t), batch_size=batch_size{shuffle})
+    for _ in range(epochs):
+        for inputs, labels in loader:
+            {reset}loss = criterion(inputs @ w + b, labels)
+            loss.backward()
+            optimizer.step()
+    return w.detach().numpy(), b.item()
+"""
+
+ROWS = [
+    # 01 ------------------------------------------------------------------------------------------
+    Row("01-tensors", "to-channels-first-answer", ["to-channels-first"],
+        "def to_channels_first(batch):\n    return batch.permute(0, 3, 1, 2).long()",
+        ["integer dtype", "without their fractions"], name="long"),
+    Row("01-tensors", "to-channels-first-answer", ["to-channels-first"],
+        "def to_channels_first(batch):\n    return batch.reshape(batch.shape[0], 3, batch.shape[1], batch.shape[2])",
+        ["does not match", "worst element"], ["likely mistake"], name="reshape"),
+    Row("01-tensors", "make-leaf-answer", ["make-leaf"],
+        "def make_leaf(values):\n    return torch.tensor(values, dtype=torch.float32)",
+        ["does not require grad"], ["likely mistake"], name="no requires_grad"),
+    Row("01-tensors", "make-leaf-answer", ["make-leaf"],
+        "def make_leaf(values):\n    return torch.tensor(values, dtype=torch.float32, requires_grad=True).detach()",
+        ["does not require grad"], ["likely mistake"], name="detached"),
+    Row("01-tensors", "requires-grad-error-answer", ["requires-grad-error"],
+        "def requires_grad_error(value):\n    try:\n        torch.tensor(value, requires_grad=True)\n"
+        "    except RuntimeError as error:\n        return error\n    return None",
+        ["returned the RuntimeError object", "str(error)"], ["your code raised"], name="returns the exception"),
+    Row("01-tensors", "requires-grad-error-answer", ["requires-grad-error"],
+        "def requires_grad_error(value):\n    try:\n        torch.tensor(value, requires_grad=True)\n"
+        "    except RuntimeError as error:\n        print(error)",
+        ["printed its answer", "your code printed"], ["grad_fn"], name="prints"),
+    Row("01-tensors", "can-require-grad-answer", ["can-require-grad"],
+        "def can_require_grad(dtype):\n    return dtype.is_floating_point",
+        ["can_require_grad(torch.complex64)", "does not match"], ["likely mistake"], name="forgets complex"),
+    Row("01-tensors", "matrix-arange-answer", ["matrix-arange"],
+        "def matrix_arange(n):\n    return torch.arange(1.0, n * n + 1.0, requires_grad=True).reshape(n, n)",
+        ["a leaf has none", "expected None"], ["likely mistake"], name="non-leaf"),
+    Row("01-tensors", "grad-fn-name-answer", ["grad-fn-name"],
+        "def grad_fn_name(op_name):\n    x = torch.tensor(2.0, requires_grad=True)\n"
+        "    ops = {'add': x + 2, 'mul': x * 2, 'sqrt': torch.sqrt(x), 'sin': torch.sin(x), 'exp': torch.exp(x),"
+        " 'log': torch.log(x)}\n    print(type(ops[op_name].grad_fn).__name__)",
+        ["printed its answer"], ["type(t.grad_fn)"], name="prints"),
+    # 02 ------------------------------------------------------------------------------------------
+    Row("02-backward", "sum-of-squares-grad-answer", ["sum-of-squares-grad"],
+        "def sum_of_squares_grad(x):\n    return torch.tensor(x)",
+        ["exactly half"], ["likely mistake"], name="forgets the 2"),
+    Row("02-backward", "predict-answer", ["predict-no-grad"],
+        "def predict(theta, x):\n    with torch.no_grad():\n"
+        "        return (theta[0] * x[0] - theta[1] * torch.cos(theta[2] + x[1])).item()",
+        ["the values are right", ".item()", "return the tensor itself"], name=".item()"),
+    Row("02-backward", "predict-answer", ["predict-no-grad"],
+        "def predict(theta, x):\n    return theta[0] * x[0] - theta[1] * torch.cos(theta[2] + x[1])",
+        ["requires grad, but should not", "no_grad"], name="records a graph"),
+    Row("02-backward", "two-layer-loss-answer", ["two-layer-loss"],
+        "def two_layer_loss(theta, phi, psi, x, y):\n    x = torch.tensor(x.detach().numpy())\n"
+        "    return (y - psi @ torch.sigmoid(phi.T @ torch.sigmoid(theta.T @ x))) ** 2",
+        ["gradient for x", "no gradient reached", "a new tensor"], name="re-wraps x"),
+    Row("02-backward", "tanh-derivative-answer", ["tanh-derivative"],
+        "def tanh_derivative(x, n):\n    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)\n"
+        "    d = torch.tanh(t)\n    for _ in range(n):\n        (d,) = torch.autograd.grad(d, t)\n    return d.item()",
+        ["does not require grad", "create_graph=True"], name="no create_graph"),
+    # 03 ------------------------------------------------------------------------------------------
+    Row("03-gradient-descent", "ex2-solution", ["descend-autograd"],
+        "def descend_autograd(x0, lr, steps):\n    x = torch.tensor(x0, requires_grad=True)\n"
+        "    for _ in range(steps):\n        (x ** 2 + torch.exp(-x)).backward()\n"
+        "        with torch.no_grad():\n            x -= lr * x.grad\n    return x",
+        ["gradients add up", "zero_grad"], name="no zero_grad"),
+    Row("03-gradient-descent", "ex4-solution", ["minimize-difficult"],
+        "def minimize_difficult(x0, lr, steps):\n    x = torch.tensor(x0, requires_grad=True)\n"
+        "    for _ in range(steps):\n        difficult(x).backward()\n        with torch.no_grad():\n"
+        "            x -= lr * x.grad\n    return x.item(), difficult(x).item()",
+        ["gradients add up"], name="no zero_grad"),
+    Row("03-gradient-descent", "ex6-solution", ["fit-toy-model"],
+        "def fit_toy_model(theta0, lr, epochs):\n    model = ToyModel(theta0)\n"
+        "    optimizer = torch.optim.SGD(model.parameters(), lr=lr)\n    for _ in range(epochs):\n"
+        "        toy_loss(model).backward()\n        optimizer.step()\n    return model.theta()",
+        ["gradients add up", "optimizer.zero_grad()"], name="no zero_grad"),
+    Row("03-gradient-descent", "ex7-solution", ["my-optimizer"],
+        "class GradientDescent:\n    def __init__(self, params, lr):\n        self.params = list(params)\n"
+        "        self.lr = lr\n\n    def zero_grad(self):\n        pass\n\n    def step(self):\n"
+        "        with torch.no_grad():\n            for p in self.params:\n                p -= self.lr * p.grad",
+        ["gradients add up"], name="zero_grad does nothing"),
+    Row("03-gradient-descent", "ex8-solution", ["minibatch-sgd"], MINIBATCH.format(shuffle="", reset=""),
+        ["gradients add up"], name="no zero_grad"),
+    Row("03-gradient-descent", "ex8-solution", ["minibatch-sgd"],
+        MINIBATCH.format(shuffle=", shuffle=True", reset="optimizer.zero_grad()\n            "),
+        ["random numbers", "shuffle=True"], ["gradients add up", "accumulate"], name="shuffles"),
+    Row("03-gradient-descent", "ex1-solution", ["descent-by-hand"],
+        "def descent_by_hand(x0, lr, steps):\n    x = x0\n    for _ in range(steps):\n"
+        "        x = x + lr * (2 * x - math.exp(-x))\n    return x",
+        ["does not match"], ["likely mistake"], name="ascends"),
+    # 04 ------------------------------------------------------------------------------------------
+    Row("04-how-computers-differentiate", "ex1-solution", ["forward-difference"],
+        "def forward_difference(f, x, h):\n    return (f(x) - f(x - h)) / h",
+        ["does not match"], ["likely mistake"], name="backward difference"),
+    Row("04-how-computers-differentiate", "ex2-solution", ["central-difference"],
+        "def central_difference(f, x, h):\n    return (f(x + h) - f(x - h)) / h",
+        ["exactly 2×"], ["likely mistake"], name="divides by h"),
+    Row("04-how-computers-differentiate", "ex4-solution", ["numerical-gradient"],
+        "def numerical_gradient(f, x, h=1e-5):\n    import torch\n    t = torch.tensor(x, requires_grad=True)\n"
+        "    return torch.autograd.grad(f(t), t)[0].numpy()",
+        ["uses PyTorch", "without PyTorch"], name="uses autograd"),
+    # 05 ------------------------------------------------------------------------------------------
+    Row("05-build-your-own-autograd", "backward-loop-answer", ["backward-loop"], RECURSIVE,
+        ["RecursionError", "use a loop"], ["thread", "could not be checked"], name="recursive backward"),
+    Row("05-build-your-own-autograd", "final-variable-answer", ["accumulate"], OVERWRITING,
+        ["overwrites gradients"], ["gradients add up", "reset"], name="overwrites (x + x)"),
+    Row("05-build-your-own-autograd", "final-variable-answer", ["long-chain"], OVERWRITING,
+        ["overwrites gradients", "all zeros"], ["reset"], name="overwrites (ladder)"),
+    Row("05-build-your-own-autograd", "final-variable-answer", ["generations"], NO_GENERATIONS,
+        ["by generation", "96"], ["overwrites"], name="no generations"),
+    Row("05-build-your-own-autograd", "add-mul-answer", ["add-mul"],
+        "class Add(Function):\n    def forward(self, x0, x1):\n        return x0 + x1\n\n"
+        "    def backward(self, gy):\n        return gy\n\n\nclass Mul(Function):\n"
+        "    def forward(self, x0, x1):\n        return x0 * x1\n\n    def backward(self, gy):\n"
+        "        x0, x1 = self.inputs[0].data, self.inputs[1].data\n        return gy * x1, gy * x0",
+        ["gradient for x1", "no gradient reached"], ["likely mistake"], name="Add returns one gradient"),
+    Row("05-build-your-own-autograd", "reuse-and-clear-answer", ["cleargrad"],
+        "def reuse_and_clear(x):\n    x = Variable(np.array(x, dtype=np.float64))\n"
+        "    y = Add()(Add()(x, x), x)\n    y.backward()\n    first = x.grad\n"
+        "    z = Mul()(x, x)\n    z.backward()\n    return first, x.grad",
+        ["without x.cleargrad()"], name="no cleargrad"),
+    # 06 ------------------------------------------------------------------------------------------
+    Row("06-forward-mode", "dual-class", ["dual-mul-div"],
+        _solution_with("06-forward-mode", "dual-class",
+                       "self.value * other.deriv + self.deriv * other.value", "self.deriv * other.deriv"),
+        ["does not match"], ["likely mistake"], name="ε part of a product"),
+    Row("06-forward-mode", "dual-class", ["dual-add-sub"],
+        _solution_with("06-forward-mode", "dual-class", "self.deriv - other.deriv", "self.deriv + other.deriv"),
+        ["does not match"], ["likely mistake"], name="ε part of a difference"),
+    # 07 ------------------------------------------------------------------------------------------
+    Row("07-neural-network", "cross-entropy-code", ["cross-entropy"],
+        "def cross_entropy(scores, onehot):\n    s, T = scores.data, onehot.data\n"
+        "    z = s - s.max(axis=1, keepdims=True)\n    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))\n"
+        "    return Variable(np.array(-(T * log_p).sum() / s.shape[0]))",
+        ["no gradient reached"], name="numpy"),
+    Row("07-neural-network", "cross-entropy-code", ["cross-entropy"],
+        "def cross_entropy(scores, onehot):\n"
+        "    log_p = scores - F.log(F.sum(F.exp(scores), axis=1, keepdims=True))\n"
+        "    return -F.sum(onehot * log_p) / scores.shape[0]",
+        ["scores 900", "does not match"], name="no shift"),
+    Row("07-neural-network", "accuracy-code", ["accuracy"],
+        "def accuracy(scores, t):\n    return int(np.sum(np.argmax(scores, axis=1) == t))",
+        ["does not match"], ["integer dtype", "use floats"], name="a count"),
+    Row("07-neural-network", "train-step-code", ["train-step"],
+        "def train_step(model, optimizer, x, t):\n    loss = F.softmax_cross_entropy(model(x), t)\n"
+        "    loss.backward()\n    optimizer.update()\n    return float(loss.data)",
+        ["call 3 of 3", "gradients add up from one step to the next", "model.cleargrads()"], name="no cleargrads"),
+    Row("07-neural-network", "loss-curve-code", ["loss-curve"],
+        "def loss_curve(weights, x, t, lr, steps):\n    sizes = [W.shape[1] for W, _ in weights]\n"
+        "    model = MLP(sizes, activation=F.tanh, in_size=weights[0][0].shape[0])\n"
+        "    for layer, (W, b) in zip(model.layers, weights):\n        layer.W.data = W\n        layer.b.data = b\n"
+        "    optimizer = SGD(lr=lr).setup(model)\n"
+        "    return [train_step(model, optimizer, x, t) for _ in range(steps)]",
+        ["changed its argument 1"], name="no copies"),
+]
+
+
+def _cells(notebook: str) -> list[dict]:
+    return json.loads((SOURCE / notebook / f"{notebook}.ipynb").read_text())["cells"]
+
+
+def _grade_id(cell: dict) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def _run(source: str, namespace: dict, name: str) -> None:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    text = TransformerManager().transform_cell(source)
+    linecache.cache[name] = (len(text), None, text.splitlines(True), name)
+    exec(compile(text, name, "exec"), namespace)
+
+
+def message_for(row: Row) -> str | None:
+    """The first failure of the row's test cells, in the source notebook with the row's wrong answer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    namespace: dict = {"__name__": "__main__"}
+    last = max(index for index, cell in enumerate(_cells(row.notebook)) if _grade_id(cell) in row.tests)
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            for index, cell in enumerate(_cells(row.notebook)[:last + 1]):
+                if cell["cell_type"] != "code" or is_demo_cell(cell):
+                    continue
+                source = row.code if _grade_id(cell) == row.solution else "".join(cell["source"])
+                if is_test_cell(cell):
+                    if _grade_id(cell) not in row.tests:
+                        continue
+                    try:
+                        _run(source, namespace, f"<test cell {_grade_id(cell)}>")
+                    except CheckFailed as failure:
+                        return str(failure)
+                    continue
+                try:
+                    _run(source, namespace, f"<cell {index}>")
+                except Exception:  # a cell that uses the wrong answer may fail, as in the student's notebook
+                    pass
+        finally:
+            plt.close("all")
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", ROWS, ids=[f"{row.notebook[:2]}-{row.tests[0]}-{row.name}" for row in ROWS])
+def test_a_wrong_answer_gets_its_message_and_no_other(row):
+    message = message_for(row)
+    assert message is not None, "the wrong answer passed every check"
+    for text in row.must:
+        assert text in message, f"missing {text!r} in:\n{message}"
+    for text in row.must_not + [guess for guess in GUESSES if guess not in row.must]:
+        assert text not in message, f"unwanted {text!r} in:\n{message}"
+
+
+def test_every_notebook_with_exercises_has_rows():
+    covered = {row.notebook for row in ROWS}
+    assert covered == {path.name for path in SOURCE.iterdir() if path.is_dir()}
