@@ -7,7 +7,8 @@ of 2, accumulated gradients, ...). Here a failed test becomes one of:
 * ``misspelled: poly_derivitive defined, poly_derivative expected``: the name the test
   calls is not defined, and one defined in the notebook is close to it;
 * ``not defined: poly_derivative``: not defined, and nothing close is;
-* the check's own diagnosis (its ``likely mistake``);
+* the check's own diagnosis (its ``likely mistake``), else what it noted about the answer
+  (``note``: the sign flipped everywhere, twice the expected value);
 * ``wrong``: a wrong answer the checks could not explain.
 
 ``report`` counts them per exercise; ``autograde``'s summary names blank notebooks and misspellings.
@@ -35,6 +36,8 @@ def diagnosis(verdict, defined: set[str]) -> str:
         return f"misspelled: {close[0]} defined, {name} expected" if close else f"not defined: {name}"
     if verdict.hint:
         return verdict.hint
+    if getattr(verdict, "note", None):  # a fact about the answer (the sign flipped, twice the value), not a cause
+        return verdict.note
     return WRONG
 
 
