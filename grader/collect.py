@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import re
 import shutil
@@ -114,6 +115,7 @@ class Incoming:
     lms: str = "folders"
     names: dict[str, str | None] | None = None  # the gradebook's first and last name, when known apart
     email: str | None = None
+    digest: str = ""  # of its bytes, as read
 
 
 @dataclass
@@ -407,8 +409,10 @@ def _identify(entries: list[Entry], assignment: str, lms: str, report: CollectRe
             item = Incoming(entry, user, parts[-1], f"Moodle participant {user}", f"moodle:{user}",
                             lms_user_id=user, full_name=moodle.group("name"), lms="moodle")
         elif lms in ("auto", "folders") and len(parts) >= 2:
+            # The folder that holds the notebook is the student's: a wrapper around the whole download
+            # (zip -r x.zip ps1-submissions/) or a section folder above the students' is not.
             folders = [p for p in parts[:-1] if p != assignment]
-            folder = folders[0] if folders else parts[0]
+            folder = folders[-1] if folders else parts[0]
             owner = f"the folder {_shown(folder)!r}" + (f" ({ascii(folder)})" if not folder.isascii() else "")
             item = Incoming(entry, student_id(folder), parts[-1], owner, f"folder:{folder}")
         else:
@@ -492,8 +496,9 @@ def _new_file(path: Path) -> BinaryIO:
     return os.fdopen(fd, "wb")
 
 
-def _read(entry: Entry, target: Path | None) -> str | None:
+def _read(entry: Entry, target: Path | None, digest=None) -> str | None:
     """Copy the entry to ``target`` (or only read it through, for a dry run); why not, if it cannot be.
+    ``digest`` (a hashlib object), if given, is fed what was read.
 
     Reading stops one byte past the declared size (itself at most MAX_FILE_BYTES), so a lying
     size never makes more than the declared total be written.
@@ -508,6 +513,8 @@ def _read(entry: Entry, target: Path | None) -> str | None:
                     break
                 if out is not None:
                     out.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
             else:
                 return None
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as error:
@@ -550,12 +557,15 @@ def collect(course: Course, assignment: str, source: Path, *, lms: str = "auto",
         others: dict[str, list[Incoming]] = {}
         for number, item in enumerate(incoming):
             item.staged = staging / f"{number}.{'ipynb' if item.entry.notebook else 'file'}" if staging else None
-            why = _read(item.entry, item.staged)
+            digest = hashlib.sha256()
+            why = _read(item.entry, item.staged, digest)
+            item.digest = digest.hexdigest()
             if why:
                 report.skipped.append((_shown(item.entry.name), why))
             else:
                 (per_student if item.entry.notebook else others).setdefault(item.student, []).append(item)
         chosen: dict[tuple[str, str], Incoming] = {}
+        _refuse_two_files_of_one_notebook(per_student, notebooks)
         for student, items in per_student.items():
             files = [(item.original_name, item.entry.timestamp, item) for item in items]
             picked, rest = _choose(files, notebooks, exact_first=False)
@@ -580,6 +590,32 @@ def collect(course: Course, assignment: str, source: Path, *, lms: str = "auto",
         if staging is not None:
             _store(course, assignment, chosen, others, staging, report)
     return report
+
+
+def _refuse_two_files_of_one_notebook(per_student: dict[str, list[Incoming]], notebooks: list[str]) -> None:
+    """One student, two different files of one notebook from two folders (two people of one name in two
+    sections, say): which is theirs cannot be told, so nothing is imported and both files are named.
+
+    Copies in one folder ("Copy of ps1 (1).ipynb", a resubmission) are not this: the latest is taken.
+    """
+    problems = []
+    for student, items in sorted(per_student.items()):
+        by_notebook: dict[str, list[Incoming]] = {}
+        for item in items:
+            matched = _match(item.original_name, notebooks)
+            if matched:
+                by_notebook.setdefault(matched[0], []).append(item)
+        for notebook, same in sorted(by_notebook.items()):
+            folders = {item.entry.parts[:-1] for item in same}
+            contents = {item.digest for item in same}
+            if len(folders) > 1 and len(contents) > 1:
+                names = ", ".join(_shown(item.entry.name) for item in same)
+                problems.append(f"{_shown(student)} would get {len(same)} different files of {notebook}: {names}")
+    if problems:
+        raise GraderError(
+            "nothing was imported: " + "; ".join(problems) + ". The student is the folder that holds the notebook; "
+            "if these are two people, give each a folder of their own (or use the LMS download), and if one of "
+            "the files is not the submission, remove it; then collect again.")
 
 
 # -- storing ----------------------------------------------------------------------------------

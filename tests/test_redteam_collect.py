@@ -326,3 +326,46 @@ def test_a_unicode_named_student_is_collected_and_autograded(course_dir, tmp_pat
     with course.gradebook() as gradebook:
         assert {s.student.id: s.score for s in gradebook.find_assignment("ps1").submissions} == \
             {s: 5.0 for s in students}
+
+
+# -- whose a notebook is: the folder that holds it ----------------------------------------------
+
+
+@pytest.mark.parametrize("layout", [
+    {"ps1-submissions/alice/ps1.ipynb": "a", "ps1-submissions/bob/ps1.ipynb": "b"},  # zip -r x.zip ps1-submissions/
+    {"section-A/alice/ps1.ipynb": "a", "section-A/bob/ps1.ipynb": "b", "section-B/carol/ps1.ipynb": "c"},
+    {"term/section-A/alice/ps1/ps1.ipynb": "a", "term/section-B/bob/ps1/ps1.ipynb": "b"},  # exchange-style
+], ids=["wrapper", "sections", "nested"])
+def test_the_student_is_the_folder_that_holds_the_notebook(course_dir, tmp_path, layout):
+    files = {name: NOTEBOOK[:-1] + f', "x": "{text}"}}' for name, text in layout.items()}
+    download = _zip(tmp_path / "download.zip", files)
+    course = open_course(course_dir)
+    report = collect(course, "ps1", download)
+    owners = {name.split("/")[-3 if "/ps1/" in name else -2]: text for name, text in layout.items()}
+    assert _students(course) == set(owners) and not report.skipped
+    for student, text in owners.items():
+        assert f'"x": "{text}"' in (course.submitted / student / "ps1" / "ps1.ipynb").read_text()
+
+
+def test_one_student_with_two_different_files_in_two_folders_is_refused_naming_both(course_dir, tmp_path):
+    """Two people named alice in two sections: which file is whose cannot be told, so nothing is imported."""
+    download = _zip(tmp_path / "download.zip", {"section-A/alice/ps1.ipynb": NOTEBOOK + " ",
+                                                "section-B/alice/ps1.ipynb": NOTEBOOK,
+                                                "section-B/bob/ps1.ipynb": NOTEBOOK})
+    course = open_course(course_dir)
+    for dry_run in (True, False):
+        with pytest.raises(GraderError) as error:
+            collect(course, "ps1", download, dry_run=dry_run)
+        message = str(error.value)
+        assert "section-A/alice/ps1.ipynb" in message and "section-B/alice/ps1.ipynb" in message
+        assert "nothing was imported" in message and "a folder of their own" in message
+    assert _students(course) == set()
+
+
+def test_copies_in_one_folder_are_still_the_latest_submission(course_dir, tmp_path):
+    download = _folders(tmp_path / "download", {"alice/ps1.ipynb": NOTEBOOK, "alice/Copy of ps1 (1).ipynb": NOTEBOOK + " ",
+                                                "bob/ps1.ipynb": NOTEBOOK, "other/bob/ps1.ipynb": NOTEBOOK})
+    course = open_course(course_dir)
+    collect(course, "ps1", download)  # bob's two files in two folders are the same file: no refusal
+    assert _students(course) == {"alice", "bob"}
+    assert (course.submitted / "alice" / "ps1" / "ps1.ipynb").read_text() == NOTEBOOK + " "
