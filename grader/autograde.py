@@ -52,7 +52,7 @@ from grader.plan import NotebookPlan, is_demo_cell, is_test_cell, plan_notebook
 from grader.release import released_checksums, unreleased_test_changes
 from grader.sandbox import Limits, Sandbox
 from grader.tamper import scan
-from grader.text import printable
+from grader.text import printable, python_source
 
 GRADER_VERSION = "1"
 #: Statuses with which a notebook's tests were judged (its score stands, with a note).
@@ -277,6 +277,7 @@ class Autograder:
         self._late_penalty = None
         self._bar = None
         self._released: dict[tuple[str, str], dict[str, set[str]]] = {}
+        self._markdown: dict[tuple[str, str], frozenset[str]] = {}
 
     def run(self, assignments: list[str] | None = None, students: list[str] | None = None) -> Summary:
         started = time.perf_counter()
@@ -566,6 +567,18 @@ class Autograder:
             self._released[key] = released_checksums(self.course, assignment, notebook)
         return self._released[key]
 
+    def _released_markdown(self, assignment: str, notebook: str) -> frozenset[str]:
+        """The Markdown cells of the student version as released: the course's own text, not a student's."""
+        key = (assignment, notebook)
+        if key not in self._markdown:
+            path = self.course.release / assignment / f"{notebook}.ipynb"
+            try:
+                cells = read_notebook(path).cells if path.is_file() else []
+            except GraderError:
+                cells = []
+            self._markdown[key] = frozenset(c.source for c in cells if c.cell_type == "markdown")
+        return self._markdown[key]
+
     # -- running ---------------------------------------------------------------------------------
 
     def _progress(self, total: int):
@@ -635,7 +648,8 @@ class Autograder:
             cell.outputs = [nbformat.from_dict(output) for output in outcomes]
             cell.execution_count = None
         nb, _ = LimitOutput(config=self.course.config).preprocess(nb, {})
-        nb = inert_notebook(nb)  # formgrader renders it in the instructor's Jupyter: nothing in it may run
+        # formgrader renders it in the instructor's Jupyter: nothing in it may run (the course's own text is trusted)
+        nb = inert_notebook(nb, trusted=self._released_markdown(entry.assignment, notebook))
         outcome.score, outcome.max_score = self._save_grades(gradebook, entry, notebook, nb, outcome)
         path = self.course.autograded / entry.student / entry.assignment / f"{notebook}.ipynb"
         write_atomically(path, nbformat.writes(nb).encode())
@@ -736,10 +750,8 @@ def _order(notebook, name: str) -> int:
 
 
 def _imported_modules(source: str) -> set[str]:
-    from IPython.core.inputtransformer2 import TransformerManager
-
     try:
-        tree = ast.parse(TransformerManager().transform_cell(source))
+        tree = ast.parse(python_source(source))
     except SyntaxError:
         return set()
     found = set()

@@ -19,6 +19,8 @@ import ast
 import difflib
 import re
 
+from grader.text import python_source
+
 NOT_ATTEMPTED = "not attempted"
 WRONG = "wrong"
 _UNDEFINED = re.compile(r"name '([^']+)' is not defined")
@@ -43,12 +45,10 @@ def diagnosis(verdict, defined: set[str]) -> str:
 
 def defined_names(sources: list[str]) -> set[str]:
     """Functions, classes and variables the given cells define at top level (cells that do not parse are skipped)."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
     names: set[str] = set()
     for source in sources:
         try:
-            tree = ast.parse(TransformerManager().transform_cell(source))
+            tree = ast.parse(python_source(source))
         except (SyntaxError, ValueError):
             continue
         for node in tree.body:

@@ -54,25 +54,27 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")  # what nbgrader accepts as a grade
 _KEPT_DATA = {"text/plain", "text/html", "text/markdown", "text/latex", "image/png", "image/jpeg", "image/gif"}
 
 
-def inert_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+def inert_notebook(nb: nbformat.NotebookNode, trusted: frozenset[str] = frozenset()) -> nbformat.NotebookNode:
     """A graded notebook that runs nothing wherever it is rendered (formgrader, JupyterLab, nbconvert).
 
     formgrader shows ``autograded/`` in the instructor's own Jupyter origin, where a
     script could act as the instructor; so what the submission wrote is cleaned with
     the policy of the feedback pages: Markdown and raw cells and HTML or Markdown
     outputs through :func:`clean_html`, outputs of other kinds (JavaScript, SVG,
-    widgets) dropped, and output metadata (file names, "isolated") left out.
+    widgets) dropped, and output metadata (file names, "isolated") left out. Markdown cells whose
+    source is in ``trusted`` (the course's own, as released) are kept as they are.
     """
     for cell in nb.cells:
+        cell.pop("attachments", None)  # the course's notebooks have none
         grading = cell.get("metadata", {}).get("nbgrader", {})
         if not _SAFE_ID.match(str(grading.get("grade_id", "id"))):  # templates put it in attributes unescaped
             cell["metadata"].pop("nbgrader")
         if "tags" in cell.get("metadata", {}):  # in a class attribute too: only tags that are plain words
             cell.metadata.tags = [tag for tag in cell.metadata.tags if _SAFE_ID.match(str(tag))]
-        if cell.cell_type == "markdown" and not grading.get("locked"):  # locked cells were put back from the source
-            # Rendered again as Markdown by whoever shows it: image syntax left in the text must stay text.
+        if cell.cell_type == "markdown" and not grading.get("locked") and cell.source not in trusted:
+            # (Locked cells were put back from the source.) Rendered again as Markdown by whoever shows it:
+            # image syntax left in the text must stay text.
             cell.source = clean_html(_markdown_html(cell.source)).replace("![", "&#33;[")
-            cell.pop("attachments", None)
         elif cell.cell_type == "raw":
             cell.source = clean_html(cell.source)
         for output in cell.get("outputs", []):

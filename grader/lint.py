@@ -14,6 +14,8 @@ from __future__ import annotations
 import ast
 import re
 
+from grader.text import python_source
+
 
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", re.S)
 SOLUTION = re.compile(r"### BEGIN SOLUTION(.*?)### END SOLUTION", re.S)
@@ -33,10 +35,8 @@ TENSOR_ONLY = {"requires_grad", "dtype", "leaf"}  # elsewhere ``leaf`` is a Vari
 
 def check_kinds(source: str) -> set[str]:
     """The kinds of property the ``checks.*`` calls of some test code check."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
     try:
-        tree = ast.parse(TransformerManager().transform_cell(source))
+        tree = ast.parse(python_source(source))
     except SyntaxError:
         return set()
     kinds: set[str] = set()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from autograd_lab.checks import AuthoringError, PlannedCheck, plan_cell
 from autograd_lab.lazy import PlanNamespace
+from grader.text import python_source
 
 def is_test_cell(cell: dict) -> bool:
     """An autograded test cell: a graded, non-solution code cell (nbgrader's "Autograder tests")."""
@@ -49,10 +50,8 @@ def lint_test_cell(grade_id: str, source: str) -> None:
     JupyterLab, but not when this grader grades: a public name it bound would
     change the student's later cells in one case and not the other.
     """
-    from IPython.core.inputtransformer2 import TransformerManager
-
     try:
-        tree = ast.parse(TransformerManager().transform_cell(source))
+        tree = ast.parse(python_source(source))
     except SyntaxError as error:
         raise AuthoringError(f"test cell {grade_id!r} has a syntax error: {error}") from error
     collector = _GlobalBindings()
@@ -106,15 +105,13 @@ def demo_cell_problems(cells: list[dict]) -> list[str]:
     non-demo cell that uses a name last bound by a demo cell would fail (or behave
     differently) when graded, so that is a problem of the notebook.
     """
-    from IPython.core.inputtransformer2 import TransformerManager
-
     last_binder: dict[str, str] = {}
     problems = []
     for index, cell in enumerate(cells):
         if cell.get("cell_type") != "code":
             continue
         try:
-            tree = ast.parse(TransformerManager().transform_cell(_source(cell)))
+            tree = ast.parse(python_source(_source(cell)))
         except SyntaxError:
             continue
         demo = is_demo_cell(cell)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 
+from grader.text import python_source
+
 #: Names whose attributes a submission has no business replacing.
 PROTECTED = {"torch", "np", "numpy", "checks", "autograd_lab", "builtins", "sys", "math", "json", "compare",
              "probes", "IPython", "nbgrader", "os", "operator", "functools"}
@@ -62,10 +64,8 @@ def _dotted(node: ast.AST) -> str | None:
 
 def scan(source: str) -> list[tuple[int, str]]:
     """(line, finding) for each suspicious construct in a cell's code."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
     try:
-        tree = ast.parse(TransformerManager().transform_cell(source))
+        tree = ast.parse(python_source(source))
     except SyntaxError:
         return []
     findings: list[tuple[int, str]] = []

@@ -8,6 +8,7 @@ grader prints or writes that a submission could have chosen.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -42,3 +43,15 @@ def markdown_text(value: object) -> str:
     """``value`` as one line of literal text in Markdown: printable, and every character that would
     make emphasis, code, a link or image, HTML, an entity, a table cell or math escaped."""
     return _MARKDOWN.sub(r"\\\1", printable(value, newlines=False))
+
+
+@functools.lru_cache(maxsize=8192)
+def python_source(cell_source: str) -> str:
+    """The Python a notebook cell runs as (IPython's ``%magics`` and ``!commands`` made calls).
+
+    Cached: every submission brings the same released cells, and IPython's transformer
+    takes milliseconds a cell. Callers parse the result themselves (and may change that tree).
+    """
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager().transform_cell(cell_source)
