@@ -212,16 +212,6 @@ class JobGroup:
         except (OSError, ValueError):
             return False
 
-    def cpu_seconds(self) -> float | None:
-        """CPU time the whole job used (every process it started), where the kernel says."""
-        try:
-            if self.cgroups.version == 2:
-                stat = dict(line.split() for line in (self.folders[0] / "cpu.stat").read_text().splitlines())
-                return int(stat["usage_usec"]) / 1e6
-            return None  # v1 keeps it in cpuacct, which this group does not use
-        except (OSError, ValueError, KeyError):
-            return None
-
     def close(self) -> None:
         """Kill whatever is left in the job's groups, and remove them."""
         deadline = time.monotonic() + 5

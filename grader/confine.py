@@ -39,7 +39,8 @@ import platform
 import struct
 from pathlib import Path
 
-from grader.sandbox import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS, unshare
+from grader.sandbox import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS,
+                            _check, _libc, prctl, unshare)
 
 #: The student's user id inside the sandbox's inner user namespace (grader without root).
 STUDENT_UID = 1000
@@ -79,44 +80,28 @@ SECCOMP_RET_ERRNO = 0x00050000
 SECCOMP_RET_ALLOW = 0x7FFF0000
 OFFSET_NR, OFFSET_ARCH, OFFSET_ARG0_LOW = 0, 4, 16  # struct seccomp_data, little-endian
 
-#: Per processor: the audit architecture, the system call numbers, and the first number of another ABI.
+#: System call numbers that x86_64 and aarch64 share (the newer calls, numbered alike everywhere).
+_SHARED_NUMBERS = {"clone3": 435, "memfd_secret": 447, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+                   "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442, "io_uring_setup": 425,
+                   "io_uring_enter": 426, "io_uring_register": 427}
+#: Per processor: the audit architecture, the first number of another ABI, and the system call numbers.
 ARCHITECTURES = {
     "x86_64": (0xC000003E, 0x40000000, {
-        "clone": 56, "clone3": 435, "unshare": 272, "setns": 308, "mount": 165, "umount2": 166,
-        "pivot_root": 155, "chroot": 161, "memfd_create": 319, "memfd_secret": 447, "ptrace": 101,
-        "process_vm_readv": 310, "process_vm_writev": 311, "keyctl": 250, "add_key": 248,
-        "request_key": 249, "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "open_tree": 428,
-        "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-        "mount_setattr": 442, "shmget": 29, "msgget": 68, "io_uring_setup": 425, "io_uring_enter": 426,
-        "io_uring_register": 427}),
+        **_SHARED_NUMBERS, "clone": 56, "unshare": 272, "setns": 308, "mount": 165, "umount2": 166,
+        "pivot_root": 155, "chroot": 161, "memfd_create": 319, "ptrace": 101, "process_vm_readv": 310,
+        "process_vm_writev": 311, "keyctl": 250, "add_key": 248, "request_key": 249, "bpf": 321,
+        "perf_event_open": 298, "userfaultfd": 323, "shmget": 29, "msgget": 68}),
     "aarch64": (0xC00000B7, None, {
-        "clone": 220, "clone3": 435, "unshare": 97, "setns": 268, "mount": 40, "umount2": 39,
-        "pivot_root": 41, "chroot": 51, "memfd_create": 279, "memfd_secret": 447, "ptrace": 117,
-        "process_vm_readv": 270, "process_vm_writev": 271, "keyctl": 219, "add_key": 217,
-        "request_key": 218, "bpf": 280, "perf_event_open": 241, "userfaultfd": 282, "open_tree": 428,
-        "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-        "mount_setattr": 442, "shmget": 194, "msgget": 186, "io_uring_setup": 425, "io_uring_enter": 426,
-        "io_uring_register": 427}),
+        **_SHARED_NUMBERS, "clone": 220, "unshare": 97, "setns": 268, "mount": 40, "umount2": 39,
+        "pivot_root": 41, "chroot": 51, "memfd_create": 279, "ptrace": 117, "process_vm_readv": 270,
+        "process_vm_writev": 271, "keyctl": 219, "add_key": 217, "request_key": 218, "bpf": 280,
+        "perf_event_open": 241, "userfaultfd": 282, "shmget": 194, "msgget": 186}),
 }
 #: System calls refused outright (everything in the table but clone, which is refused by its flags).
 REFUSED = ("unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "memfd_create", "memfd_secret",
            "ptrace", "process_vm_readv", "process_vm_writev", "keyctl", "add_key", "request_key", "bpf",
            "perf_event_open", "userfaultfd", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount",
            "fspick", "mount_setattr", "shmget", "msgget", "io_uring_setup", "io_uring_enter", "io_uring_register")
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        number = ctypes.get_errno()
-        raise OSError(number, f"{what}: {os.strerror(number)}")
-
-
-def _prctl(option: int, *args: int) -> None:
-    values = [ctypes.c_ulong(a) for a in args] + [ctypes.c_ulong(0)] * (4 - len(args))
-    _check(_libc.prctl(option, *values), f"prctl({option})")
-
 
 def seccomp_supported() -> bool:
     return platform.machine() in ARCHITECTURES
@@ -137,17 +122,17 @@ def become_student(mode: str, uid: int | None, gid: int | None) -> None:
     if mode == "userns":
         _enter_student_namespace()
     if mode in ("root", "userns"):
-        _prctl(PR_SET_SECUREBITS, SECUREBITS)
+        prctl(PR_SET_SECUREBITS, SECUREBITS)
         for capability in range(_last_capability() + 1):
-            _prctl(PR_CAPBSET_DROP, capability)
-        _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+            prctl(PR_CAPBSET_DROP, capability)
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
     if mode == "root":
         os.setgroups([])
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)  # from uid 0 to another: the kernel clears every capability
     if mode in ("root", "userns"):
         _drop_all_capabilities()
-    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
     if seccomp_supported():
         _install_filter()
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 from grader import channel
 from grader.private import open_private, private_folder
-from grader.sandbox import Limits, visible_paths
+from grader.sandbox import Limits, send_signal, visible_paths
 from grader.text import printable
 from grader.zygote import THREAD_VARIABLES, receive_message, send_message
 
@@ -501,7 +501,7 @@ class _Run:
             except ProcessLookupError:
                 pass
         elif self.pid is not None:
-            _signal(self.pid, number)
+            send_signal(self.pid, number)
 
     def _stop(self, pid: int, status: str, detail: str) -> None:
         self._send(signal.SIGKILL)
@@ -531,9 +531,3 @@ def _pidfd(pid: int) -> int | None:
     except (AttributeError, OSError):  # not Linux 5.3+, or the job parent already ended
         return None
 
-
-def _signal(pid: int, number: int) -> None:
-    try:
-        os.kill(pid, number)
-    except ProcessLookupError:
-        pass

@@ -119,7 +119,8 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
 
 
 def prctl(option: int, value: int) -> None:
-    _check(_libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0), "prctl")
+    zero = ctypes.c_ulong(0)  # the kernel checks some unused arguments are 0, all 64 bits of them
+    _check(_libc.prctl(option, ctypes.c_ulong(value), zero, zero, zero), f"prctl({option})")
 
 
 @dataclass
@@ -297,10 +298,10 @@ def kill_all_but(keep: set[int], session: int | None = None, wait: float = 1.0) 
         if not found:
             break
         for pid in found:
-            _send(pid, 19)  # SIGSTOP
+            send_signal(pid, 19)  # SIGSTOP
             stopped.add(pid)
     for pid in stopped:
-        _send(pid, 9)
+        send_signal(pid, 9)
     left = list(stopped)
     while left and time.monotonic() < deadline + wait:  # SIGKILL takes effect when the process next runs
         left = [pid for pid in left if _stat(pid)[:1] not in ([], [b"Z"], [b"X"])]
@@ -322,7 +323,8 @@ def _visible(keep: set[int], session: int | None) -> list[int]:
     return found
 
 
-def _send(pid: int, number: int) -> None:
+def send_signal(pid: int, number: int) -> None:
+    """Signal ``pid`` if it is still there (and ours to signal); a process that has ended is no error."""
     try:
         os.kill(pid, number)
     except OSError:
@@ -380,9 +382,14 @@ def nproc_counts_per_namespace() -> bool:
 
 def _address_space() -> int:
     """Virtual memory already mapped (the pre-loaded libraries); the memory limit comes on top."""
+    return memory_bytes("VmSize")
+
+
+def memory_bytes(field: str) -> int:
+    """One of this process's memory figures in /proc/self/status ("VmSize", "VmRSS"), in bytes (0 if unknown)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmSize:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass

@@ -133,7 +133,7 @@ def serve(sock: socket.socket, modules: list[str]) -> None:
     sys.modules["__main__"].__dict__["_grader_shell"] = shell
     isolation = sandbox.isolation_available()
     groups = cgroups.probe() if sys.platform.startswith("linux") else cgroups.Cgroups(reason="not Linux")
-    baseline = _resident_bytes()  # what a job's copy of this process may come to hold of its pages
+    baseline = sandbox.memory_bytes("VmRSS")  # what a job's copy of this process may come to hold of its pages
     send_message(sock, {"ready": True, "isolation": isolation.mode, "reason": isolation.reason,
                         "cgroups": groups.version, "cgroups_reason": groups.reason})
     while True:
@@ -171,16 +171,6 @@ def serve(sock: socket.socket, modules: list[str]) -> None:
         # The job's exit code and CPU time come from here, outside the sandbox: the runner cannot forge them.
         send_message(sock, {"exit": os.waitstatus_to_exitcode(status), "cpu": usage.ru_utime + usage.ru_stime,
                             "max_rss_mb": usage.ru_maxrss / 1024, "out_of_memory": out_of_memory})
-
-
-def _resident_bytes() -> int:
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def _job_group(groups: Any, job: dict, baseline: int) -> Any:
@@ -232,7 +222,7 @@ def _job_parent(job: dict, channel: int, probes: int, isolation: Any) -> None:
             os.setsid()
         init: list[int] = []
         for number in (signal.SIGUSR1, signal.SIGUSR2):  # interrupt the cell; the cell ended
-            signal.signal(number, lambda received, _: init and _signal(init[0], received))
+            signal.signal(number, lambda received, _: init and sandbox.send_signal(init[0], received))
         pid = os.fork()
         if pid == 0:
             _init(job, channel, probes, mode, limits)
@@ -279,7 +269,7 @@ def _init(job: dict, channel: int, probes: int, isolation: Any, limits: Any) -> 
                                     files=files)
             sandbox.build_filesystem(fs, limits, uid, gid)
         runner: list[int] = []
-        signal.signal(signal.SIGUSR1, lambda *_: runner and _signal(runner[0], signal.SIGINT))
+        signal.signal(signal.SIGUSR1, lambda *_: runner and sandbox.send_signal(runner[0], signal.SIGINT))
         go_read, go_write = os.pipe()  # init → runner: "the cell's processes are gone, start the next"
         os.set_blocking(go_write, False)
         session = os.getsid(0) if isolation.mode == "none" else None
@@ -348,12 +338,6 @@ def _runner(job: dict, channel: int, probes: int, isolation: Any, limits: Any, u
         code = 73
     os._exit(code)
 
-
-def _signal(pid: int, number: int) -> None:
-    try:
-        os.kill(pid, number)
-    except ProcessLookupError:
-        pass
 
 
 def _report_error(channel: int, error: BaseException) -> None:
