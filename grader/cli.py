@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _release(args: argparse.Namespace) -> int:
     from grader.course import open_course
-    from grader.release import release
+    from grader.authoring.release import release
 
     release(open_course(args.course), args.assignments, generate_versions=not args.no_generate,
             check=not args.no_check, report=say)
@@ -143,9 +143,9 @@ def _release(args: argparse.Namespace) -> int:
 def _collect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from grader.collect import collect, print_report
+    from grader.intake.collect import collect, print_report
     from grader.course import open_course
-    from grader.roster import course_roster
+    from grader.intake.roster import course_roster
 
     course = open_course(args.course)
     report = collect(course, args.assignment, Path(args.source), lms=args.lms, dry_run=args.dry_run,
@@ -168,9 +168,11 @@ def _at_least_one(text: str) -> int:
 def _autograde(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from grader.autograde import Autograder, print_summary
+    from grader.autograde.run import Autograder
+
+    from grader.autograde.summary import print_summary
     from grader.course import open_course
-    from grader.sandbox import Sandbox
+    from grader.sandbox.linux import Sandbox
 
     course = open_course(args.course)
     limits = Sandbox(config=course.config).limits()
@@ -184,7 +186,7 @@ def _autograde(args: argparse.Namespace) -> int:
 
 def _feedback(args: argparse.Namespace) -> int:
     from grader.course import open_course
-    from grader.feedback import feedback
+    from grader.outputs.feedback import feedback
 
     summary = feedback(open_course(args.course), args.assignments, args.student, workers=args.workers,
                        force=args.force, progress=not args.no_progress, say=say)
@@ -193,8 +195,8 @@ def _feedback(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from grader.course import open_course
-    from grader.export import export
-    from grader.roster import course_roster
+    from grader.outputs.export import export
+    from grader.intake.roster import course_roster
 
     course = open_course(args.course)
     text, problems = export(course, args.assignments, args.format, roster=course_roster(course, args.roster))
@@ -203,7 +205,7 @@ def _export(args: argparse.Namespace) -> int:
             handle.write(text)
         say(f"wrote {args.output}")
     else:
-        sys.stdout.write(text)  # every text cell is already printable (grader.export.spreadsheet_text)
+        sys.stdout.write(text)  # every text cell is already printable (grader.outputs.export.spreadsheet_text)
     for problem in problems:
         warn(f"needs attention: {problem}")
     return 0
@@ -211,8 +213,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from grader.course import open_course
-    from grader.report import report
-    from grader.roster import course_roster
+    from grader.outputs.report import report
+    from grader.intake.roster import course_roster
 
     course = open_course(args.course)
     paths = report(course, args.assignments, say=say, roster=course_roster(course, args.roster))

@@ -14,7 +14,28 @@ from pathlib import Path
 import nbformat
 
 from grader.errors import GraderError
-from grader.plan import is_test_cell
+
+
+def is_test_cell(cell: dict) -> bool:
+    """An autograded test cell: a graded, non-solution code cell (nbgrader's "Autograder tests").
+
+    nbgrader's ``utils.is_grade``/``is_solution`` read ``cell.metadata`` as an attribute; this also takes
+    the plain dicts of a notebook read as JSON (the release lint, the tests).
+    """
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def is_demo_cell(cell: dict) -> bool:
+    """A read-only cell tagged ``demo``: it only draws or times something, and grading skips it."""
+    meta = cell.get("metadata", {})
+    return "demo" in meta.get("tags", []) and bool(meta.get("nbgrader", {}).get("locked"))
+
+
+def cell_source(cell: dict) -> str:
+    """A cell's source as one string (a notebook file may hold it as a list of lines)."""
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:

@@ -96,7 +96,7 @@ def source_notebook() -> nbformat.NotebookNode:
 def make_course(root: Path) -> Path:
     """A course directory with ps1's source and its generated student version."""
     from grader.course import open_course
-    from grader.release import generate
+    from grader.authoring.release import generate
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "source" / "ps1").mkdir(parents=True, exist_ok=True)

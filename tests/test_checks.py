@@ -10,9 +10,10 @@ import torch
 
 from autograd_lab import checks
 from autograd_lab.checks import AuthoringError, CheckFailed, judge_cell
-from autograd_lab.observed import from_json, observe, to_json
-from autograd_lab.probes import decode, encode, run_planned
-from grader.plan import plan_notebook
+from autograd_lab.checks.observed import from_json, observe, to_json
+from autograd_lab.checks.wire import decode, encode
+from grader.sandbox.kernel_probes import run_planned
+from grader.autograde.plan import plan_notebook
 
 
 def failure(call) -> str:
@@ -58,7 +59,7 @@ def test_nothing_reaches_stderr_even_when_the_students_code_warns(capsys):
 def test_a_ratio_is_stated_as_a_fact_never_as_a_guessed_cause(answer, note):
     inputs = [(np.array([3.0, 0.5, -1.0]),), (np.array([0.25, 2.0, 1.5]),)]
     message = failure(lambda: checks.function(answer, lambda x: 2 * x + 2, inputs))
-    assert f"note: your answer is" in message and note in message
+    assert "note: your answer is" in message and note in message
     assert "expected:" in message and "got:" in message
     assert "likely mistake" not in message  # many mistakes share a ratio: none is named
 
@@ -279,7 +280,7 @@ checks.close(same(_model, _model), True)
 # --- evidence for a named mistake is recomputed, never a ratio ----------------------------------
 
 def test_engines_with_one_mistake_give_the_numbers_the_notebook_names():
-    from autograd_lab.mistakes import run_mistaken
+    from autograd_lab.checks.mistakes import run_mistaken
 
     diamond = {"inputs": [np.array(2.0)], "nodes": [["square", [0]], ["square", [1]], ["square", [1]], ["add", [2, 3]]]}
     twice = {"inputs": [np.array(3.0)], "nodes": [["add", [0, 0]]]}

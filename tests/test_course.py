@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.plan import is_test_cell
+from grader.notebooks import is_test_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "course"
@@ -115,7 +115,7 @@ def test_release_is_in_sync_with_the_sources(tmp_path):
 def test_source_passes_and_blank_fails_in_a_real_kernel(assignment):
     """What `release` checks: the source passes every test, the blank fails every one."""
     from grader.course import open_course
-    from grader.release import verify
+    from grader.authoring.release import verify
 
     check = verify(open_course(COURSE), assignment, assignment)
     print(f"{assignment}: " + ", ".join(f"{kind} {seconds:.1f} s" for kind, seconds in check.seconds.items()))
@@ -124,12 +124,12 @@ def test_source_passes_and_blank_fails_in_a_real_kernel(assignment):
 
 @pytest.mark.slow
 def test_the_secure_grader_gives_solutions_full_marks_and_blanks_nothing(tmp_path):
-    from grader.autograde import Autograder, SubmissionRecord, record_path
+    from grader.autograde.run import Autograder
     from grader.course import open_course
 
     copy = _course_copy(tmp_path, release=True)
     course = open_course(copy)
-    from grader.release import generate
+    from grader.authoring.release import generate
 
     for assignment in ASSIGNMENTS:
         generate(course, assignment)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.lint import check_kinds, solution_in_hint_problems, visible_promise_problems
+from grader.authoring.lint import check_kinds, solution_in_hint_problems, visible_promise_problems
 
 
 @pytest.mark.parametrize("visible, hidden, missing", [

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import socket
 import threading
 from pathlib import Path
@@ -19,9 +18,11 @@ import pytest
 from nbformat.v4 import new_code_cell
 
 from fixture_course import CORRECT, WRONG, _answered
-from grader.autograde import Autograder, SubmissionRecord, record_path
+from grader.autograde.run import Autograder
+from grader.autograde.store import Store
+from grader.records import SubmissionRecord, record_path
 from grader.course import open_course
-from grader.sandbox import Limits, isolation_available
+from grader.sandbox.linux import Limits, isolation_available
 
 pytestmark = [
     pytest.mark.slow,
@@ -79,8 +80,8 @@ def attacks(root: Path, port: int) -> dict[str, tuple[object, float | None, str,
             "builtins.AssertionError = _Quiet\n"
             "import autograd_lab.checks as _c\n_c.CheckFailed = _Quiet"]), 0.0, "graded", True),
         "forge-probes": (build(root, WRONG, start=[
-            "import autograd_lab.probes as _p\n"
-            "from autograd_lab.observed import observe, to_json\n"
+            "import autograd_lab.checks.probes as _p\n"
+            "from autograd_lab.checks.observed import observe, to_json\n"
             "_p.run_planned = lambda specs, ns: [to_json(observe(6.0)) for _ in specs]\n"
             "_p.run_probe = lambda *a, **k: observe(6.0)"]), 0.0, "graded", True),
         # Hooking the kernel so later cells are skipped or their errors swallowed.
@@ -168,7 +169,7 @@ def attacks(root: Path, port: int) -> dict[str, tuple[object, float | None, str,
                                            "_thread.start_new_thread(_work, ())", "while not _out:",
                                            "    time.sleep(0.001)", "return _out[0]"), 3.0, "graded", False),
         "torch-unhooked-as-the-watch": (_norm_grad(
-            root, "import sys", "from autograd_lab import probes as _p",
+            root, "import sys", "from autograd_lab.checks import probes as _p",
             "exec(compile('import sys; sys.setprofile(None)', _p.__file__, 'exec'))", *_TORCH_GRAD,
             "return t.grad.numpy()"), 3.0, "graded", False),
         "torch-in-thread-unhooked": (_norm_grad(
@@ -308,24 +309,22 @@ def test_no_attack_earns_a_point_or_escapes(course_dir, monkeypatch):
     # even on a loaded machine.
     limits = Limits(cell_timeout=20, notebook_timeout=90, cpu_seconds=4, memory_mb=768, max_processes=32,
                     max_output_bytes=4 * 2**20, disk_mb=64)
-    store = Autograder._store
+    class FailingForSome(Store):
+        """The grader's own bugs, simulated for two students: judging raises, then recording the error too."""
 
-    save_grades = Autograder._save_grades
+        def judge_and_save(self, entry, notebook, result):
+            if entry.submission.student in ("judge-raises", "judge-and-record-raise"):
+                raise ValueError("a simulated bug in judging")
+            return super().judge_and_save(entry, notebook, result)
 
-    def store_failing_for_one(self, gradebook, entry, notebook, result):
-        if entry.student in ("judge-raises", "judge-and-record-raise"):
-            raise ValueError("a simulated bug in judging")
-        return store(self, gradebook, entry, notebook, result)
+        def save_grades(self, entry, notebook, nb, outcome):
+            if entry.submission.student == "judge-and-record-raise":
+                raise OSError("a simulated gradebook that cannot be written")
+            return super().save_grades(entry, notebook, nb, outcome)
 
-    def save_failing_for_one(self, gradebook, entry, notebook, nb, outcome):
-        if entry.student == "judge-and-record-raise":
-            raise OSError("a simulated gradebook that cannot be written")
-        return save_grades(self, gradebook, entry, notebook, nb, outcome)
-
-    monkeypatch.setattr(Autograder, "_store", store_failing_for_one)
-    monkeypatch.setattr(Autograder, "_save_grades", save_failing_for_one)
     reported: list[str] = []
-    summary = Autograder(course, workers=2, limits=limits, progress=False, report=reported.append).run()
+    summary = Autograder(course, workers=2, limits=limits, progress=False, report=reported.append,
+                         store=FailingForSome).run()
     assert any("judge-and-record-raise" in line and "recording the error" in line for line in reported), reported
     assert summary.isolation in ("root", "userns")
 

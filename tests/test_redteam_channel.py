@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 
 from autograd_lab.checks import judge_cell
-from autograd_lab.observed import from_json, observe, to_json
-from autograd_lab.probes import run_planned
-from grader import channel
+from autograd_lab.checks.observed import from_json, observe, to_json
+from grader.sandbox.kernel_probes import run_planned
+from grader.sandbox import channel
 from grader.text import printable
-from grader.autograde import course_secret
+from grader.autograde.run import course_secret
 from grader.course import open_course
 from grader.errors import GraderError
 from grader.notebooks import read_notebook
-from grader.plan import plan_notebook
+from grader.autograde.plan import plan_notebook
 
 
 # --- the channel's schema -------------------------------------------------------------------
@@ -36,8 +36,7 @@ from grader.plan import plan_notebook
     (b'{"event": "finished"}', "unknown event"),
     (b'{"event": "start", "cell": "3"}', "cell is not a cell index"),
     (b'{"event": "start", "cell": true}', "cell is not a cell index"),
-    (b'{"event": "done", "cell": 3, "seconds": "fast"}', "seconds"),
-    (b'{"event": "done", "cell": 3, "seconds": 1, "tampering": [5]}', "tampering"),
+    (b'{"event": "done", "cell": 3, "outputs": [], "tampering": [5]}', "tampering"),
     (b'{"event": "sandbox-error", "message": {"a": 1}}', "message is not a string"),
     (b"[" * 100_000 + b"]" * 100_000, "not JSON"),
 ])
@@ -47,7 +46,7 @@ def test_reports_that_fit_no_event_are_rejected(line, why):
 
 
 def test_a_valid_report_keeps_only_its_fields_and_printable_text():
-    report = channel.parse(json.dumps({"event": "done", "cell": 2, "seconds": 0.5, "outputs": [], "extra": "x",
+    report = channel.parse(json.dumps({"event": "done", "cell": 2, "outputs": [], "extra": "x",
                                        "tampering": ["\x1b[2Jnumpy.allclose was replaced"]}).encode())
     assert "extra" not in report and report["tampering"] == ["numpy.allclose was replaced"]
 
@@ -79,7 +78,7 @@ def test_text_that_no_file_can_hold_is_replaced_not_fatal():
     """``print(chr(0xD800))`` reaches the channel as a lone surrogate, which UTF-8 cannot encode."""
     import nbformat
 
-    line = json.dumps({"event": "done", "cell": 0, "seconds": 0.1, "tampering": ["x\ud800"], "outputs": [
+    line = json.dumps({"event": "done", "cell": 0, "tampering": ["x\ud800"], "outputs": [
         {"output_type": "stream", "name": "stdout", "text": "a\ud800b\n"}]}).encode()
     report = channel.parse(line)
     outputs = channel.clean_outputs(report["outputs"])
@@ -173,7 +172,7 @@ def _unhooked(x):
 
 def _unhooked_as_the_watch(x):
     """Code compiled under the watch's own file name, once trusted by name."""
-    from autograd_lab import probes
+    from autograd_lab.checks import probes
 
     hook = sys.getprofile()
     exec(compile("import sys\nsys.setprofile(None)", probes.__file__, "exec"))
@@ -193,7 +192,7 @@ def _thread_hook_taken_away(x):
 
 
 def _thread_hook_unset_as_the_watch(x):
-    from autograd_lab import probes
+    from autograd_lab.checks import probes
 
     exec(compile("import threading\nthreading.setprofile(None)", probes.__file__, "exec"))
     return _in_thread(x)
@@ -201,7 +200,7 @@ def _thread_hook_unset_as_the_watch(x):
 
 def _a_second_watch(x):
     """A watch of its own, entered inside the real one: PyTorch calls would go to it."""
-    from autograd_lab.probes import TorchWatch
+    from autograd_lab.checks.probes import TorchWatch
 
     with TorchWatch().watching():
         return _torch_gradient(x)
@@ -332,8 +331,8 @@ def test_probes_a_notebook_does_not_read_never_stall_the_grader():
     import selectors
     import time
 
-    from grader.execute import Job, _Run
-    from grader.sandbox import Limits
+    from grader.sandbox.execute import Job, _Run
+    from grader.sandbox.linux import Limits
 
     big = [{"probe": "value", "args": ["x" * 1000]}] * 200  # ~200 kB, more than a pipe holds
     job = Job("k", [{"index": i, "kind": "test", "probes": big} for i in range(3)], Limits(cell_timeout=30))
@@ -434,17 +433,17 @@ def test_an_observation_whose_value_nests_deep_fails_its_check_in_the_worker_not
 
 
 def test_a_grader_failure_is_recorded_as_error_without_flagging_the_student():
-    from grader.executors import failed
+    from grader.sandbox.executors import failed
 
     result = failed("ps1/alice/ps1", "the grader failed on this notebook: KeyError: 'x'",
-                    "Traceback (most recent call last):\n  File \"grader/execute.py\", line 1\nKeyError: 'x'")
+                    "Traceback (most recent call last):\n  File \"grader/sandbox/execute.py\", line 1\nKeyError: 'x'")
     assert result.status == "error" and result.flags == []
     assert "KeyError" in result.detail and "Traceback" in result.detail
 
 
 def test_code_that_takes_pytorchs_hooks_away_is_flagged_by_the_code_reading():
     """Popping the watch and putting it back between two checks leaves nothing to see at the end: the code says it."""
-    from grader.tamper import scan
+    from grader.autograde.tamper import scan
 
     found = scan("import itertools, torch\nlist(itertools.starmap(torch._C._pop_torch_dispatch_stack, [(None,)]))\n"
                  "with torch.utils._python_dispatch._disable_current_modes():\n    pass")

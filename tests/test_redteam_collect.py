@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import collect as collect_module
+from grader.intake import collect as collect_module
 from grader.cli import main
-from grader.collect import collect, find_submitted, print_report
+from grader.intake.collect import collect, find_submitted, print_report
 from grader.course import open_course
 from grader.errors import GraderError
 
@@ -307,7 +307,8 @@ def test_a_unicode_named_student_is_collected_and_autograded(course_dir, tmp_pat
     import nbformat
 
     from fixture_course import CORRECT, _answered
-    from grader.autograde import Autograder, SubmissionRecord, record_path
+    from grader.autograde.run import Autograder
+    from grader.records import SubmissionRecord, record_path
 
     decomposed = unicodedata.normalize("NFD", "Zoë Ölçer")
     download = tmp_path / "download"

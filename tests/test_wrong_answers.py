@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from autograd_lab.checks import CheckFailed
-from grader.plan import is_demo_cell, is_test_cell
+from grader.notebooks import is_demo_cell, is_test_cell
 
 SOURCE = Path(__file__).resolve().parent.parent / "course" / "source"
 #: Texts no message may hold unless its own evidence says so (the misfires of issue 17).
