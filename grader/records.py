@@ -79,6 +79,7 @@ class NotebookOutcome:
     score: float | None = None
     max_score: float = 0.0
     seconds: float = 0.0
+    memory_mb: float = 0.0  # the peak resident memory of the sandbox's largest process
     penalty: float = 0.0  # nbgrader's late_submission_penalty, already taken off in the gradebook's total
     diagnoses: dict[str, str] = field(default_factory=dict)  # failed test → grader.autograde.diagnose.diagnosis()
 

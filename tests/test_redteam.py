@@ -80,10 +80,10 @@ def attacks(root: Path, port: int) -> dict[str, tuple[object, float | None, str,
             "builtins.AssertionError = _Quiet\n"
             "import autograd_lab.checks as _c\n_c.CheckFailed = _Quiet"]), 0.0, "graded", True),
         "forge-probes": (build(root, WRONG, start=[
-            "import autograd_lab.checks.probes as _p\n"
+            "import autograd_lab.checks.probes as _p, grader.sandbox.kernel_probes as _k\n"
             "from autograd_lab.checks.observed import observe, to_json\n"
-            "_p.run_planned = lambda specs, ns: [to_json(observe(6.0)) for _ in specs]\n"
-            "_p.run_probe = lambda *a, **k: observe(6.0)"]), 0.0, "graded", True),
+            "_k.run_planned = lambda specs, ns: [to_json(observe(6.0)) for _ in specs]\n"
+            "_p.run_probe = _k.run_probe = lambda *a, **k: observe(6.0)"]), 0.0, "graded", True),
         # Hooking the kernel so later cells are skipped or their errors swallowed.
         "skip-later-cells": (build(root, WRONG, start=[
             "get_ipython().input_transformers_post.append(lambda lines: [])\n"

@@ -48,7 +48,7 @@ def test_reports_that_fit_no_event_are_rejected(line, why):
 def test_a_valid_report_keeps_only_its_fields_and_printable_text():
     report = channel.parse(json.dumps({"event": "done", "cell": 2, "outputs": [], "extra": "x",
                                        "tampering": ["\x1b[2Jnumpy.allclose was replaced"]}).encode())
-    assert "extra" not in report and report["tampering"] == ["numpy.allclose was replaced"]
+    assert not hasattr(report, "extra") and report.tampering == ["numpy.allclose was replaced"]
 
 
 @pytest.mark.parametrize("outputs", [
@@ -81,8 +81,8 @@ def test_text_that_no_file_can_hold_is_replaced_not_fatal():
     line = json.dumps({"event": "done", "cell": 0, "tampering": ["x\ud800"], "outputs": [
         {"output_type": "stream", "name": "stdout", "text": "a\ud800b\n"}]}).encode()
     report = channel.parse(line)
-    outputs = channel.clean_outputs(report["outputs"])
-    assert outputs[0]["text"] == "a?b\n" and report["tampering"] == ["x?"]
+    outputs = channel.clean_outputs(report.outputs)
+    assert outputs[0]["text"] == "a?b\n" and report.tampering == ["x?"]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(chr(0xD800))", outputs=nbformat.from_dict(outputs))])
     nbformat.writes(notebook).encode("utf-8")
     assert printable("ok\udc00") == "ok"
@@ -96,7 +96,7 @@ def test_half_observations_fail_their_check_instead_of_crashing_the_judge(forged
     with pytest.raises(ValueError):
         from_json(forged)
     cleaned, problems = channel.clean_observations([forged], expected=1)
-    assert problems and cleaned[0]["type"] == "InvalidObservation"
+    assert problems and cleaned[0].type == "InvalidObservation"
     plan = plan_notebook([("t", "from autograd_lab import checks\nchecks.close(f(3.0), 6.0)")], salt="s")
     lines, failure = judge_cell(plan.checks["t"], cleaned)
     assert failure is not None and "unreadable" in failure.message
@@ -132,7 +132,8 @@ FORBID = "from autograd_lab import checks\nimport numpy as np\nchecks.gradient(g
 
 def _judge_forbidden(fn) -> str | None:
     plan = plan_notebook([("t", FORBID)], salt="s")
-    _, failure = judge_cell(plan.checks["t"], run_planned([c.spec for c in plan.checks["t"]], {"g": fn}))
+    observations = run_planned([c.spec for c in plan.checks["t"]], {"g": fn})
+    _, failure = judge_cell(plan.checks["t"], channel.clean_observations(observations, len(observations))[0])
     return None if failure is None else failure.message
 
 
@@ -427,9 +428,9 @@ def test_an_observation_whose_value_nests_deep_fails_its_check_in_the_worker_not
         nested = {"a": nested}
     forged["value"] = nested
     cleaned, problems = channel.clean_observations([honest, forged], 2)
-    assert cleaned[0] == honest
+    assert to_json(cleaned[0]) == honest
     assert len(problems) == 1 and "flat record" in problems[0]
-    assert from_json(cleaned[1]).type == "InvalidObservation"
+    assert cleaned[1].type == "InvalidObservation"
 
 
 def test_a_grader_failure_is_recorded_as_error_without_flagging_the_student():

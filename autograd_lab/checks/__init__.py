@@ -38,9 +38,9 @@ import numpy as np
 from autograd_lab.checks import compare, mistakes
 from autograd_lab.checks.compare import Verdict
 from autograd_lab.checks.lazy import PlanNamespace
-from autograd_lab.checks.observed import Observed, from_json, observe
+from autograd_lab.checks.observed import Observed, observe
 from autograd_lab.checks.probes import run_probe
-from autograd_lab.checks.wire import AuthoringError, decode, encode
+from autograd_lab.checks.wire import AuthoringError, decode, encode, involves_student
 
 __all__ = [
     "close", "equal", "tensor", "function", "steps", "unchanged", "gradient", "backward", "graph", "random_graph", "chain",
@@ -382,18 +382,16 @@ def raises(fn: Callable, *args: Any, exception: type[BaseException] | str, match
     ))
 
 
-#: Set by the grader (never by a notebook) to draw the hidden tests' inputs from a secret seed.
-SALT = ""
-
-
 def rng(key: str) -> np.random.Generator:
     """A numpy random generator seeded from ``key``: the same inputs every run, different per exercise.
 
-    When grading, the grader mixes in a salt made of a secret of the course and the
-    submission's fingerprint: every submission (and resubmission) meets inputs of
-    its own, so inputs printed in one feedback report help no other submission.
+    When grading, the grader plans each submission's tests with a salt made of a secret
+    of the course and the submission's files (:func:`plan_cell`'s ``salt``): every
+    submission (and resubmission) meets inputs of its own, so inputs printed in one
+    feedback report help no other submission.
     """
-    seed = int.from_bytes(hashlib.sha256((SALT + key).encode()).digest()[:8], "little")
+    salt = _planning.salt if _planning is not None else ""
+    seed = int.from_bytes(hashlib.sha256((salt + key).encode()).digest()[:8], "little")
     return np.random.default_rng(seed)
 
 
@@ -486,15 +484,12 @@ class PlannedCheck:
     spec: dict
     judge: Callable[[Observed, str], Verdict]
 
-    def verdict(self, observation: dict | None) -> Verdict:
+    def verdict(self, observation: Observed | None) -> Verdict:
+        """The verdict on what the probe observed (read and checked once, by the grader's channel)."""
         if observation is None:
-            got = Observed("exception", type="NotRun", message="this check did not run (the kernel stopped before it)")
-        else:
-            try:
-                got = from_json(observation)
-            except (ValueError, TypeError, KeyError) as error:
-                got = Observed("exception", type="InvalidObservation", message=str(error))
-        return _judged(self.judge, got, self.what)
+            observation = Observed("exception", type="NotRun",
+                                   message="this check did not run (the kernel stopped before it)")
+        return _judged(self.judge, observation, self.what)
 
 
 def _judged(judge: Callable[[Observed, str], Verdict], got: Observed, what: str) -> Verdict:
@@ -504,13 +499,21 @@ def _judged(judge: Callable[[Observed, str], Verdict], got: Observed, what: str)
     return verdict
 
 
-_planned: list[PlannedCheck] | None = None
+@dataclass
+class _Planning:
+    """While :func:`plan_cell` runs a test cell: the salt of the hidden inputs, and the checks planned so far."""
+
+    salt: str
+    checks: list[PlannedCheck] = field(default_factory=list)
+
+
+_planning: _Planning | None = None  # set only by plan_cell, for the duration of one test cell
 
 
 def _submit(check: _Check) -> None:
     __tracebackhide__ = True
-    if _planned is not None:
-        _planned.append(_plan(check))
+    if _planning is not None:
+        _planning.checks.append(_plan(check))
         return
     # Plain mode: the data go through the same encoding the grader uses, so the
     # student's function sees exactly the fresh copies it would see when graded.
@@ -540,7 +543,7 @@ def _plan(check: _Check) -> PlannedCheck:
         target = encode(check.target)
     except AuthoringError:
         target = None
-    if target is None or "__lazy__" not in json.dumps(target):
+    if target is None or not involves_student(target):
         raise AuthoringError(
             f"The check of {check.what!r} does not involve the student's code: its first argument must be "
             "the student's value or function (a name the test cell does not define itself). Functions "
@@ -552,24 +555,26 @@ def _plan(check: _Check) -> PlannedCheck:
     return PlannedCheck(check.what, spec, check.judge)
 
 
-def plan_cell(source: str, namespace: PlanNamespace, *, filename: str = "<test cell>") -> list[PlannedCheck]:
+def plan_cell(source: str, namespace: PlanNamespace, *, salt: str = "",
+              filename: str = "<test cell>") -> list[PlannedCheck]:
     """Run a test cell's code in plan mode (in the grader's trusted process).
 
     Names the test cell does not define are the student's (lazy stand-ins);
     expected values are computed here, with this process's PyTorch. Returns the
     checks in order. Share one ``namespace`` across a notebook's test cells.
+    ``salt`` changes the hidden tests' random inputs (:func:`rng`).
     """
-    global _planned
-    if _planned is not None:
+    global _planning
+    if _planning is not None:
         raise RuntimeError("plan_cell is not re-entrant")
     text, code = _compiled(source, filename)
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)  # for tracebacks
-    _planned = []
+    _planning = _Planning(salt)
     try:
         exec(code, namespace)
-        return _planned
+        return _planning.checks
     finally:
-        _planned = None
+        _planning = None
 
 
 @functools.lru_cache(maxsize=256)
@@ -581,7 +586,7 @@ def _compiled(source: str, filename: str):
     return text, compile(text, filename, "exec")
 
 
-def judge_cell(planned: list[PlannedCheck], observations: list[dict] | None) -> tuple[list[str], Verdict | None]:
+def judge_cell(planned: list[PlannedCheck], observations: list[Observed] | None) -> tuple[list[str], Verdict | None]:
     """Verdicts for one test cell: the pass lines, and the first failure (None if all passed).
 
     Like a test cell run in a notebook, judging stops at the first failure.

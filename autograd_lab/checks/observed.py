@@ -235,12 +235,7 @@ def to_json(record: Observed) -> dict:
         if value is None:
             continue
         if f.name == "data":
-            array = np.asarray(value, order="C")  # (ascontiguousarray would turn a 0-d array into 1-d)
-            out["data"] = {
-                "dtype": array.dtype.str,
-                "shape": list(array.shape),
-                "b64": base64.b64encode(array.tobytes()).decode("ascii"),
-            }
+            out["data"] = encode_array(value)
         elif f.name == "items":
             out["items"] = [to_json(item) for item in value]
         elif f.name == "grad":
@@ -282,7 +277,7 @@ def from_json(payload: Any, depth: int = 0) -> Observed:
             raise ValueError("malformed observation: value is not a flat record")  # nested: a judge's RecursionError
         record.value = value
     if "data" in payload:
-        record.data = _array_from_json(payload["data"])
+        record.data = decode_array(payload["data"])
     if "items" in payload:
         items = payload["items"]
         if not isinstance(items, list) or len(items) > MAX_ITEMS:
@@ -326,7 +321,15 @@ def _check_kind(record: Observed) -> None:
         raise ValueError("malformed observation: a mapping whose keys and values differ in number")
 
 
-def _array_from_json(payload: Any) -> np.ndarray:
+def encode_array(value: Any) -> dict:
+    """An array as JSON: base64 of its bytes, with dtype and shape (the one array codec of the checks)."""
+    array = np.asarray(value, order="C")  # (ascontiguousarray would turn a 0-d array into 1-d)
+    return {"dtype": array.dtype.str, "shape": list(array.shape),
+            "b64": base64.b64encode(array.tobytes()).decode("ascii")}
+
+
+def decode_array(payload: Any) -> np.ndarray:
+    """An array back from :func:`encode_array`'s JSON, which may be untrusted: every field is checked."""
     if not isinstance(payload, dict):
         raise ValueError("malformed array")
     dtype = np.dtype(str(payload.get("dtype")))

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from autograd_lab.i18n import _
-from autograd_lab.checks.observed import Observed, _array_from_json, to_json
+from autograd_lab.checks.observed import decode_array, encode_array
 
 
 class AuthoringError(Exception):
@@ -37,22 +37,22 @@ def encode(obj: Any) -> Any:
         return obj
     if isinstance(obj, Expression):
         return {"__lazy__": obj._expr}
-    if obj is None or isinstance(obj, (bool, str)):
+    if isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, (int, float)) and type(obj) in (int, float):
         if isinstance(obj, float) and not np.isfinite(obj):
             return {"__float__": repr(obj)}
         return obj
     if isinstance(obj, np.generic):
-        return {"__scalar__": _array_json(np.asarray(obj))}
+        return {"__scalar__": encode_array(np.asarray(obj))}
     if isinstance(obj, np.ndarray):
-        return {"__ndarray__": _array_json(obj)}
+        return {"__ndarray__": encode_array(obj)}
     if type(obj).__module__.startswith("torch"):
         import torch
 
         if isinstance(obj, torch.Tensor):
             return {
-                "__tensor__": _array_json(obj.detach().cpu().numpy()),
+                "__tensor__": encode_array(obj.detach().cpu().numpy()),
                 "dtype": str(obj.dtype).removeprefix("torch."),
                 "requires_grad": bool(obj.requires_grad),
             }
@@ -78,6 +78,20 @@ def encode(obj: Any) -> Any:
         "torch tensors, strings, tuples/lists/dicts of those, the student's own names, or functions that "
         "can be imported by name (np.sin, math.exp, a function of an importable module; not a lambda)."
     )
+
+
+def involves_student(data: Any) -> bool:
+    """Whether encoded data holds a lazy expression (the student's value or function) anywhere in it."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "__lazy__" in item:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _importable(obj: Any) -> str | None:
@@ -114,15 +128,15 @@ def decode(data: Any, namespace: dict | None = None) -> Any:
     if "__dict__" in data:
         return {key: decode(value, namespace) for key, value in data["__dict__"].items()}
     if "__ndarray__" in data:
-        return _array_from(data["__ndarray__"])
+        return decode_array(data["__ndarray__"])
     if "__scalar__" in data:
-        return _array_from(data["__scalar__"])[()]
+        return decode_array(data["__scalar__"])[()]
     if "__float__" in data:
         return float(data["__float__"])
     if "__tensor__" in data:
         import torch
 
-        array = _array_from(data["__tensor__"])
+        array = decode_array(data["__tensor__"])
         tensor = torch.tensor(array, dtype=getattr(torch, data["dtype"]))
         return tensor.requires_grad_(True) if data.get("requires_grad") else tensor
     if "__torch_dtype__" in data:
@@ -142,14 +156,6 @@ def decode(data: Any, namespace: dict | None = None) -> Any:
             found = getattr(found, part)
         return found
     raise ValueError(f"unknown probe argument {sorted(data)}")
-
-
-def _array_json(array: np.ndarray) -> dict:
-    return to_json(Observed("array", data=np.asarray(array)))["data"]
-
-
-def _array_from(payload: dict) -> np.ndarray:
-    return _array_from_json(payload)
 
 
 # --- lazy expressions, evaluated in the kernel ---------------------------------------------

@@ -125,22 +125,15 @@ def plan_notebook(tests: list[tuple[str, str]], salt: str = "") -> NotebookPlan:
 
     ``salt`` changes the hidden tests' random inputs (``checks.rng``) for this plan.
     """
-    from autograd_lab import checks
-
-    namespace = PlanNamespace()
-    previous, checks.SALT = checks.SALT, salt
-    try:
-        return NotebookPlan(_plan_cells(tests, namespace), fingerprint(tests))
-    finally:
-        checks.SALT = previous
+    return NotebookPlan(_plan_cells(tests, PlanNamespace(), salt), fingerprint(tests))
 
 
-def _plan_cells(tests: list[tuple[str, str]], namespace: PlanNamespace) -> dict[str, list[PlannedCheck]]:
+def _plan_cells(tests: list[tuple[str, str]], namespace: PlanNamespace, salt: str) -> dict[str, list[PlannedCheck]]:
     planned: dict[str, list[PlannedCheck]] = {}
     for grade_id, source in tests:
         lint_test_cell(grade_id, source)
         try:
-            planned[grade_id] = plan_cell(source, namespace, filename=f"<test cell {grade_id}>")
+            planned[grade_id] = plan_cell(source, namespace, salt=salt, filename=f"<test cell {grade_id}>")
         except AuthoringError as error:
             raise AuthoringError(f"test cell {grade_id!r}: {error}") from error
         except Exception as error:

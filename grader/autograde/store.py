@@ -65,7 +65,7 @@ class Store:
         nb = entry.sanitized.pop(notebook)
         plan = entry.plans.pop(notebook)
         outcome = entry.notebooks[notebook]
-        outcome.status, outcome.seconds = result.status, result.seconds
+        outcome.status, outcome.seconds, outcome.memory_mb = result.status, result.seconds, result.max_rss_mb
         names = exercise_names(nb.cells)  # "cell 42" shifts with the Colab cells; the exercise's name does not
         outcome.detail = name_cells("; ".join(filter(None, [result.detail, outcome.detail])), names)
         outcome.flags = outcome.flags + [name_cells(flag, names) for flag in result.flags]

@@ -28,7 +28,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-from grader.records import UNGRADABLE, load_record
+from grader.records import UNGRADABLE, Status, load_record
 from grader.intake.collect import WRONG_TYPE
 from grader.course import Course
 from grader.intake.roster import ClassList, lms_columns
@@ -52,6 +52,7 @@ class Row:
     scores: dict[str, float | None] = field(default_factory=dict)  # column → score, None = not graded
     notes: list[str] = field(default_factory=list)
     email: str = ""
+    ungraded: list[str] = field(default_factory=list)  # the notes of notebooks that could not be graded
 
     @property
     def total(self) -> float:
@@ -85,17 +86,19 @@ def gather(course: Course, assignments: list[str] | None) -> tuple[list[str], di
                     row = rows[student]
                     if outcome is not None and outcome.status in UNGRADABLE:
                         row.scores[column] = None
-                        row.notes.append(f"{column}: not graded ({outcome.status}: {outcome.detail})")
+                        note = f"{column}: not graded ({outcome.status}: {outcome.detail})"
+                        row.notes.append(note)
+                        row.ungraded.append(note)
                         continue
                     late_penalty = float(submitted.late_submission_penalty or 0.0)
                     row.scores[column] = float(submitted.score) - late_penalty
                     if record is not None and record.late:
                         row.notes.append(f"{column}: {record.late}" + (f", late penalty {late_penalty:g}"
                                                                         if late_penalty else ""))
-                    if outcome is not None and outcome.status == "missing":
+                    if outcome is not None and outcome.status == Status.MISSING:
                         wrong = outcome.detail.startswith(WRONG_TYPE)
                         row.notes.append(f"{column}: {outcome.detail if wrong else 'missing'}")
-                    elif outcome is not None and outcome.status != "graded":
+                    elif outcome is not None and outcome.status != Status.GRADED:
                         row.notes.append(f"{column}: {outcome.status}")
                     if submitted.flagged:
                         row.notes.append(f"{column}: flagged for review")
@@ -108,7 +111,7 @@ def export(course: Course, assignments: list[str] | None, fmt: str = "plain",
     columns, maximum, rows = gather(course, assignments)
     out = io.StringIO()
     writer = csv.writer(out)
-    problems = [f"{row.student}: {note}" for row in rows for note in row.notes if "not graded" in note]
+    problems = [f"{row.student}: {note}" for row in rows for note in row.ungraded]
     headers = lms_columns(course, roster) if fmt != "plain" else {}
 
     def cell(row: Row, column: str, mark: bool) -> str:

@@ -41,23 +41,23 @@ from traitlets import Unicode, default
 
 from grader.course import Course, write_atomically
 from grader.outputs.inert import clean_html
-from grader.records import load_record, record_path
+from grader.records import Status, load_record, record_path
 from grader.text import markdown_text, printable
 
 HIDDEN_NOTE = "# (hidden tests: their code is not shown; the result below is theirs too)"
 
 STATUS_TEXT = {
-    "graded": "Graded.",
-    "timeout": "Graded; a cell ran too long and was stopped, so the tests that depend on it could not pass.",
-    "notebook-timeout": "Graded as far as it ran: the notebook took too long and was stopped.",
-    "output-limit": "Graded as far as it ran: the notebook printed too much and was stopped.",
-    "cpu-limit": "Graded as far as it ran: the notebook used too much computing time and was stopped.",
-    "memory-limit": "Graded as far as it ran: the notebook used too much memory and was stopped.",
-    "disk-limit": "Graded as far as it ran: the notebook wrote too large a file and was stopped.",
-    "died": "Graded as far as it ran: the kernel stopped unexpectedly.",
-    "invalid": "Not graded: the file could not be read as a notebook. Your instructor has been told.",
-    "missing": "Not submitted.",
-    "error": "Not graded yet: the grader had a problem with this notebook. Your instructor has been told.",
+    Status.GRADED: "Graded.",
+    Status.TIMEOUT: "Graded; a cell ran too long and was stopped, so the tests that depend on it could not pass.",
+    Status.NOTEBOOK_TIMEOUT: "Graded as far as it ran: the notebook took too long and was stopped.",
+    Status.OUTPUT_LIMIT: "Graded as far as it ran: the notebook printed too much and was stopped.",
+    Status.CPU_LIMIT: "Graded as far as it ran: the notebook used too much computing time and was stopped.",
+    Status.MEMORY_LIMIT: "Graded as far as it ran: the notebook used too much memory and was stopped.",
+    Status.DISK_LIMIT: "Graded as far as it ran: the notebook wrote too large a file and was stopped.",
+    Status.DIED: "Graded as far as it ran: the kernel stopped unexpectedly.",
+    Status.INVALID: "Not graded: the file could not be read as a notebook. Your instructor has been told.",
+    Status.MISSING: "Not submitted.",
+    Status.ERROR: "Not graded yet: the grader had a problem with this notebook. Your instructor has been told.",
 }
 
 
@@ -66,6 +66,7 @@ STATUS_TEXT = {
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; "
                            "img-src data:; font-src data:; base-uri 'none'; form-action 'none'")
 _POLICY_META = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+
 
 def inert(page: str) -> str:
     """``page`` made inert: its body through nh3, and :data:`CONTENT_SECURITY_POLICY` first in its head.
@@ -175,7 +176,7 @@ def status_markdown(outcome) -> str:
     lines = [f"**Grading:** {markdown_text(STATUS_TEXT.get(outcome.status, outcome.status))}"]
     if outcome.score is not None:
         lines.append(f"**Score:** {outcome.score:g} / {outcome.max_score:g}")
-    if outcome.detail and outcome.status != "graded":
+    if outcome.detail and outcome.status != Status.GRADED:
         lines.append(f"**What happened:** {markdown_text(outcome.detail)}")
     return "\n\n".join(lines)
 

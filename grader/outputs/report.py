@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.records import assignment_records
+from grader.records import UNGRADABLE, Status, assignment_records
 from grader.autograde.diagnose import NOT_ATTEMPTED
 from grader.intake.roster import ClassList, roster_student_id
 from grader.course import Course
@@ -77,13 +77,13 @@ def build(course: Course, assignment: str, roster: ClassList | None = None) -> A
                 report.statuses[outcome.status] += 1
                 if outcome.flags:
                     report.flagged.append((submitted.student.id, notebook.name, outcome.flags))
-                if outcome.status == "missing":
+                if outcome.status == Status.MISSING:
                     report.missing.append((submitted.student.id, notebook.name, outcome.detail))
                 late_penalty = float(submitted.late_submission_penalty or 0.0)
                 if record.late:
                     report.late[submitted.student.id] = record.late + (
                         f", late penalty {late_penalty:g}" if late_penalty else "")
-                if outcome.status in ("missing", "invalid", "error"):
+                if outcome.status in (Status.MISSING, *UNGRADABLE):
                     continue
                 report.scores.append(float(submitted.score) - late_penalty)
                 for grade in submitted.grades:

@@ -1,4 +1,8 @@
-"""The schema of what a sandboxed runner reports to the grader, and its validation.
+"""The schema of what a sandboxed runner reports to the grader: the events, how they are written and validated.
+
+The events are the dataclasses below: the runner (and the zygote, for a sandbox
+that could not be set up) writes them with :meth:`Event.line`; the worker reads
+them back with :func:`parse`, which validates every field once.
 
 The runner shares its process with the student's code, so every line that comes
 out of the sandbox may be forged: a submission can write to the pipe, replace the
@@ -17,9 +21,10 @@ runner's functions, or print lines of its choosing. Nothing here is trusted:
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
-from autograd_lab.checks.observed import MAX_TEXT, from_json, to_json, Observed
+from autograd_lab.checks.observed import MAX_TEXT, Observed, from_json
 from grader.text import printable
 
 MAX_OUTPUTS = 200  # outputs kept per cell (the runner keeps far fewer)
@@ -33,8 +38,58 @@ class Rejected(ValueError):
     """A line from the sandbox that is not a valid report; the message says what was wrong."""
 
 
-def parse(line: bytes) -> dict:
-    """One report: ``{"event": ..., ...}`` with the fields of its event, or :class:`Rejected`.
+class Event:
+    """One line of the channel: ``{"event": <name>, <fields>}``."""
+
+    name: ClassVar[str]
+
+    def line(self) -> str:
+        return json.dumps({"event": self.name, **asdict(self)}) + "\n"
+
+
+@dataclass
+class Ready(Event):
+    """The kernel is set up; the student's code runs from now on (so a later ``Ready`` is forged)."""
+
+    name: ClassVar[str] = "ready"
+
+
+@dataclass
+class Start(Event):
+    """A cell starts (its time limit starts too)."""
+
+    cell: int
+    name: ClassVar[str] = "start"
+
+
+@dataclass
+class SandboxError(Event):
+    """The sandbox could not be set up (written before any student code runs)."""
+
+    message: str
+    name: ClassVar[str] = "sandbox-error"
+
+
+@dataclass
+class Done(Event):
+    """A cell finished: a code cell's outputs, or a test cell's observations (None: its probes did not run).
+
+    As written, ``observations`` are JSON observations (:func:`~autograd_lab.checks.observed.to_json`); as
+    parsed, still unchecked: :func:`clean_observations` reads them, once the worker knows how many to expect.
+    """
+
+    cell: int
+    outputs: Any = field(default_factory=list)
+    observations: Any = None
+    tampering: list[str] = field(default_factory=list)
+    name: ClassVar[str] = "done"
+
+
+EVENTS = {event.name: event for event in (Ready, Start, SandboxError, Done)}
+
+
+def parse(line: bytes) -> Event:
+    """One report, as its event with every field checked, or :class:`Rejected`.
 
     Whatever goes wrong while reading a line (JSON nested deep enough for the
     validation's own recursion to fail, say) rejects that line, never the grader.
@@ -47,7 +102,7 @@ def parse(line: bytes) -> dict:
         raise Rejected(f"unreadable ({type(error).__name__})") from error
 
 
-def _parse(line: bytes) -> dict:
+def _parse(line: bytes) -> Event:
     try:
         message = json.loads(line)
     except (ValueError, RecursionError) as error:
@@ -56,22 +111,18 @@ def _parse(line: bytes) -> dict:
         raise Rejected("not a JSON object")
     message = _valid_unicode(message)
     event = message.get("event")
-    if event in ("ready",):
-        return {"event": event}
-    if event == "start":
-        return {"event": event, "cell": _index(message)}
-    if event == "sandbox-error":
-        return {"event": event, "message": _text(message.get("message"), "message", 2000)}
-    if event == "done":
-        report: dict[str, Any] = {"event": event, "cell": _index(message)}
-        report["outputs"] = message.get("outputs")
-        report["has_observations"] = "observations" in message
-        report["observations"] = message.get("observations")
+    if event == Ready.name:
+        return Ready()
+    if event == Start.name:
+        return Start(_index(message))
+    if event == SandboxError.name:
+        return SandboxError(_text(message.get("message"), "message", 2000))
+    if event == Done.name:
         tampering = message.get("tampering", [])
         if not isinstance(tampering, list) or not all(isinstance(t, str) for t in tampering):
             raise Rejected("tampering is not a list of strings")
-        report["tampering"] = [printable(t, newlines=False)[:300] for t in tampering[:MAX_TAMPERING]]
-        return report
+        return Done(_index(message), message.get("outputs"), message.get("observations"),
+                    [printable(t, newlines=False)[:300] for t in tampering[:MAX_TAMPERING]])
     raise Rejected(f"unknown event {printable(str(event), newlines=False)[:40]!r}")
 
 
@@ -129,8 +180,8 @@ def _clean_output(output: Any) -> dict:
     return cleaned
 
 
-def clean_observations(observations: Any, expected: int) -> tuple[list[dict | None] | None, list[str]]:
-    """A test cell's observations (None: its probes did not run), and what was wrong with them.
+def clean_observations(observations: Any, expected: int) -> tuple[list[Observed] | None, list[str]]:
+    """A test cell's observations, read once (None: its probes did not run), and what was wrong with them.
 
     Each must be an observation the judge can read (:func:`autograd_lab.checks.observed.from_json`);
     one that is not is replaced by an ``InvalidObservation`` record, which fails its check.
@@ -140,13 +191,12 @@ def clean_observations(observations: Any, expected: int) -> tuple[list[dict | No
     if not isinstance(observations, list) or len(observations) > expected:
         return None, ["the observations are not a list of one per check"]
     problems: list[str] = []
-    cleaned: list[dict | None] = []
+    cleaned: list[Observed] = []
     for position, observation in enumerate(observations):
         try:
-            from_json(observation)
-            cleaned.append(observation)
+            cleaned.append(from_json(observation))
         except (ValueError, TypeError, KeyError, RecursionError) as error:
             problems.append(f"check {position + 1}: {printable(error, newlines=False)[:200]}")
-            cleaned.append(to_json(Observed("exception", type="InvalidObservation",
-                                            message=f"the kernel sent an unreadable result ({error})"[:MAX_TEXT])))
+            cleaned.append(Observed("exception", type="InvalidObservation",
+                                    message=f"the kernel sent an unreadable result ({error})"[:MAX_TEXT]))
     return cleaned, problems

@@ -22,10 +22,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Hashable
 
+from autograd_lab.checks.observed import Observed
 from grader.sandbox import channel
 from grader.private import open_private, private_folder
 from grader.sandbox.linux import Limits, send_signal, visible_paths
 from grader.text import printable
+from grader.records import Status
 from grader.sandbox.zygote import THREAD_VARIABLES, receive_message, send_message
 
 GRACE_SECONDS = 3.0  # after an interrupt, how long a code cell has to stop before the job is killed
@@ -46,10 +48,10 @@ class Job:
 @dataclass
 class Result:
     key: Hashable
-    status: str  # graded, timeout, notebook-timeout, output-limit, cpu-limit, memory-limit, died, error
+    status: Status  # any but missing, invalid and pending
     detail: str
     outputs: dict[int, list[dict]]  # code cell index → outputs
-    observations: dict[int, list | None]  # test cell index → what its probes observed (None: did not run)
+    observations: dict[int, list[Observed] | None]  # test cell index → what its probes observed, read once
     flags: list[str]
     seconds: float
     isolation: str = ""
@@ -214,8 +216,8 @@ def run(job: Job) -> Result:
     status, detail = execution.status, execution.detail
     out_of_memory = [index for index, cell_outputs in sorted(outputs.items())
                      if any(o.get("ename") == "MemoryError" for o in cell_outputs)]
-    if out_of_memory and status == "graded":
-        status = "memory-limit"
+    if out_of_memory and status == Status.GRADED:
+        status = Status.MEMORY_LIMIT
         detail = (f"cell {out_of_memory[0]} ran out of memory (the limit is {job.limits.memory_mb} MiB "
                   "beyond the libraries)")
     return Result(job.key, status, detail, outputs, observations, execution.flags, time.perf_counter() - started,
@@ -248,10 +250,10 @@ class _Run:
         self.job = job
         self.zygote = zygote
         self.outputs: dict[int, list[dict]] = {}
-        self.observations: dict[int, list[dict] | None] = {}
+        self.observations: dict[int, list[Observed] | None] = {}
         self.flags: list[str] = []
         self.timed_out: list[int] = []
-        self.status = "graded"
+        self.status = Status.GRADED
         self.detail = ""
         self.stopped_at: int | None = None
         self.cells = {cell["index"]: cell for cell in job.cells if cell["kind"] in ("code", "test")}
@@ -312,7 +314,7 @@ class _Run:
                         continue
                     received += len(chunk)
                     if received > limits.max_output_bytes:
-                        self._stop(pid, "output-limit",
+                        self._stop(pid, Status.OUTPUT_LIMIT,
                                    f"the notebook produced more than {limits.max_output_bytes // 2**20} MiB of output")
                         killed = True
                         break
@@ -325,20 +327,20 @@ class _Run:
                     break
                 now = time.monotonic()
                 if now >= start + limits.notebook_timeout:
-                    self._stop(pid, "notebook-timeout", f"the notebook ran longer than {limits.notebook_timeout:g} s")
+                    self._stop(pid, Status.NOTEBOOK_TIMEOUT, f"the notebook ran longer than {limits.notebook_timeout:g} s")
                     killed = True
                 elif closed_at is not None and now >= closed_at + GRACE_SECONDS:
                     self._flag("the kernel closed its channel to the grader but went on running (stopped)")
-                    self._stop(pid, "died", "the kernel stopped reporting to the grader "
+                    self._stop(pid, Status.DIED, "the kernel stopped reporting to the grader "
                                             f"{self._where()} and was stopped")
                     killed = True
                 elif interrupted_at is not None and now >= interrupted_at + self._grace():
-                    self._stop(pid, "timeout", f"cell {self.last} did not stop when interrupted after "
+                    self._stop(pid, Status.TIMEOUT, f"cell {self.last} did not stop when interrupted after "
                                                f"{limits.cell_timeout:g} s")
                     killed = True
                 elif interrupted_at is None and now >= self.clock + limits.cell_timeout and self.current is None:
                     # between cells only the runner runs: there is nothing to interrupt, it has hung
-                    self._stop(pid, "timeout", self._hung())
+                    self._stop(pid, Status.TIMEOUT, self._hung())
                     killed = True
                 elif interrupted_at is None and now >= self.clock + limits.cell_timeout:
                     self._send(signal.SIGUSR1)  # the job parent turns it into KeyboardInterrupt in the cell
@@ -364,12 +366,12 @@ class _Run:
         if killed:
             return
         code, cpu = int(self.exit.get("exit", 0)), float(self.exit.get("cpu", 0.0))
-        if self.status == "error":
+        if self.status == Status.ERROR:
             return
         if code != 0 or not self.complete:
             self._died(code, cpu)
         elif self.timed_out:
-            self.status = "timeout"
+            self.status = Status.TIMEOUT
             self.detail = f"cell {self.timed_out[0]} ran longer than {limits.cell_timeout:g} s and was interrupted"
 
     def _drain(self, fd: int, buffer: bytes) -> None:
@@ -415,24 +417,23 @@ class _Run:
         except channel.Rejected as error:
             self._flag(f"the notebook wrote to the grader's channel (ignored: {error})")
             return False
-        event = message["event"]
-        if event == "sandbox-error":
+        if isinstance(message, channel.SandboxError):
             if self.ready:  # the student's code runs only after "ready": this one is forged
                 self._flag("the notebook wrote a forged sandbox error to the grader's channel (ignored)")
             else:
-                self.status, self.detail = "error", f"the grader could not set up the sandbox: {message['message']}"
+                self.status, self.detail = Status.ERROR, f"the grader could not set up the sandbox: {message.message}"
             return False
-        if event == "ready":
+        if isinstance(message, channel.Ready):
             if self.ready:
                 self._flag("the notebook wrote a forged 'ready' to the grader's channel (ignored)")
             self.ready = True
             return False
-        if event == "start":
+        if isinstance(message, channel.Start):
             expected = self.order[self.position] if self.position < len(self.order) else None
-            if not self.ready or self.current is not None or message["cell"] != expected:
-                self._flag(f"the kernel reported cell {message['cell']} starting out of turn (a forged report; ignored)")
+            if not self.ready or self.current is not None or message.cell != expected:
+                self._flag(f"the kernel reported cell {message.cell} starting out of turn (a forged report; ignored)")
                 return False
-            self.current = self.last = message["cell"]
+            self.current = self.last = message.cell
             self.position += 1
             if self.cells[self.current]["kind"] == "test":
                 self._send_probes(self.current)
@@ -444,26 +445,26 @@ class _Run:
         value = (self.exit or {}).get("max_rss_mb", 0.0)
         return float(value) if isinstance(value, (int, float)) else 0.0
 
-    def _done(self, message: dict) -> bool:
-        index = message["cell"]
+    def _done(self, message: channel.Done) -> bool:
+        index = message.cell
         if index != self.current:
             self._flag(f"the kernel reported cell {index} done out of turn (a forged report; ignored)")
             return False
         self.current = None  # from now the clock between cells runs (see execute)
         if self.pid is not None:
             self._send(signal.SIGUSR2)  # the job parent has the sandbox end what the cell started
-        for change in message["tampering"]:
+        for change in message.tampering:
             self._flag(f"cell {index}: {change}")
         if self.cells[index]["kind"] == "test":
             probes = len(self.cells[index].get("probes", []))
-            observations, problems = channel.clean_observations(message["observations"], probes)
-            if message["has_observations"]:
+            observations, problems = channel.clean_observations(message.observations, probes)
+            if observations is not None:
                 self.observations[index] = observations
             for problem in problems:
                 self._flag(f"cell {index}: the kernel sent a malformed result, {problem} (that check failed)")
             return True
         try:
-            self.outputs[index] = channel.clean_outputs(message["outputs"])
+            self.outputs[index] = channel.clean_outputs(message.outputs)
         except channel.Rejected as error:
             self._flag(f"cell {index}: the kernel sent malformed outputs ({error}; not kept)")
             self.outputs[index] = [{"output_type": "error", "ename": "GraderError",
@@ -516,18 +517,18 @@ class _Run:
         where = self._where()
         self.stopped_at = self.current
         if code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL) and cpu >= self.job.limits.cpu_seconds - 0.5:
-            self.status, self.detail = "cpu-limit", f"the notebook used more than {self.job.limits.cpu_seconds} s of CPU ({where})"
+            self.status, self.detail = Status.CPU_LIMIT, f"the notebook used more than {self.job.limits.cpu_seconds} s of CPU ({where})"
         elif self.exit and self.exit.get("out_of_memory"):
-            self.status, self.detail = "memory-limit", (f"the notebook used more than its {self.job.limits.memory_mb} MiB "
+            self.status, self.detail = Status.MEMORY_LIMIT, (f"the notebook used more than its {self.job.limits.memory_mb} MiB "
                                                         f"of memory, counted for all its processes and files ({where})")
         elif code == 128 + signal.SIGKILL:
-            self.status, self.detail = "memory-limit", f"the kernel was killed, probably for using too much memory ({where})"
+            self.status, self.detail = Status.MEMORY_LIMIT, f"the kernel was killed, probably for using too much memory ({where})"
         elif code == 128 + signal.SIGXFSZ:
-            self.status, self.detail = "disk-limit", f"the notebook wrote a file larger than {self.job.limits.disk_mb} MiB ({where})"
+            self.status, self.detail = Status.DISK_LIMIT, f"the notebook wrote a file larger than {self.job.limits.disk_mb} MiB ({where})"
         elif code == 0:
-            self.status, self.detail = "died", f"the kernel ended {where} before running every cell"
+            self.status, self.detail = Status.DIED, f"the kernel ended {where} before running every cell"
         else:
-            self.status, self.detail = "died", f"the kernel died {where} (exit code {code})"
+            self.status, self.detail = Status.DIED, f"the kernel died {where} (exit code {code})"
 
 
 def _pidfd(pid: int) -> int | None:

@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Iterable, Iterator
 
 from grader.errors import GraderError
+from grader.records import Status
 from grader.sandbox.execute import Job, Result, run, shutdown, warm_up
 
 _lock = threading.Lock()  # a worker's zygote serves one job at a time (Dask may use threads)
@@ -39,7 +40,7 @@ def failed(key: str, detail: str, trace: str = "") -> Result:
 
     Never in ``flags``: those are what the submission did, and a grader failure is not the student's.
     """
-    return Result(key=key, status="error", detail=f"{detail}\n{trace}".strip(), outputs={}, observations={},
+    return Result(key=key, status=Status.ERROR, detail=f"{detail}\n{trace}".strip(), outputs={}, observations={},
                   flags=[], seconds=0.0)
 
 

@@ -194,35 +194,31 @@ def run_job(job: dict, channel: int, probes: int, go: int | None = None) -> None
     incoming = os.fdopen(probes, "r", encoding="utf-8")
     shell = sys.modules["__main__"].__dict__.get("_grader_shell") or prepare_shell()
     from autograd_lab import checks  # noqa: F401 (imports every module a probe uses, before the snapshot)
+    from grader.sandbox.channel import Done, Event, Ready, Start
     from grader.sandbox.kernel_probes import run_planned
 
     warnings.filterwarnings("ignore", message=".*non-interactive.*")
     os.environ["MPLBACKEND"] = "Agg"
 
-    def send(message: dict) -> None:
-        out.write(json.dumps(message) + "\n")
+    def send(event: Event) -> None:
+        out.write(event.line())
         out.flush()
 
     before = Snapshot(shell)
-    send({"event": "ready"})
+    send(Ready())
     for cell in job["cells"]:
         index = cell["index"]
-        send({"event": "start", "cell": index})
-        observations = None
+        send(Start(index))
+        report = Done(index)
         if cell["kind"] == "test":
-            observations = _quietly(lambda: run_planned(_receive_probes(incoming, index), shell.user_ns))
-            outputs: list = []
+            report.observations = _quietly(lambda: run_planned(_receive_probes(incoming, index), shell.user_ns))
         else:
-            outputs = _execute(shell, cell["source"])
-        report = {"event": "done", "cell": index, "outputs": outputs}
-        if observations is not None:
-            report["observations"] = observations
+            report.outputs = _execute(shell, cell["source"])
         try:
-            changes = before.changes(shell)
+            report.tampering = before.changes(shell)
         except Exception as error:  # the notebook broke what the check looks at: that is a change too
-            changes = [f"the kernel was changed so that it cannot be inspected ({type(error).__name__})"]
-        if changes:
-            report["tampering"] = changes
+            report.tampering = [f"the kernel was changed so that it cannot be inspected ({type(error).__name__})"]
+        if report.tampering:
             try:
                 before = Snapshot(shell)  # report each change once
             except Exception:

@@ -346,7 +346,9 @@ def _runner(job: dict, channel: int, probes: int, isolation: Any, limits: Any, u
 
 def _report_error(channel: int, error: BaseException) -> None:
     try:
-        os.write(channel, (json.dumps({"event": "sandbox-error", "message": f"{type(error).__name__}: {error}"}) + "\n").encode())
+        from grader.sandbox.channel import SandboxError
+
+        os.write(channel, SandboxError(f"{type(error).__name__}: {error}").line().encode())
     except OSError:
         pass
 
