@@ -113,6 +113,21 @@ def test_the_student_version_answered_with_the_instructors_solutions(assignment)
     assert all(answer.count("pass\n") >= 1 and "BEGIN SOLUTION" not in answer for answer in passing.values())
 
 
+def test_the_exercise_index_in_authoring_md_is_in_step_with_the_notebooks_and_the_tests():
+    """course/AUTHORING.md's exercise index is what `python -m grader release --list --write` makes now."""
+    from grader.authoring.exercises import BEGIN, END, exercises, markdown, tests_folder
+    from grader.course import open_course
+
+    course = open_course(COURSE)
+    found = exercises(course, tests_folder(course))
+    assert [e.grade_id for e in found] == [c.metadata.nbgrader.grade_id for a in ASSIGNMENTS
+                                           for c in _notebook("source", a).cells if is_test_cell(c)]
+    text = (COURSE / "AUTHORING.md").read_text(encoding="utf-8")
+    committed = text[text.index(BEGIN):text.index(END) + len(END)]
+    assert committed == markdown(found), "course/AUTHORING.md's exercise index is stale: run " \
+                                         "python -m grader release --list --write"
+
+
 @pytest.mark.slow
 def test_release_is_in_sync_with_the_sources(tmp_path):
     """course/release is what `python -m grader release` generates, byte for byte."""
