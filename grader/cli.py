@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
     release.add_argument("--no-check", action="store_true", help="generate only; skip running the notebooks")
     release.add_argument("--no-generate", action="store_true", help="check the existing student versions only")
+    release.add_argument("--list", action="store_true",
+                         help="print the exercise index (each test cell's notebook cell, checks, engine code and "
+                              "tests) instead; nothing is generated or run")
+    release.add_argument("--write", action="store_true",
+                         help="with --list: write the index into the course's AUTHORING.md instead of printing it")
     release.set_defaults(run=_release)
 
     collect = commands.add_parser(
@@ -135,8 +140,24 @@ def _release(args: argparse.Namespace) -> int:
     from grader.course import open_course
     from grader.authoring.release import release
 
+    if args.list or args.write:
+        return _exercise_index(open_course(args.course), write=args.write)
     release(open_course(args.course), args.assignments, generate_versions=not args.no_generate,
             check=not args.no_check, report=say)
+    return 0
+
+
+def _exercise_index(course, *, write: bool) -> int:
+    from grader.authoring.exercises import authoring_path, exercises, markdown, tests_folder, with_index
+
+    index = markdown(exercises(course, tests_folder(course)))
+    if not write:
+        say(index)
+        return 0
+    path = authoring_path(course)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    path.write_text(with_index(text, index), encoding="utf-8")
+    say(f"wrote the exercise index into {path}")
     return 0
 
 

@@ -51,3 +51,12 @@ def test_workers_must_be_a_positive_number(command, workers, course_dir, capsys)
     assert stopped.value.code == 2  # argparse's usage error
     error = capsys.readouterr().err
     assert "--workers" in error and "1 or more" in error
+
+
+def test_release_list_prints_the_exercise_index_and_runs_nothing(capsys):
+    from pathlib import Path
+
+    course = Path(__file__).resolve().parents[1] / "course"
+    assert main(["release", "--list", "--course", str(course)]) == 0
+    out = capsys.readouterr().out
+    assert "### 01-tensors" in out and "| `make-leaf` |" in out and "generated" not in out

@@ -442,11 +442,59 @@ def test_a_grader_failure_is_recorded_as_error_without_flagging_the_student():
     assert "KeyError" in result.detail and "Traceback" in result.detail
 
 
-def test_code_that_takes_pytorchs_hooks_away_is_flagged_by_the_code_reading():
-    """Popping the watch and putting it back between two checks leaves nothing to see at the end: the code says it."""
+_HOOKS_AWAY = "uses {}, which takes PyTorch's dispatch hooks away"
+
+
+@pytest.mark.parametrize("source, found", [
+    # What honest code does: nothing to flag.
+    ("import torch\nx = torch.ones(2).sum()", []),
+    ("import numpy as np\nx = np.ones(3)", []),
+    ("x = 1\nx: int = 2\nmine.attr = 1", []),
+    ("setattr(obj, 'close', f)", []),  # setattr on the student's own object
+    ("%timeit np.ones(3)", []),  # IPython syntax is read as the kernel reads it
+    ("def (:", []),  # a syntax error fails in the kernel, not here
+    # Replacing what the checks rely on.
+    ("np.allclose = f", [(1, "replaces np.allclose")]),
+    ("torch.Tensor.__eq__ = f", [(1, "replaces torch.Tensor.__eq__")]),
+    ("builtins.print = f", [(1, "replaces builtins.print")]),
+    ("torch.x += 1", [(1, "replaces torch.x")]),
+    ("checks.close: object = None", [(1, "replaces checks.close")]),
+    ("del np.allclose", [(1, "replaces np.allclose")]),
+    ("sys.modules['x'] = m", [(1, "replaces sys.modules")]),
+    ("__builtins__ = {}", [(1, "replaces __builtins__")]),
+    ("np.a = 1; np.a = 2", [(1, "replaces np.a")]),  # once a line
+    ("setattr(checks, 'close', f)", [(1, "setattr() changes an attribute by name")]),
+    ("delattr(np, 'allclose')", [(1, "delattr() deletes an attribute by name")]),
+    # The kernel's hooks.
+    ("get_ipython().run_cell = f", [(1, "replaces get_ipython().run_cell"), (1, "uses get_ipython().run_cell")]),
+    ("get_ipython().events.register('pre_run_cell', f)",
+     [(1, "get_ipython().events.register() changes the kernel"), (1, "uses get_ipython().events")]),
+    ("get_ipython().showtraceback", [(1, "uses get_ipython().showtraceback")]),
+    ("sys.settrace(f)", [(1, "sys.settrace() installs a trace hook")]),
+    ("signal.signal(2, h)", [(1, "signal.signal() changes a signal handler")]),
+    # Processes, memory and raw file descriptors.
+    ("os.kill(1, 9)", [(1, "os.kill() sends a signal to a process")]),
+    ("gc.get_objects()", [(1, "gc.get_objects() searches the interpreter's objects")]),
+    ("import ctypes", [(1, "imports ctypes")]),
+    ("from grader.x import y", [(1, "imports grader.x")]),
+    # PyTorch's dispatch hooks (the watch of exercises built without PyTorch), on the line that takes them:
+    # popping the watch and putting it back between two checks leaves nothing to see at the end, the code says it.
+    ("import itertools, torch\nlist(itertools.starmap(torch._C._pop_torch_dispatch_stack, [(None,)]))\n"
+     "with torch.utils._python_dispatch._disable_current_modes():\n    pass",
+     [(2, _HOOKS_AWAY.format("_pop_torch_dispatch_stack")), (3, _HOOKS_AWAY.format("_disable_current_modes"))]),
+    ("torch._C._DisableTorchDispatch()", [(1, _HOOKS_AWAY.format("_DisableTorchDispatch"))]),
+], ids=["torch", "numpy", "own-names", "setattr-own", "magic", "syntax-error", "replace-np", "replace-dunder",
+        "replace-builtins", "augmented", "annotated", "delete", "sys-modules", "dunder-builtins", "once-a-line",
+        "setattr-protected", "delattr-protected", "run-cell", "events", "showtraceback", "settrace", "signal",
+        "kill", "gc", "ctypes", "grader", "torch-hooks-lines", "torch-hooks-class"])
+def test_the_code_reading_flags(source, found):
+    """The static reading of a cell (``tamper.scan``): each finding and its line; a flag never changes a score."""
     from grader.autograde.tamper import scan
 
-    found = scan("import itertools, torch\nlist(itertools.starmap(torch._C._pop_torch_dispatch_stack, [(None,)]))\n"
-                 "with torch.utils._python_dispatch._disable_current_modes():\n    pass")
-    assert [line for line, _ in found] == [2, 3] and all("PyTorch's dispatch hooks" in what for _, what in found)
-    assert scan("import torch\nx = torch.ones(2).sum()") == []
+    assert scan(source) == found
+
+
+def test_the_code_reading_names_twenty_findings_at_most():
+    from grader.autograde.tamper import scan
+
+    assert len(scan("\n".join(f"np.a{i} = 1" for i in range(30)))) == 20
