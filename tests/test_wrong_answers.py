@@ -134,6 +134,10 @@ def _solution_with(notebook: str, grade_id: str, old: str, new: str) -> str:
     return source.replace(old, new)
 
 
+#: 01's walk of a recorded graph that follows only the first input of every function (the demonstration's walk).
+FIRST_INPUTS_WALK = ("def walk_graph(y):\n    names = []\n    step = y.grad_fn\n    while step is not None:\n"
+                     "        names.append(type(step).__name__)\n"
+                     "        step = step.next_functions[0][0] if step.next_functions else None\n")
 MINIBATCH = """
 def train_minibatch(w0, b0, X, t, lr, epochs, batch_size):
     X = torch.tensor(X)
@@ -180,10 +184,11 @@ ROWS = [
         "def matrix_arange(n):\n    return torch.arange(1.0, n * n + 1.0, requires_grad=True).reshape(n, n)",
         ["a leaf has none", "expected None"], ["likely mistake"], name="non-leaf"),
     Row("01-tensors", "grad-fn-name-answer", ["grad-fn-name"],
-        "def grad_fn_name(op_name):\n    x = torch.tensor(2.0, requires_grad=True)\n"
-        "    ops = {'add': x + 2, 'mul': x * 2, 'sqrt': torch.sqrt(x), 'sin': torch.sin(x), 'exp': torch.exp(x),"
-        " 'log': torch.log(x)}\n    print(type(ops[op_name].grad_fn).__name__)",
-        ["printed its answer"], ["type(t.grad_fn)"], name="prints"),
+        FIRST_INPUTS_WALK + "    print(names)",
+        ["got None", "your code printed"], ["type(t.grad_fn)"], name="prints"),
+    Row("01-tensors", "grad-fn-name-answer", ["grad-fn-name"],
+        FIRST_INPUTS_WALK + "    return names",
+        ["expected 5 items, got a list of 4", "SinBackward0"], ["likely mistake"], name="first inputs only"),
     Row("01-tensors", "brightness-answer", ["brightness-grad"],
         _solution_with("01-tensors", "brightness-answer", "grayscale(leaf).mean()", "grayscale(leaf).sum()"),
         ["does not match"], ["likely mistake"], name="sum, not mean"),
@@ -246,6 +251,18 @@ ROWS = [
         "    optimizer = torch.optim.SGD(model.parameters(), lr=lr)\n    for _ in range(epochs):\n"
         "        toy_loss(model).backward()\n        optimizer.step()\n    return model.theta()",
         ["gradients add up", "optimizer.zero_grad()"], name="no zero_grad"),
+    Row("03-gradient-descent", "ex6b-solution", ["fit-toy-model-l2"],
+        _solution_with("03-gradient-descent", "ex6b-solution", "lam / 2 * penalty", "lam * penalty"),
+        ["twice the weight decay"], ["gradients add up"], name="no 1/2"),
+    Row("03-gradient-descent", "ex6b-solution", ["fit-toy-model-l2"],
+        _solution_with("03-gradient-descent", "ex6b-solution", "objective.backward()", "toy_loss(model).backward()"),
+        ["the penalty has no effect"], name="penalty not in backward"),
+    Row("03-gradient-descent", "ex6b-solution", ["fit-toy-model-l2"],
+        _solution_with("03-gradient-descent", "ex6b-solution", "        optimizer.zero_grad()\n", ""),
+        ["gradients add up"], ["weight decay", "no effect"], name="no zero_grad"),
+    Row("03-gradient-descent", "ex6b-solution", ["fit-toy-model-l2"],
+        _solution_with("03-gradient-descent", "ex6b-solution", "lam / 2 * penalty", "lam / 2 * penalty ** 0.5"),
+        ["does not match"], ["likely mistake"], name="the norm, not its square"),
     Row("03-gradient-descent", "ex7-solution", ["my-optimizer"],
         "class GradientDescent:\n    def __init__(self, params, lr):\n        self.params = list(params)\n"
         "        self.lr = lr\n\n    def zero_grad(self):\n        pass\n\n    def step(self):\n"
