@@ -404,7 +404,7 @@ def test_report_prints_and_writes_no_escape_codes(course_dir, monkeypatch, capsy
 
 
 def test_autograde_summary_prints_no_escape_codes(course_dir, monkeypatch, capsys):
-    import grader.autograde as autograde_module
+    import grader.autograde.run as autograde_module
 
     outcome = NotebookOutcome("ps1" + ESCAPES, "died", detail="it said " + ESCAPES, flags=["flag" + ESCAPES])
     monkeypatch.setattr(autograde_module.Autograder, "run",
