@@ -307,10 +307,8 @@ class Autograder:
                 self.deadlines.sync_assignment(gradebook, assignment, self.report)
             self._late_penalty = self.deadlines.penalty_plugin()
             preload = DEFAULT_PRELOAD + self._imports(gradebook, assignments)
-            from grader.executors import make_executor
-
             # The workers start (and import torch) while this process plans the tests.
-            with make_executor(self.workers, self.scheduler, preload) as executor:
+            with self._executor(preload) as executor:
                 import torch
 
                 # This process computes small references for every submission: one thread is
@@ -341,6 +339,13 @@ class Autograder:
                 self._bar.close()
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _executor(self, preload: list[str]):
+        """Where this run's notebooks are graded (a context manager): new workers per run, here; the course
+        server (grader/server/) keeps one set of pre-warmed workers for all its runs."""
+        from grader.executors import make_executor
+
+        return make_executor(self.workers, self.scheduler, preload)
 
     def _lock(self, submissions: list[tuple[str, str]], locks: Locks, summary: "Summary") -> list[tuple[str, str]]:
         """The submissions this run may grade: those no other run holds (the others are named, with who)."""
