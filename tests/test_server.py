@@ -169,6 +169,14 @@ def test_the_queue_survives_a_restart_and_gives_back_what_was_being_graded(cours
     assert again.requeue() == 2
     assert [s.id for s in again.claim(limit=10)] == [first.id, third.id]
     assert again.data(again.get(second.id)) == b"2"
+    assert again.claim(limit=10) == []  # ann's second waits while her first is being graded
+    for submission in [again.get(first.id), again.get(third.id)]:
+        again.finish(submission, status="graded", score=1.0, max_score=5.0, verdict={}, seconds=1.0)
+    [last] = again.claim(limit=10)
+    again.finish(last, status="graded", score=1.0, max_score=5.0, verdict={}, seconds=1.0)
+    assert (last.id, again.waiting()) == (second.id, 0)
+    assert again.regrade("ps1") == 3 and again.waiting() == 3  # after a fixed test: every graded one again
+    assert again.regrade("ps2") == 0
 
 
 # -- refusals, in this process (no grading needed) ---------------------------------------------------
@@ -470,3 +478,104 @@ def test_kill_9_with_submissions_waiting_then_every_one_is_graded_once(course_di
         graded = [line for line in log.read_text().splitlines() if line.startswith(f"#{number} {student}/ps1: graded")]
         assert len(graded) == 1, log.read_text()  # recorded once: before the kill or after it
         assert _gradebook_score(course_dir, student) == 5.0
+
+
+@pytest.mark.slow
+def test_the_web_page_in_headless_chromium(served, tmp_path):
+    from test_browser import CHROMEDRIVER, CHROMIUM, _browser
+
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("needs Chromium and ChromeDriver (python3 manage.py test installs them as root on Debian)")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    server, tokens = served
+    notebook = tmp_path / "Copy of ps1.ipynb"
+    notebook.write_bytes(_student_notebook(server.course, "correct"))
+    browser = _browser()
+    try:
+        browser.get(server.url + "/")
+        browser.find_element(By.NAME, "token").send_keys(tokens["dee"])
+        browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+        WebDriverWait(browser, 30).until(lambda b: "Logged in as" in b.page_source)
+        browser.find_element(By.NAME, "name").clear()
+        browser.find_element(By.NAME, "name").send_keys("Dee")
+        browser.find_element(By.CSS_SELECTOR, "form[action='/name'] button").click()
+        Select(browser.find_element(By.NAME, "assignment")).select_by_value("ps1")
+        browser.find_element(By.NAME, "notebook").send_keys(str(notebook))
+        browser.find_element(By.CSS_SELECTOR, "form[action='/upload'] button").click()
+        WebDriverWait(browser, 180, poll_frequency=1).until(  # the page refreshes itself until graded
+            lambda b: "refreshes until it is graded" not in b.page_source and "this attempt counts" in b.page_source)
+        text = browser.find_element(By.TAG_NAME, "body").text
+        assert "Copy of ps1.ipynb" in text and "5 / 5" in text and "Dee" in text
+        folder = ROOT / "build" / "browser"
+        folder.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(folder / "server.png"))
+        errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+        assert errors == []  # no CSP violation, nothing failed to load
+    finally:
+        browser.quit()
+
+
+@pytest.mark.slow
+def test_the_server_grades_into_a_postgresql_gradebook(course_dir, tmp_path):
+    from nbgrader.api import Gradebook
+    from postgres import server_programs, throwaway_server
+
+    from grader.course import open_course
+    from grader.release import generate
+
+    if server_programs() is None:
+        pytest.skip("PostgreSQL is not installed (on Debian: apt-get install postgresql)")
+    pytest.importorskip("psycopg", reason="the psycopg driver (pyproject.toml's postgres extra) is not installed")
+    with throwaway_server() as make_database:
+        url = make_database("served")
+        (course_dir / "gradebook.db").unlink()
+        _config(course_dir, f"c.CourseDirectory.db_url = {url!r}")
+        generate(open_course(course_dir), "ps1")
+        tokens = _issue(course_dir, ["ann"])
+        server = Served(course_dir, tmp_path / "server.log")
+        try:
+            number = server.submit(tokens["ann"], _student_notebook(course_dir, "correct")).json()["id"]
+            assert server.verdict(tokens["ann"], number)["verdict"]["score"] == 5.0
+        finally:
+            server.stop()
+        with Gradebook(url, course_id="autograd-lab") as gradebook:  # what formgrader and export read
+            assert gradebook.find_submission("ps1", "ann").score == 5.0
+    assert not (course_dir / "gradebook.db").exists()
+
+
+def test_submit_on_colab_sends_the_notebook_the_runtime_holds(monkeypatch):
+    import types
+
+    from autograd_lab import submit as module
+
+    held = {"cells": [], "metadata": {"colab": {"name": "ps1.ipynb"}}, "nbformat": 4, "nbformat_minor": 5}
+    asked = []
+
+    def blocking_request(kind, request="", timeout_sec=None):
+        asked.append(kind)
+        return {"ipynb": held}
+
+    colab = types.ModuleType("google.colab")
+    colab._message = types.SimpleNamespace(blocking_request=blocking_request)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    data, sent = module._notebook(None, force=False)
+    assert json.loads(data) == held and asked == ["get_ipynb"]
+    assert "as this Colab runtime holds it" in module._describe(sent)
+
+
+def test_submit_says_what_to_do_without_a_server_or_a_notebook(monkeypatch, capsys, tmp_path):
+    from autograd_lab.submit import submit
+
+    monkeypatch.delenv("AUTOGRAD_LAB_SERVER", raising=False)
+    submit()
+    assert "Which course server?" in capsys.readouterr().err
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    submit(server="http://127.0.0.1:9")
+    assert "Which notebook?" in capsys.readouterr().err
+    (tmp_path / "ps1.ipynb").write_text("{}")
+    monkeypatch.setenv("AUTOGRAD_LAB_TOKEN", "t")
+    submit(server="http://127.0.0.1:9", path=tmp_path / "ps1.ipynb")  # nothing listens on port 9
+    assert "Cannot reach the course server at http://127.0.0.1:9" in capsys.readouterr().err

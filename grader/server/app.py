@@ -331,13 +331,14 @@ def build_app(server: Server, *, secure_cookies: bool = False) -> Starlette:
 
     async def home(request: Request) -> Response:
         student = server.session_student(request)
+        message = request.session.pop("message", "")  # what the last form did (kept in the session, not the URL)
         if student is None:
-            return page(request, "login.html", message=request.query_params.get("message", "")[:200])
+            return page(request, "login.html", message=message)
         history = [server.view(s) for s in reversed(server.store.history(student))]
         boards = {a: server.leaderboard(a) for a in server.assignments if server.policy[a].leaderboard}
         pending = any(v["state"] != "done" for v in history)
         return page(request, "home.html", student=student, history=history, boards=boards, pending=pending,
-                    assignments=_assignments(server, student), message=request.query_params.get("message", "")[:300],
+                    assignments=_assignments(server, student), message=message,
                     name=server.store.display_names().get(student, ""))
 
     async def login(request: Request) -> Response:
@@ -367,9 +368,8 @@ def build_app(server: Server, *, secure_cookies: bool = False) -> Starlette:
                 raise Refused(400, "choose the notebook file to upload")
             submission = server.accept(student, assignment, notebook.filename or "", await notebook.read())
         except Refused as error:
-            return RedirectResponse("/?" + _query(message=error.message), 303)
-        return RedirectResponse("/?" + _query(message=f"submission #{submission.id} received: it is being graded"),
-                                303)
+            return _back(request, error.message)
+        return _back(request, f"submission #{submission.id} received: it is being graded")
 
     async def set_name(request: Request) -> Response:
         student = server.session_student(request)
@@ -378,7 +378,7 @@ def build_app(server: Server, *, secure_cookies: bool = False) -> Starlette:
         form = await request.form(max_files=0, max_fields=1, max_part_size=1024)
         name = " ".join(printable(str(form.get("name", "")), newlines=False).split())[:MAX_NAME]
         server.store.set_display_name(student, name)
-        return RedirectResponse("/?" + _query(message="display name saved" if name else "display name removed"), 303)
+        return _back(request, "display name saved" if name else "display name removed")
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -441,10 +441,10 @@ def _assignments(server: Server, student: str) -> list[dict]:
     return listed
 
 
-def _query(**values: str) -> str:
-    from urllib.parse import urlencode
-
-    return urlencode(values)
+def _back(request: Request, message: str) -> RedirectResponse:
+    """Back to the page, which shows ``message`` once."""
+    request.session["message"] = message
+    return RedirectResponse("/", 303)
 
 
 def _session_key(course: Course) -> str:
@@ -474,7 +474,7 @@ _TEMPLATES = {
 <p>The token is the one your instructor sent you. It is not stored in your browser: a session cookie is.</p>
 {% endblock %}""",
     "home.html": """{% extends "base.html" %}{% block body %}<h1>Course submissions</h1>
-<p>Logged in as <b>{{ student }}</b>. <form method="post" action="/logout" style="display:inline"><button>Log out</button></form></p>
+<form method="post" action="/logout">Logged in as <b>{{ student }}</b>. <button>Log out</button></form>
 {% if message %}<p class="note">{{ message }}</p>{% endif %}
 <section><h2>Submit a notebook</h2><form method="post" action="/upload" enctype="multipart/form-data">
 <select name="assignment">{% for a in assignments %}<option value="{{ a.assignment }}"{% if not a.open %} disabled{% endif %}>{{ a.assignment }}</option>{% endfor %}</select>

@@ -39,6 +39,9 @@ def add_commands(commands, add_course, at_least_one) -> None:
     serve.add_argument("--behind-proxy", action="store_true",
                        help="behind an HTTPS reverse proxy on this machine: trust its X-Forwarded-For/-Proto "
                             "headers (from 127.0.0.1 only) and send session cookies over HTTPS only")
+    serve.add_argument("--regrade", nargs="?", const="", metavar="ASSIGNMENT",
+                       help="grade every submission kept (of ASSIGNMENT, default all) again on start, as after a "
+                            "test was fixed and released: each gets a new verdict, and the gradebook the counting one")
     serve.set_defaults(run=_serve)
 
 
@@ -86,6 +89,10 @@ def _serve(args: argparse.Namespace) -> int:
     workers = args.workers or os.cpu_count() or 1
     say(f"starting {workers} grading worker(s) (they import torch once)")
     server = Server(course, workers=workers, scheduler=args.scheduler, log=say)
+    if args.regrade is not None:
+        if args.regrade and args.regrade not in server.assignments:
+            raise GraderError(f"--regrade {args.regrade}: no such released assignment ({', '.join(server.assignments)})")
+        say(f"{server.store.regrade(args.regrade or None)} submission(s) queued to be graded again")
     app = build_app(server, secure_cookies=args.behind_proxy)
     say(f"serving {course.root} on http://{args.host}:{args.port}/ ({server.store.waiting()} submission(s) queued)")
     uvicorn.run(app, host=args.host, port=args.port, server_header=False, proxy_headers=args.behind_proxy,

@@ -170,7 +170,8 @@ class GradingLoop:
                 done = Submission(**{**vars(submission), "state": "done", "score": outcome.score})
                 done.verdict = json.dumps({"penalty": outcome.penalty})
                 best = counting(earlier + [done], self.policy[assignment].counts)
-                if best is not None and best.id != submission.id and best.notebook == submission.notebook:
+                settled = not any(s.state == "queued" for s in earlier)  # (when regrading all, the last one restores)
+                if best is not None and best.id != submission.id and best.notebook == submission.notebook and settled:
                     restore.append(best)
             if restore:  # the gradebook holds the attempt that counts before the student is told which it is
                 for submission in restore:

@@ -175,11 +175,21 @@ class Store:
             return db.execute("UPDATE submissions SET state = 'queued', started = NULL WHERE state = 'grading'"
                               ).rowcount
 
+    def regrade(self, assignment: str | None = None) -> int:
+        """Every graded submission (of ``assignment``) queued again, as after a test was fixed: each gets a new
+        verdict, and the counting attempt is graded last so the gradebook holds it."""
+        with self._db() as db:
+            return db.execute("UPDATE submissions SET state = 'queued', started = NULL WHERE state = 'done'"
+                              + (" AND assignment = ?" if assignment else ""),
+                              (assignment,) if assignment else ()).rowcount
+
     def claim(self, limit: int) -> list[Submission]:
         """The oldest queued submissions, at most one per student and assignment, marked as being graded."""
         with self._db() as db:
             rows = db.execute("SELECT * FROM submissions WHERE state = 'queued' ORDER BY id").fetchall()
-            chosen, seen = [], set()
+            seen = {(row["student"], row["assignment"]) for row in
+                    db.execute("SELECT student, assignment FROM submissions WHERE state = 'grading'")}
+            chosen = []
             for row in rows:
                 key = (row["student"], row["assignment"])
                 if key not in seen and len(chosen) < limit:
