@@ -62,7 +62,10 @@ async def _student(client: httpx.AsyncClient, token: str, notebooks: list[bytes]
             raise SystemExit(f"upload refused: {reply.status_code} {reply.text}")
         number = reply.json()["id"]
         while time.perf_counter() < deadline:
-            view = (await client.get(f"/api/submissions/{number}", headers=headers)).json()
+            try:
+                view = (await client.get(f"/api/submissions/{number}", headers=headers)).json()
+            except httpx.TransportError:  # a kept-alive connection the server had just closed: ask again
+                continue
             if view["state"] == "done":
                 latencies.append(time.perf_counter() - sent)
                 break
@@ -130,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
                 except httpx.TransportError:
                     time.sleep(0.3)
             startup = time.perf_counter() - ready
-            latencies, seconds = asyncio.run(_drive(url, tokens, notebooks, args.burst, args.limit))
+            try:
+                latencies, seconds = asyncio.run(_drive(url, tokens, notebooks, args.burst, args.limit))
+            except httpx.HTTPError as error:
+                raise SystemExit(f"{type(error).__name__}: {error}; the server's log ends:\n"
+                                 + log.read_text()[-3000:]) from error
         finally:
             process.terminate()
             process.wait(timeout=60)

@@ -430,6 +430,26 @@ def test_autograde_and_the_server_share_one_sqlite_gradebook_at_the_same_time(se
 
 
 @pytest.mark.slow
+def test_a_student_another_autograde_run_holds_is_left_alone_and_graded_later(served):
+    from grader.locks import Locks
+
+    server, tokens = served
+    locks = Locks(server.course)  # as `autograde` holds a student while it grades them
+    assert locks.take("ps1", "fay") is None
+    try:
+        token = _issue(server.course, ["fay"])["fay"]
+        number = server.submit(token, _student_notebook(server.course, "correct")).json()["id"]
+        time.sleep(3)
+        view = httpx.get(f"{server.url}/api/submissions/{number}", headers={"Authorization": f"Bearer {token}"}).json()
+        assert view["state"] == "queued"
+        assert not (server.course / "submitted" / "fay").exists()  # its files untouched while another run grades
+    finally:
+        locks.release_all()
+    assert server.verdict(token, number)["verdict"]["score"] == 5.0
+    assert "another autograde run is grading fay/ps1" in server.log.read_text()
+
+
+@pytest.mark.slow
 def test_submit_from_a_notebook_run_by_nbclient(served, tmp_path, monkeypatch):
     from fixture_course import CORRECT, _answered
     from nbclient import NotebookClient

@@ -32,12 +32,16 @@ import nbformat
 from grader.autograde import DEFAULT_PRELOAD, Autograder, NotebookOutcome
 from grader.collect import Intake
 from grader.course import Course, write_atomically
+from grader.locks import Locks
 from grader.plan import is_test_cell
 from grader.server.policy import CoursePolicy
 from grader.server.store import BUSY_TIMEOUT_MS, Store, Submission
 from grader.text import printable
 
 RETRY_BUSY_SECONDS = 5.0
+#: Submissions graded in one autograde run, per worker: each run has a fixed cost (opening the gradebook,
+#: planning every notebook's tests once), which a rush before a deadline shares out.
+BATCH_PER_WORKER = 8
 
 
 class KeptWorkers(Autograder):
@@ -111,7 +115,7 @@ class GradingLoop:
         self.executor = self._executor_context.__enter__()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._retry_at = 0.0
+        self._later: dict[tuple[str, str], float] = {}  # held by another autograde run: not before this time
         self.thread = threading.Thread(target=self._loop, name="grading", daemon=True)
 
     def start(self) -> None:
@@ -131,9 +135,11 @@ class GradingLoop:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            batch = self.store.claim(limit=max(2 * self.workers, 1))
+            now = time.time()
+            self._later = {key: when for key, when in self._later.items() if when > now}
+            batch = self.store.claim(limit=BATCH_PER_WORKER * max(self.workers, 1), skip=set(self._later))
             if not batch:
-                self._wake.wait(timeout=max(0.5, self._retry_at - time.time()) if self._retry_at else 1.0)
+                self._wake.wait(timeout=1.0)
                 self._wake.clear()
                 continue
             try:
@@ -148,7 +154,13 @@ class GradingLoop:
 
     def grade(self, batch: list[Submission]) -> None:
         by_assignment: dict[str, list[Submission]] = {}
+        locks = Locks(self.course.root)
         for submission in batch:
+            # Another autograde run grading this student's files now: leave them alone, try again later.
+            if locks.take(submission.assignment, submission.student) is not None:
+                self._wait_for_other_run(submission)
+                continue
+            locks.release(submission.assignment, submission.student)  # autograde takes it again to grade
             self._place(submission)
             by_assignment.setdefault(submission.assignment, []).append(submission)
         for assignment, submissions in sorted(by_assignment.items()):
@@ -160,8 +172,7 @@ class GradingLoop:
             graded, restore = [], []
             for submission in submissions:
                 if submission.student in busy:
-                    self.store.release(submission)  # another autograde run holds it: again in a few seconds
-                    self._retry_at = time.time() + RETRY_BUSY_SECONDS
+                    self._wait_for_other_run(submission)
                     continue
                 outcome = outcomes.get((submission.student, submission.notebook)) or NotebookOutcome(
                     submission.notebook, "error", "the grader recorded no result for this notebook")
@@ -182,6 +193,12 @@ class GradingLoop:
                                   max_score=outcome.max_score, verdict=verdict, seconds=seconds)
                 self.log(f"#{submission.id} {printable(submission.student, newlines=False)}/{assignment}: "
                          f"{outcome.status}, {verdict['score_text']} ({seconds:.1f} s for {len(submissions)})")
+
+    def _wait_for_other_run(self, submission: Submission) -> None:
+        self.store.release(submission)
+        self._later[(submission.student, submission.assignment)] = time.time() + RETRY_BUSY_SECONDS
+        self.log(f"#{submission.id}: another autograde run is grading {printable(submission.student, newlines=False)}"
+                 f"/{submission.assignment}; trying again in {RETRY_BUSY_SECONDS:g} s")
 
     def _run(self, assignment: str, students: list[str]):
         grader = KeptWorkers(self.course, self.executor, workers=self.workers, scheduler=self.scheduler,

@@ -183,12 +183,13 @@ class Store:
                               + (" AND assignment = ?" if assignment else ""),
                               (assignment,) if assignment else ()).rowcount
 
-    def claim(self, limit: int) -> list[Submission]:
-        """The oldest queued submissions, at most one per student and assignment, marked as being graded."""
+    def claim(self, limit: int, skip: set[tuple[str, str]] = frozenset()) -> list[Submission]:
+        """The oldest queued submissions, at most one per student and assignment, marked as being graded
+        (none of a student and assignment in ``skip``)."""
         with self._db() as db:
             rows = db.execute("SELECT * FROM submissions WHERE state = 'queued' ORDER BY id").fetchall()
-            seen = {(row["student"], row["assignment"]) for row in
-                    db.execute("SELECT student, assignment FROM submissions WHERE state = 'grading'")}
+            seen = set(skip) | {(row["student"], row["assignment"]) for row in
+                                db.execute("SELECT student, assignment FROM submissions WHERE state = 'grading'")}
             chosen = []
             for row in rows:
                 key = (row["student"], row["assignment"])
