@@ -133,10 +133,12 @@ def _check_saved(path: Path, data: bytes) -> None:
         return  # not JSON: the server says what is wrong with it
     running = shell.execution_count  # the number of the cell calling submit()
     if saved < running - 1:
-        raise SubmitError(_("Not sent: {path} was saved before your latest cell runs (the file's last is "
-                            "In [{saved}], this kernel has run up to In [{last}]). Save the notebook (Ctrl+S), "
-                            "then run submit() again; submit(force=True) sends the file as it is.").format(
-                              path=path, saved=saved, last=running - 1))
+        then = (_("the file's last is In [{saved}]").format(saved=saved) if saved else
+                _("the file holds no cell that ran"))
+        raise SubmitError(_("Not sent: {path} was saved before your latest cell runs ({then}, this kernel has run "
+                            "up to In [{last}]). Save the notebook (Ctrl+S), then run submit() again; "
+                            "submit(force=True) sends the file as it is.").format(path=path, then=then,
+                                                                                  last=running - 1))
 
 
 def _describe(sent) -> str:
