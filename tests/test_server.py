@@ -156,26 +156,36 @@ def test_tokens_are_written_once_stored_hashed_and_revocable(course_dir, tmp_pat
 
 def test_the_queue_survives_a_restart_and_gives_back_what_was_being_graded(course_dir):
     from grader.course import open_course
-    from grader.server.store import Store
+    from grader.server.store import Busy, Store
 
     course = open_course(course_dir)
     store = Store(course)
-    first = store.add(student="ann", assignment="ps1", notebook="ps1", filename="a.ipynb", data=b"1", received=1.0)
-    second = store.add(student="ann", assignment="ps1", notebook="ps1", filename="b.ipynb", data=b"2", received=2.0)
-    third = store.add(student="ben", assignment="ps1", notebook="ps1", filename="c.ipynb", data=b"3", received=3.0)
-    claimed = store.claim(limit=10)
-    assert [s.id for s in claimed] == [first.id, third.id]  # one per student and assignment at a time
+
+    def add(student: str, data: bytes):
+        return store.add(student=student, assignment="ps1", notebook="ps1", filename="a.ipynb", data=data,
+                         received=time.time())
+
+    def finish(submission):
+        store.finish(submission, status="graded", score=1.0, max_score=5.0, verdict={}, seconds=1.0)
+
+    first, second = add("ann", b"1"), add("ben", b"2")
+    with pytest.raises(Busy):  # checked as the row is inserted: two uploads at once cannot both be queued
+        add("ann", b"refused")
+    assert sorted(p.read_bytes() for p in store.files.iterdir()) == [b"1", b"2"]  # the refused one is not kept
+    assert [s.id for s in store.claim(limit=10)] == [first.id, second.id]
     again = Store(course)  # as after kill -9
     assert again.requeue() == 2
-    assert [s.id for s in again.claim(limit=10)] == [first.id, third.id]
+    assert [s.id for s in again.claim(limit=10)] == [first.id, second.id]
     assert again.data(again.get(second.id)) == b"2"
-    assert again.claim(limit=10) == []  # ann's second waits while her first is being graded
-    for submission in [again.get(first.id), again.get(third.id)]:
-        again.finish(submission, status="graded", score=1.0, max_score=5.0, verdict={}, seconds=1.0)
-    [last] = again.claim(limit=10)
-    again.finish(last, status="graded", score=1.0, max_score=5.0, verdict={}, seconds=1.0)
-    assert (last.id, again.waiting()) == (second.id, 0)
+    finish(first)
+    finish(second)
+    third = add("ann", b"3")
+    finish(again.claim(limit=10)[0])
     assert again.regrade("ps1") == 3 and again.waiting() == 3  # after a fixed test: every graded one again
+    assert [s.id for s in again.claim(limit=10)] == [first.id, second.id]  # one per student and assignment
+    assert again.claim(limit=10) == []  # ann's third waits while her first is being graded
+    finish(again.get(first.id))
+    assert [s.id for s in again.claim(limit=10)] == [third.id]
     assert again.regrade("ps2") == 0
 
 
@@ -245,6 +255,25 @@ def test_one_in_flight_per_student_attempts_and_the_rate_limit(app_client, cours
                             verdict={}, seconds=0.0)  # the grader's failures are not attempts
     reply = client.post("/api/submissions", content=notebook, headers=_bearer("ben"))
     assert reply.status_code == 429 and int(reply.headers["retry-after"]) > 0
+
+
+def test_before_the_due_date_a_verdict_shows_pass_or_fail_only_where_the_policy_says_so(app_client, course_dir):
+    client, server = app_client
+    server.policy.policies["ps1"] = dataclasses.replace(server.policy["ps1"], details_before_deadline=False)
+    server.policy.deadlines.due["ps1"] = dt.datetime(2100, 1, 1)
+    number = client.post("/api/submissions", content=_student_notebook(course_dir, "wrong"),
+                         headers=_bearer("ann")).json()["id"]
+    server.store.finish(server.store.claim(10)[0], status="graded", score=0.0, max_score=5.0, seconds=1.0, verdict={
+        "status": "graded", "detail": "", "score": 0.0, "max_score": 5.0, "penalty": 0.0, "score_text": "0 / 5",
+        "exercises": [{"exercise": "test-square-grad", "passed": False, "points": 0.0, "max_points": 2.0,
+                       "messages": ["expected: 6.0"]}]})
+    view = client.get(f"/api/submissions/{number}", headers=_bearer("ann")).json()
+    assert view["details"] is False and view["deadline"] == "2100-01-01T00:00:00Z"
+    assert view["verdict"]["exercises"] == [{"exercise": "test-square-grad", "passed": False, "points": 0.0,
+                                             "max_points": 2.0}]
+    server.policy.deadlines.due["ps1"] = dt.datetime(2000, 1, 1)  # after the due date: the messages too
+    view = client.get(f"/api/submissions/{number}", headers=_bearer("ann")).json()
+    assert view["details"] is True and view["verdict"]["exercises"][0]["messages"] == ["expected: 6.0"]
 
 
 def test_guessing_tokens_is_rate_limited_per_address(app_client):

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from jinja2 import DictLoader, Environment
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -45,7 +46,7 @@ from grader.errors import GraderError
 from grader.notebooks import read_notebook
 from grader.server.grading import GradingLoop, counting
 from grader.server.policy import CoursePolicy, utc_now
-from grader.server.store import Store, Submission, server_folder
+from grader.server.store import Busy, Store, Submission, server_folder
 from grader.server.tokens import digest
 from grader.text import printable
 
@@ -192,8 +193,7 @@ class Server:
         assignment, notebook = self._identify(nb, assignment, filename)
         busy = self.store.in_flight(student)
         if busy is not None:
-            raise Refused(409, f"your submission #{busy.id} ({busy.assignment}) is still being graded: wait for "
-                               "its verdict, then submit again")
+            raise Refused(409, _still_grading(busy))
         now = utc_now()
         earlier = [s.received for s in self.store.history(student, assignment) if s.status != "error"]
         why = self.policy.refusal(assignment, student, earlier, now)
@@ -202,8 +202,11 @@ class Server:
         wait = self.uploads.wait(student)
         if wait is not None:
             raise Refused(429, f"at most {self.policy.per_minute} uploads a minute: try again in {wait} s", wait)
-        submission = self.store.add(student=student, assignment=assignment, notebook=notebook, filename=filename,
-                                    data=data, received=time.time())
+        try:
+            submission = self.store.add(student=student, assignment=assignment, notebook=notebook,
+                                        filename=filename, data=data, received=time.time())
+        except Busy as error:  # a second upload that arrived at the same moment
+            raise Refused(409, _still_grading(error.submission)) from None
         self.log(f"#{submission.id} queued: {printable(student, newlines=False)}/{assignment} ({len(data)} bytes)")
         if self.loop is not None:
             self.loop.wake()
@@ -263,6 +266,10 @@ class Server:
         return sorted(rows, key=lambda r: (-r["score"], r["name"]))
 
 
+def _still_grading(busy: Submission) -> str:
+    return f"your submission #{busy.id} ({busy.assignment}) is still being graded: wait for its verdict, then submit again"
+
+
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -296,8 +303,9 @@ def build_app(server: Server, *, secure_cookies: bool = False) -> Starlette:
         try:
             student = server.api_student(request)
             data = await request.body()
-            submission = server.accept(student, request.query_params.get("assignment"),
-                                       request.query_params.get("filename", ""), data)
+            # Reading a notebook of up to 50 MiB and writing it to disk: off the event loop, which serves the others.
+            submission = await run_in_threadpool(server.accept, student, request.query_params.get("assignment"),
+                                                 request.query_params.get("filename", ""), data)
         except Refused as error:
             return refused(error)
         return JSONResponse(server.view(submission), 202)
@@ -366,7 +374,8 @@ def build_app(server: Server, *, secure_cookies: bool = False) -> Starlette:
         try:
             if notebook is None or isinstance(notebook, str):
                 raise Refused(400, "choose the notebook file to upload")
-            submission = server.accept(student, assignment, notebook.filename or "", await notebook.read())
+            submission = await run_in_threadpool(server.accept, student, assignment, notebook.filename or "",
+                                                 await notebook.read())
         except Refused as error:
             return _back(request, error.message)
         return _back(request, f"submission #{submission.id} received: it is being graded")

@@ -133,15 +133,28 @@ class Store:
 
     def add(self, *, student: str, assignment: str, notebook: str, filename: str, data: bytes,
             received: float) -> Submission:
-        """Keep the notebook as received, then queue it (in that order: a queued row always has its file)."""
+        """Keep the notebook as received, then queue it (in that order: a queued row always has its file).
+
+        Raises :class:`Busy` when the student has a submission waiting or being graded: checked in the
+        transaction that inserts, so two uploads at once cannot both be queued.
+        """
         name = f"{int(received)}-{secrets.token_hex(8)}.ipynb"
         write_atomically(self.files / name, data, private=True)
-        with self._db() as db:
-            cursor = db.execute(
-                "INSERT INTO submissions (student, assignment, notebook, filename, file, size, received, state) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued')",
-                (student, assignment, notebook, filename, name, len(data), received))
-            return self.get(cursor.lastrowid)
+        try:
+            with self._db() as db:
+                busy = db.execute("SELECT * FROM submissions WHERE student = ? AND state != 'done' ORDER BY id "
+                                  "LIMIT 1", (student,)).fetchone()
+                if busy is not None:
+                    raise Busy(Submission(**busy))
+                cursor = db.execute(
+                    "INSERT INTO submissions (student, assignment, notebook, filename, file, size, received, state) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued')",
+                    (student, assignment, notebook, filename, name, len(data), received))
+                number = cursor.lastrowid
+        except Busy:
+            (self.files / name).unlink(missing_ok=True)
+            raise
+        return self.get(number)
 
     def data(self, submission: Submission) -> bytes:
         return (self.files / submission.file).read_bytes()
@@ -217,6 +230,14 @@ class Store:
         query = "SELECT * FROM submissions WHERE state = 'done'" + (" AND assignment = ?" if assignment else "")
         return [Submission(**row) for row in self._db().execute(query + " ORDER BY id",
                                                                  (assignment,) if assignment else ())]
+
+
+class Busy(Exception):
+    """The student already has this submission waiting or being graded."""
+
+    def __init__(self, submission: Submission) -> None:
+        super().__init__(f"submission #{submission.id} is still being graded")
+        self.submission = submission
 
 
 class _Transactions:
