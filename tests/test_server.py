@@ -438,7 +438,7 @@ def test_the_web_page_logs_in_uploads_and_shows_results_and_the_leaderboard(serv
 
 
 @pytest.mark.slow
-def test_autograde_and_the_server_share_one_sqlite_gradebook_at_the_same_time(served):
+def test_autograde_feedback_and_the_server_share_one_sqlite_gradebook_at_the_same_time(served):
     server, tokens = served
     course = server.course
     folder = course / "submitted" / "zed" / "ps1"
@@ -446,11 +446,14 @@ def test_autograde_and_the_server_share_one_sqlite_gradebook_at_the_same_time(se
     (folder / "ps1.ipynb").write_bytes(_student_notebook(course, "correct"))
     numbers = [server.submit(tokens[s], _student_notebook(course, "correct")).json()["id"] for s in ("cy", "dee")]
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    done = subprocess.run([sys.executable, "-m", "grader", "autograde", "ps1", "--course", str(course),
-                           "--student", "zed", "--workers", "1", "--no-progress"],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "locked" not in done.stdout + done.stderr
+    commands = [["autograde", "ps1", "--student", "zed", "--workers", "1", "--no-progress"],
+                ["feedback", "ps1", "--workers", "1", "--no-progress"]]  # the pages of those graded so far
+    runs = [subprocess.Popen([sys.executable, "-m", "grader", *command, "--course", str(course)], env=env, cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for command in commands]
+    for run in runs:
+        output, _ = run.communicate(timeout=300)
+        assert run.returncode == 0, output
+        assert "locked" not in output
     for student, number in zip(("cy", "dee"), numbers):
         assert server.verdict(tokens[student], number)["verdict"]["score"] == 5.0
     assert _gradebook_score(course, "zed") == 5.0
