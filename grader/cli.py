@@ -6,6 +6,8 @@
     python -m grader feedback     an HTML report per student
     python -m grader export       grades as CSV for Canvas, Moodle or a spreadsheet
     python -m grader report       pass rates per exercise and a score histogram
+    python -m grader tokens       students' tokens for the course server (issue, list, revoke)
+    python -m grader serve        the course server: submissions graded as they arrive
 
 Every subcommand takes ``--course DIR`` (default: ./course, or the current
 directory when it holds nbgrader_config.py) and ``--help``.
@@ -139,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--roster", metavar="CSV", help="the class list, to list who handed in nothing at all "
                                                         "(default: c.Roster.file)")
     report.set_defaults(run=_report)
+
+    from grader.server.commands import add_commands
+
+    add_commands(commands, shared, _at_least_one)
     return parser
 
 

@@ -7,6 +7,7 @@ student's code runs, :mod:`grader.sandbox` while it runs, and
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -51,11 +52,15 @@ def course_secret(course: Course) -> str:
 
 
 class Autograder:
-    """Grades a class. ``store`` is where finished jobs go (a seam: tests give one that fails on purpose)."""
+    """Grades a class.
+
+    ``executor``: workers made once and kept across runs (the course server's, grader/server/); by default each
+    run starts its own. ``store``: where finished jobs go (a seam: tests give one that fails on purpose).
+    """
 
     def __init__(self, course: Course, *, workers: int | None = None, scheduler: str | None = None,
                  force: bool = False, limits: Limits | None = None, progress: bool = True,
-                 report: Callable[[str], None] = print, store: type[Store] = Store) -> None:
+                 report: Callable[[str], None] = print, store: type[Store] = Store, executor=None) -> None:
         self.course = course
         self.workers = workers or os.cpu_count() or 1
         self.scheduler = scheduler
@@ -66,6 +71,7 @@ class Autograder:
         self.salt = course_secret(course)
         self.deadlines = CourseDeadlines(course.config)
         self._store_class = store
+        self._kept_executor = executor
         self._bar = None
 
     def run(self, assignments: list[str] | None = None, students: list[str] | None = None) -> Summary:
@@ -97,10 +103,8 @@ class Autograder:
             store = self._store_class(self.course, gradebook, self.limits, self.deadlines.penalty_plugin(),
                                       self.report)
             preload = DEFAULT_PRELOAD + course_imports(gradebook, assignments)
-            from grader.sandbox.executors import make_executor
-
             # The workers start (and import torch) while this process plans the tests.
-            with make_executor(self.workers, self.scheduler, preload) as executor:
+            with self._executor(preload) as executor:
                 import torch
 
                 # This process computes small references for every submission: one thread is
@@ -130,6 +134,14 @@ class Autograder:
                 self._bar.close()
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _executor(self, preload: list[str]):
+        """Where this run's notebooks are graded (a context manager)."""
+        if self._kept_executor is not None:
+            return contextlib.nullcontext(self._kept_executor)
+        from grader.sandbox.executors import make_executor
+
+        return make_executor(self.workers, self.scheduler, preload)
 
     def _lock(self, submissions: list[Submission], locks: Locks, summary: Summary) -> list[Submission]:
         """The submissions this run may grade: those no other run holds (the others are named, with who)."""
