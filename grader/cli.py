@@ -23,17 +23,7 @@ import os
 import sys
 
 from grader.errors import GraderError
-from grader.text import printable
-
-
-def say(text: object = "") -> None:
-    """Print a line to the terminal, without escape codes or control characters."""
-    print(printable(text))
-
-
-def warn(text: object) -> None:
-    """:func:`say`, to standard error."""
-    print(printable(text), file=sys.stderr)
+from grader.text import say, warn
 
 
 def _options() -> dict[str, argparse.ArgumentParser]:

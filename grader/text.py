@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import functools
 import re
+import sys
 import unicodedata
 
 #: Control characters (C0, DEL, C1) except tab and newline; ANSI escape sequences start with one.
@@ -64,3 +65,13 @@ def parse_cell(cell_source: str) -> ast.Module:
     Raises SyntaxError when the cell is not Python (each caller says what that means for it).
     """
     return ast.parse(python_source(cell_source))
+
+
+def say(text: object = "") -> None:
+    """Print a line to the terminal, without escape codes or control characters."""
+    print(printable(text))
+
+
+def warn(text: object) -> None:
+    """:func:`say`, to standard error."""
+    print(printable(text), file=sys.stderr)

@@ -60,7 +60,7 @@ from typing import BinaryIO, TypeVar
 
 from grader.course import Course
 from grader.errors import GraderError
-from grader.intake.roster import ClassList, roster_student_id
+from grader.intake.roster import ClassList, roster_student_id, student_id
 from grader.text import printable
 
 MAX_FILE_BYTES = 50 * 2**20  # a notebook larger than this is not a student's work
@@ -73,8 +73,6 @@ _CHUNK = 2**20
 
 CANVAS = re.compile(r"^(?P<name>[^_/]+)_(?:(?P<late>LATE)_)?(?P<userid>\d+)_(?P<submission>\d+)_(?P<file>.+)$")
 MOODLE = re.compile(r"^(?P<name>.+)_(?P<participant>\d+)_assignsubmission_(?:file|onlinetext)_?$")
-#: Characters a student id may not hold: path separators, nbgrader's glob and exchange characters, Windows's.
-_UNSAFE = re.compile(r'[/\\*+?\[\]<>:"|]')
 _IGNORED = {".ipynb_checkpoints", "__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}  # no one's upload
 
 T = TypeVar("T")
@@ -178,16 +176,6 @@ class Intake:
 
     def time(self) -> dt.datetime | None:
         return dt.datetime.fromisoformat(self.submitted_at) if self.submitted_at else None
-
-
-def student_id(name: str) -> str:
-    """The student id a folder name gives: readable, Unicode kept, safe as a folder name and for nbgrader.
-
-    'Zoë O'Brien' → 'Zoë O'Brien' (NFC); 'a/b*c' → 'a_b_c'; '.hidden ' → 'hidden'; '..' → '' (none).
-    """
-    text = re.sub(r"\s+", " ", unicodedata.normalize("NFC", name))
-    text = "".join("_" if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in text)
-    return _UNSAFE.sub("_", text).strip().lstrip(".").strip()
 
 
 def _fold(student: str) -> str:

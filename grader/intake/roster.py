@@ -80,6 +80,20 @@ def name_key(name: str) -> str:
     return re.sub(r"\s+", " ", unicodedata.normalize("NFC", name)).strip().casefold()
 
 
+#: Characters a student id may not hold: path separators, nbgrader's glob and exchange characters, Windows's.
+_UNSAFE = re.compile(r'[/\\*+?\[\]<>:"|]')
+
+
+def student_id(name: str) -> str:
+    """The student id a folder name gives: readable, Unicode kept, safe as a folder name and for nbgrader.
+
+    'Zoë O'Brien' → 'Zoë O'Brien' (NFC); 'a/b*c' → 'a_b_c'; '.hidden ' → 'hidden'; '..' → '' (none).
+    """
+    text = re.sub(r"\s+", " ", unicodedata.normalize("NFC", name))
+    text = "".join("_" if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in text)
+    return _UNSAFE.sub("_", text).strip().lstrip(".").strip()
+
+
 def student_id_of(person: Person) -> str:
     """A Moodle student's id across assignments: email, else username, else ID number."""
     return person.email or person.login or person.lms_user_id
@@ -87,8 +101,6 @@ def student_id_of(person: Person) -> str:
 
 def roster_student_id(roster: ClassList, person: Person) -> str:
     """The student id collect gives this person: the Canvas user id, or (Moodle) :func:`student_id_of`."""
-    from grader.intake.collect import student_id
-
     return person.lms_user_id if roster.lms == "canvas" else student_id(student_id_of(person))
 
 

@@ -46,7 +46,7 @@ def add_commands(commands, shared: dict[str, argparse.ArgumentParser], at_least_
 def _tokens(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from grader.cli import say, warn
+    from grader.text import say, warn
     from grader.course import open_course
     from grader.server.store import Store
     from grader.server.tokens import issue, students_from, write_private
@@ -79,7 +79,7 @@ def _tokens(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from grader.cli import say
+    from grader.text import say
     from grader.course import open_course
     from grader.server.app import Server, build_app
 
