@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -81,13 +83,37 @@ def make_class(course: Path, assignments: list[str], students: int, seed: int,
     return kinds
 
 
-def _run(command: list[str], cwd: Path | None = None) -> float:
+@dataclass
+class Run:
+    """One grader's run: wall-clock seconds, CPU seconds of it and every process it waited for, and its output."""
+
+    seconds: float = 0.0
+    cpu: float = 0.0
+    output: str = ""
+
+    def __iadd__(self, other: "Run") -> "Run":
+        self.seconds += other.seconds
+        self.cpu += other.cpu
+        self.output += other.output
+        return self
+
+
+def _run(command: list[str], cwd: Path | None = None) -> Run:
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}")
-    return time.perf_counter() - start
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Run(seconds, cpu, result.stdout)
+
+
+def _peak_children_mb() -> float:
+    """The largest peak resident memory of any process this benchmark waited for (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def scores(course: Path) -> dict[tuple[str, str], float]:
@@ -123,13 +149,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"class: {args.students} students × {len(assignments)} notebooks = {notebooks} notebooks; "
               + ", ".join(f"{kind} {sum(1 for k in kinds.values() if k == kind)}" for kind in KINDS), flush=True)
 
-        stock_seconds = 0.0
+        stock_run = Run()
         for assignment in assignments if not args.only else []:
-            stock_seconds += _run([sys.executable, "-m", "nbgrader", "autograde", assignment, "--force"], cwd=stock)
-        print(f"stock nbgrader autograde: {stock_seconds:.1f} s", flush=True)
-        ours_seconds = _run([sys.executable, "-m", "grader", "autograde", "--course", str(ours), "--workers",
-                             str(args.workers), "--no-progress", "--force"])
-        print(f"python -m grader autograde --workers {args.workers}: {ours_seconds:.1f} s", flush=True)
+            stock_run += _run([sys.executable, "-m", "nbgrader", "autograde", assignment, "--force"], cwd=stock)
+        stock_seconds = stock_run.seconds
+        print(f"stock nbgrader autograde: {stock_seconds:.1f} s ({stock_run.cpu:.1f} CPU-s)", flush=True)
+        ours_run = _run([sys.executable, "-m", "grader", "autograde", "--course", str(ours), "--workers",
+                         str(args.workers), "--no-progress", "--force", "--timings"])
+        ours_seconds = ours_run.seconds
+        print(f"python -m grader autograde --workers {args.workers}: {ours_seconds:.1f} s ({ours_run.cpu:.1f} CPU-s)",
+              flush=True)
+        timings = ours_run.output[ours_run.output.find("where the time went"):]
+        print(timings.rstrip(), flush=True)
+        print(f"largest resident memory of any process either grader started: {_peak_children_mb():.0f} MiB",
+              flush=True)
 
         if args.only:
             return 0
@@ -137,11 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         differ = {key: (stock_scores.get(key), our_scores.get(key)) for key in kinds
                   if stock_scores.get(key) != our_scores.get(key)}
         print()
-        print("| students | notebooks | workers | stock s | ours s | stock ms/notebook | ours ms/notebook | ratio |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| students | notebooks | workers | stock s | ours s | stock ms/notebook | ours ms/notebook | ratio "
+              "| stock CPU-s | ours CPU-s | CPU ratio |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         print(f"| {args.students} | {notebooks} | {args.workers} | {stock_seconds:.1f} | {ours_seconds:.1f} | "
               f"{1000 * stock_seconds / notebooks:.0f} | {1000 * ours_seconds / notebooks:.0f} | "
-              f"{stock_seconds / ours_seconds:.1f}× |")
+              f"{stock_seconds / ours_seconds:.1f}× | {stock_run.cpu:.1f} | {ours_run.cpu:.1f} | "
+              f"{stock_run.cpu / ours_run.cpu:.1f}× |")
         print()
         if differ:
             for (student, assignment), (theirs, mine) in sorted(differ.items()):

@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="send the work to a Dask cluster at ADDRESS (tcp://host:8786) instead of local cores")
     autograde.add_argument("--force", action="store_true", help="regrade submissions already graded")
     autograde.add_argument("--cell-timeout", type=float, metavar="SECONDS", help="override c.Sandbox.cell_timeout")
+    autograde.add_argument("--timings", action="store_true",
+                           help="also print where the time went (the grading process's and the workers' phases) "
+                                "and peak memory")
     autograde.set_defaults(run=_autograde)
 
     feedback = commands.add_parser(
@@ -193,7 +196,7 @@ def _autograde(args: argparse.Namespace) -> int:
 
     from grader.autograde.run import Autograder
 
-    from grader.autograde.summary import print_summary
+    from grader.autograde.summary import print_summary, print_timings
     from grader.course import open_course
     from grader.sandbox.linux import Sandbox
 
@@ -203,7 +206,10 @@ def _autograde(args: argparse.Namespace) -> int:
         limits = replace(limits, cell_timeout=args.cell_timeout)
     grader = Autograder(course, workers=args.workers, scheduler=args.scheduler, force=args.force, limits=limits,
                         progress=not args.no_progress, report=say)
-    print_summary(grader.run(args.assignments, args.student), report=say)
+    summary = grader.run(args.assignments, args.student)
+    print_summary(summary, report=say)
+    if args.timings:
+        print_timings(summary, report=say)
     return 0
 
 

@@ -18,6 +18,7 @@ from grader.authoring.release import released_checksums
 from grader.autograde.diagnose import exercise_names, name_cells
 from grader.autograde.plan import NotebookPlan, plan_notebook
 from grader.autograde.sanitize import Sanitizer, broken_metadata, drop_duplicate_tests
+from grader.autograde.summary import Phases
 from grader.autograde.tamper import scan
 from grader.course import Course
 from grader.deadlines import Lateness
@@ -52,8 +53,9 @@ class JobMaker:
     """Makes the sandbox jobs of one run (caching what every submission of a notebook shares)."""
 
     def __init__(self, course: Course, limits: Limits, sanitizer: Sanitizer, tests: TestSources,
-                 preload: list[str]) -> None:
+                 preload: list[str], phases: Phases | None = None) -> None:
         self.course, self.limits, self.sanitizer, self.tests, self.preload = course, limits, sanitizer, tests, preload
+        self.phases = phases if phases is not None else Phases()
         self._released: dict[tuple[str, str], dict[str, set[str]]] = {}
         self._files: dict[str, dict[str, bytes]] = {}
 
@@ -72,14 +74,16 @@ class JobMaker:
             return NotebookOutcome(notebook, Status.MISSING, f"no {notebook}.ipynb was submitted{hint}")
         renamed = f"graded from {printable(path.name, newlines=False)!r}" if path.name != f"{notebook}.ipynb" else ""
         try:
-            nb = read_notebook(path)
+            with self.phases.timed("read notebook"):
+                nb = read_notebook(path)
         except GraderError as error:
             return NotebookOutcome(notebook, Status.INVALID,
                                    printable(str(error).replace(str(self.course.root) + os.sep, "")))
         resources = {"nbgrader": {"notebook": notebook, "assignment": assignment, "student": student,
                                   "db_url": self.course.db_url}}
         try:
-            nb, flags = self.sanitizer.sanitize(nb, resources, self._released_checksums(assignment, notebook))
+            with self.phases.timed("sanitize"):
+                nb, flags = self.sanitizer.sanitize(nb, resources, self._released_checksums(assignment, notebook))
         except Exception as error:
             return NotebookOutcome(notebook, Status.INVALID, broken_metadata(nb, error))
         nb = nbformat.from_dict(nb)  # cells nbgrader put back are plain dicts inside
@@ -88,10 +92,15 @@ class JobMaker:
         try:
             # The submission's own seed (which holds the course secret) seeds the hidden inputs: each
             # submission, and each resubmission, is tested on inputs of its own.
-            plan = plan_notebook(self.tests[(assignment, notebook)], salt=entry.seed)
+            with self.phases.timed("plan"):
+                plan = plan_notebook(self.tests[(assignment, notebook)], salt=entry.seed)
         except Exception as error:
             return NotebookOutcome(notebook, Status.ERROR, f"the hidden tests could not be prepared: {error}")
         entry.plans[notebook] = plan
+        with self.phases.timed("job and tamper scan"):
+            return self._job(entry, notebook, nb, plan, flags, renamed)
+
+    def _job(self, entry: Pending, notebook: str, nb, plan: NotebookPlan, flags: list[str], renamed: str) -> Job:
         cells = []
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
@@ -108,7 +117,8 @@ class JobMaker:
                               for line, finding in scan(cell.source)]
         entry.notebooks[notebook] = NotebookOutcome(notebook, Status.PENDING, renamed, flags=flags)
         return Job(key=entry.submission.notebook(notebook), cells=cells, limits=self.limits,
-                   hidden=[str(self.course.root)], files=self._assignment_files(assignment), preload=self.preload)
+                   hidden=[str(self.course.root)], files=self._assignment_files(entry.submission.assignment),
+                   preload=self.preload)
 
     def _released_checksums(self, assignment: str, notebook: str) -> dict[str, set[str]]:
         """Checksums of the graded cells in every version released to students (to tell an edited test cell)."""

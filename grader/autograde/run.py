@@ -89,7 +89,8 @@ class Autograder:
     def _run_locked(self, selected: list[str], students: list[str] | None, summary: Summary, locks: Locks,
                     started: float) -> Summary:
         with self.course.gradebook() as gradebook:
-            submissions = self._lock(self._find(selected, students, gradebook), locks, summary)
+            with summary.phases.timed("find and lock"):
+                submissions = self._lock(self._find(selected, students, gradebook), locks, summary)
             self._remove_half_written_files(submissions)
             if not submissions:
                 if not summary.busy:
@@ -101,7 +102,7 @@ class Autograder:
             for assignment in sorted(assignments):
                 self.deadlines.sync_assignment(gradebook, assignment, self.report)
             store = self._store_class(self.course, gradebook, self.limits, self.deadlines.penalty_plugin(),
-                                      self.report)
+                                      self.report, summary.phases)
             preload = DEFAULT_PRELOAD + course_imports(gradebook, assignments)
             # The workers start (and import torch) while this process plans the tests.
             with self._executor(preload) as executor:
@@ -110,15 +111,18 @@ class Autograder:
                 # This process computes small references for every submission: one thread is
                 # fastest for them, and leaves the other cores to the workers.
                 torch.set_num_threads(1)
-                tests = test_sources(gradebook, assignments)
+                with summary.phases.timed("read tests"):
+                    tests = test_sources(gradebook, assignments)
                 for assignment in sorted(assignments):
                     changed = unreleased_test_changes(self.course, assignment, tests)
                     if changed:
                         self.report(f"warning: tests of {assignment} in source/ differ from the released ones "
                                     f"({', '.join(changed)}): grading with the released ones. To grade with the "
                                     f"fixed ones, run `python -m grader release {assignment}`, then autograde again")
-                self._check_plans(tests)
-                maker = JobMaker(self.course, self.limits, Sanitizer(self.course, gradebook), tests, preload)
+                with summary.phases.timed("check plans"):
+                    self._check_plans(tests)
+                maker = JobMaker(self.course, self.limits, Sanitizer(self.course, gradebook), tests, preload,
+                                 summary.phases)
                 pending: dict[Submission, Pending] = {}
                 jobs = self._prepare(submissions, gradebook, maker, store, pending, summary)
                 for result in executor.run(jobs):
@@ -126,6 +130,9 @@ class Autograder:
                     outcome = store.finished(entry, result.key.notebook, result)
                     summary.isolation = result.isolation or summary.isolation
                     summary.cgroups = result.cgroups or summary.cgroups
+                    summary.worker_phases.update(result.phases)
+                    summary.worker_rss_mb = max(summary.worker_rss_mb, result.worker_rss_mb)
+                    summary.sandbox_rss_mb = max(summary.sandbox_rss_mb, result.max_rss_mb)
                     self._finish_notebook(entry, result.key.notebook, outcome, summary)
             unfinished = [str(key) for key, entry in pending.items() if entry.waiting]
             if unfinished:
@@ -233,9 +240,10 @@ class Autograder:
                  pending: dict[Submission, Pending], summary: Summary) -> Iterator[Job]:
         for submission in submissions:
             student, assignment = submission
-            seed = self.seed(student, assignment)
-            fingerprint = self.fingerprint(student, assignment, maker.tests, seed)
-            record = load_record(self.course, assignment, student)
+            with summary.phases.timed("fingerprint"):
+                seed = self.seed(student, assignment)
+                fingerprint = self.fingerprint(student, assignment, maker.tests, seed)
+                record = load_record(self.course, assignment, student)
             if self._unchanged(submission, record, fingerprint):
                 summary.skipped += 1
                 if record.late:
@@ -315,5 +323,6 @@ class Autograder:
         if not entry.waiting:
             if entry.lateness.text():  # late, or marked late by the LMS and not penalised
                 summary.late[entry.submission] = entry.lateness.text()
-            SubmissionRecord(student, assignment, entry.fingerprint, entry.notebooks, time.time(),
-                             late=entry.lateness.text(), tests=entry.tests).save(self.course)
+            with summary.phases.timed("records"):
+                SubmissionRecord(student, assignment, entry.fingerprint, entry.notebooks, time.time(),
+                                 late=entry.lateness.text(), tests=entry.tests).save(self.course)

@@ -16,6 +16,7 @@ import nbformat
 from autograd_lab.checks import judge_cell
 from grader.autograde.diagnose import defined_names, diagnosis, exercise_names, name_cells
 from grader.autograde.jobs import Pending
+from grader.autograde.summary import Phases
 from grader.course import Course, write_atomically
 from grader.deadlines import penalty
 from grader.errors import GraderError
@@ -31,9 +32,10 @@ class Store:
     """Judges each finished job and stores its grades, graded notebook and outcome."""
 
     def __init__(self, course: Course, gradebook, limits: Limits, late_penalty,
-                 report: Callable[[str], None]) -> None:
+                 report: Callable[[str], None], phases: Phases | None = None) -> None:
         self.course, self.gradebook, self.limits, self.late_penalty, self.report = (
             course, gradebook, limits, late_penalty, report)
+        self.phases = phases if phases is not None else Phases()
         self._markdown: dict[tuple[str, str], frozenset[str]] = {}
 
     def finished(self, entry: Pending, notebook: str, result: Result) -> NotebookOutcome:
@@ -62,6 +64,20 @@ class Store:
     def judge_and_save(self, entry: Pending, notebook: str, result: Result) -> NotebookOutcome:
         from nbgrader.preprocessors import LimitOutput
 
+        with self.phases.timed("judge"):
+            nb, outcome = self._judge(entry, notebook, result)
+        with self.phases.timed("clean graded notebook"):
+            nb, _ = LimitOutput(config=self.course.config).preprocess(nb, {})
+            # formgrader renders it in the instructor's Jupyter: nothing in it may run (the course's text is trusted)
+            nb = inert_notebook(nb, trusted=self._released_markdown(entry.submission.assignment, notebook))
+        with self.phases.timed("gradebook"):
+            outcome.score, outcome.max_score = self.save_grades(entry, notebook, nb, outcome)
+        with self.phases.timed("write graded notebook"):
+            write_atomically(self._graded_path(entry, notebook), nbformat.writes(nb).encode())
+        return outcome
+
+    def _judge(self, entry: Pending, notebook: str, result: Result) -> tuple[nbformat.NotebookNode, NotebookOutcome]:
+        """The verdicts on the test cells, and the notebook with every cell's outputs as a notebook would show."""
         nb = entry.sanitized.pop(notebook)
         plan = entry.plans.pop(notebook)
         outcome = entry.notebooks[notebook]
@@ -93,12 +109,7 @@ class Store:
                 outcomes.append(_error(result.status, result.detail))
             cell.outputs = [nbformat.from_dict(output) for output in outcomes]
             cell.execution_count = None
-        nb, _ = LimitOutput(config=self.course.config).preprocess(nb, {})
-        # formgrader renders it in the instructor's Jupyter: nothing in it may run (the course's own text is trusted)
-        nb = inert_notebook(nb, trusted=self._released_markdown(entry.submission.assignment, notebook))
-        outcome.score, outcome.max_score = self.save_grades(entry, notebook, nb, outcome)
-        write_atomically(self._graded_path(entry, notebook), nbformat.writes(nb).encode())
-        return outcome
+        return nb, outcome
 
     def not_run(self, entry: Pending, outcome: NotebookOutcome) -> None:
         """A missing or unreadable notebook: recorded with its status (missing: 0 points; invalid: no score)."""

@@ -1,13 +1,27 @@
 """What one autograde run did, and the summary it prints for the instructor."""
 from __future__ import annotations
 
+import contextlib
+import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from grader.autograde.diagnose import blank
 from grader.records import NotebookOutcome, Status
 from grader.text import printable
+
+
+class Phases(Counter):
+    """Seconds per phase of the work, for the time breakdown (``autograde --timings``, benchmarks/grading.py)."""
+
+    @contextlib.contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[phase] += time.perf_counter() - started
 
 
 @dataclass
@@ -22,6 +36,10 @@ class Summary:
     workers: int = 1
     isolation: str = ""
     cgroups: str = ""  # "v1"/"v2", or "none: why" (from the workers' zygotes)
+    phases: Phases = field(default_factory=Phases)  # the grading process's own work, by phase
+    worker_phases: Phases = field(default_factory=Phases)  # the workers', summed over notebooks
+    worker_rss_mb: float = 0.0  # the largest peak resident memory of a worker process
+    sandbox_rss_mb: float = 0.0  # the largest of any notebook's sandbox
 
     def counts(self) -> Counter:
         return Counter(outcome.status for _, _, outcome in self.outcomes)
@@ -75,3 +93,17 @@ def print_summary(summary: Summary, report: Callable[[str], None] = print) -> No
         if outcome.flags:
             report(f"  flagged {student}/{assignment}/{outcome.notebook}: " + "; ".join(outcome.flags[:3])
                    + (f" (+{len(outcome.flags) - 3} more)" if len(outcome.flags) > 3 else ""))
+
+
+def print_timings(summary: Summary, report: Callable[[str], None] = print) -> None:
+    """Where the run's time went: the grading process by phase, the workers' time by phase (summed)."""
+    ran = sum(1 for _, _, outcome in summary.outcomes if outcome.seconds) or 1
+    report("")
+    report(f"where the time went ({ran} notebook(s) run; wall {summary.seconds:.1f} s):")
+    report("| where | phase | s | ms per notebook run |")
+    report("|---|---|---:|---:|")
+    for where, phases in (("grading process", summary.phases), ("workers (summed)", summary.worker_phases)):
+        for phase, seconds in phases.most_common():
+            report(f"| {where} | {phase} | {seconds:.2f} | {1000 * seconds / ran:.0f} |")
+    report(f"peak resident memory: a worker {summary.worker_rss_mb:.0f} MiB, "
+           f"a sandbox {summary.sandbox_rss_mb:.0f} MiB")

@@ -82,6 +82,7 @@ class Done(Event):
     outputs: Any = field(default_factory=list)
     observations: Any = None
     tampering: list[str] = field(default_factory=list)
+    check_seconds: float = 0.0  # the runner's snapshot after the cell: for the time breakdown, never a verdict
     name: ClassVar[str] = "done"
 
 
@@ -121,8 +122,12 @@ def _parse(line: bytes) -> Event:
         tampering = message.get("tampering", [])
         if not isinstance(tampering, list) or not all(isinstance(t, str) for t in tampering):
             raise Rejected("tampering is not a list of strings")
+        check_seconds = message.get("check_seconds", 0.0)
+        if (not isinstance(check_seconds, (int, float)) or isinstance(check_seconds, bool)
+                or not 0 <= check_seconds < 1e4):
+            raise Rejected("check_seconds is not a duration")
         return Done(_index(message), message.get("outputs"), message.get("observations"),
-                    [printable(t, newlines=False)[:300] for t in tampering[:MAX_TAMPERING]])
+                    [printable(t, newlines=False)[:300] for t in tampering[:MAX_TAMPERING]], float(check_seconds))
     raise Rejected(f"unknown event {printable(str(event), newlines=False)[:40]!r}")
 
 

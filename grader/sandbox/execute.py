@@ -30,7 +30,14 @@ from grader.text import printable
 from grader.records import Status
 from grader.sandbox.zygote import THREAD_VARIABLES, receive_message, send_message
 
+#: Where a notebook's time goes in a worker (Result.phases), by this process's clock; "tamper checks" is the
+#: runner's own report of its snapshot after each cell, part of the cells' time (the sandbox's word, kept for the
+#: breakdown only: nothing is decided by it).
+PHASES = ("zygote wait", "sandbox start", "code cells", "test cells", "tamper checks (within cells)", "between cells",
+          "sandbox end")
 GRACE_SECONDS = 3.0  # after an interrupt, how long a code cell has to stop before the job is killed
+#: The folder that holds the `grader` package (grader/sandbox/execute.py is three levels below it).
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass
@@ -59,6 +66,8 @@ class Result:
     stopped_at: int | None = None  # the cell running when the notebook was stopped
     cgroups: str = ""  # "v1" or "v2" where each sandbox had cgroups of its own, else why not
     max_rss_mb: float = 0.0  # the sandbox's largest process, as the kernel measured it from outside
+    worker_rss_mb: float = 0.0  # the worker process's own peak so far (it grades many notebooks)
+    phases: dict[str, float] = field(default_factory=dict)  # where this notebook's time went (PHASES), seconds
 
 
 # --- the worker's zygote -----------------------------------------------------------------------
@@ -74,9 +83,10 @@ class Zygote:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "grader.sandbox.zygote", str(child.fileno()), json.dumps(preload), str(os.getpid())],
             pass_fds=[child.fileno()], env=zygote_environment(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            # `-m` puts the working folder first on the path: the grader's own, so that the zygote imports the
-            # packages this worker uses, never a same-named folder where the instructor happens to be.
-            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            # `-m` puts the working folder first on the path: the one that holds this worker's `grader` package,
+            # so that the zygote imports the packages this worker uses, never a same-named folder where the
+            # instructor happens to be (nor, beside an editable install, another checkout).
+            cwd=PACKAGE_ROOT,
         )
         child.close()
         log.close()
@@ -199,6 +209,7 @@ def run(job: Job) -> Result:
     started = time.perf_counter()
     zygote = _get_zygote(job.preload)
     zygote.ready()
+    waited = time.perf_counter() - started
     kernel_job = {
         # A test cell's probes stay here until its turn (see _Run): the kernel gets its index only.
         "cells": [{"index": cell["index"], "kind": "test"} if cell["kind"] == "test" else cell
@@ -223,7 +234,7 @@ def run(job: Job) -> Result:
     return Result(job.key, status, detail, outputs, observations, execution.flags, time.perf_counter() - started,
                   zygote.isolation, execution.timed_out, execution.stopped_at,
                   cgroups=f"v{zygote.cgroups}" if zygote.cgroups else f"none: {zygote.cgroups_reason}",
-                  max_rss_mb=execution.max_rss_mb())
+                  max_rss_mb=execution.max_rss_mb(), phases={"zygote wait": waited, **execution.phases})
 
 
 def _kill_group(pid: int) -> None:
@@ -268,6 +279,8 @@ class _Run:
         self.probes_unsent = bytearray()  # probes the runner has not read yet (written as its pipe takes them)
         self.pid: int | None = None  # the job parent's
         self.pidfd: int | None = None
+        self.phases: dict[str, float] = dict.fromkeys(PHASES[1:], 0.0)  # from this process's own clock
+        self._phase_clock = time.monotonic()
 
     @property
     def complete(self) -> bool:
@@ -363,6 +376,7 @@ class _Run:
             if self.pidfd is not None:
                 os.close(self.pidfd)
                 self.pidfd = None
+            self._phase("sandbox end")
         if killed:
             return
         code, cpu = int(self.exit.get("exit", 0)), float(self.exit.get("cpu", 0.0))
@@ -427,6 +441,7 @@ class _Run:
             if self.ready:
                 self._flag("the notebook wrote a forged 'ready' to the grader's channel (ignored)")
             self.ready = True
+            self._phase("sandbox start")
             return False
         if isinstance(message, channel.Start):
             expected = self.order[self.position] if self.position < len(self.order) else None
@@ -435,10 +450,17 @@ class _Run:
                 return False
             self.current = self.last = message.cell
             self.position += 1
+            self._phase("between cells")
             if self.cells[self.current]["kind"] == "test":
                 self._send_probes(self.current)
             return True
         return self._done(message)
+
+    def _phase(self, name: str) -> None:
+        """The time since the last event goes to ``name``."""
+        now = time.monotonic()
+        self.phases[name] += now - self._phase_clock
+        self._phase_clock = now
 
     def max_rss_mb(self) -> float:
         """The peak resident memory of the sandbox's largest process (from the zygote, outside the sandbox)."""
@@ -451,6 +473,9 @@ class _Run:
             self._flag(f"the kernel reported cell {index} done out of turn (a forged report; ignored)")
             return False
         self.current = None  # from now the clock between cells runs (see execute)
+        kind = self.cells[index]["kind"]
+        self._phase("test cells" if kind == "test" else "code cells")
+        self.phases["tamper checks (within cells)"] += message.check_seconds
         if self.pid is not None:
             self._send(signal.SIGUSR2)  # the job parent has the sandbox end what the cell started
         for change in message.tampering:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import resource
 import sys
 import threading
 import traceback
@@ -29,7 +30,9 @@ def run_safely(job: Job) -> Result:
     """:func:`grader.sandbox.execute.run`, turning a failure of the grader itself into an "error" result."""
     with _lock:
         try:
-            return run(job)
+            result = run(job)
+            result.worker_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            return result
         except Exception as error:
             return failed(job.key, f"the grader failed on this notebook: {type(error).__name__}: {error}",
                           traceback.format_exc(limit=3)[-500:])

@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import sys
+import time
 import types
 import warnings
 from typing import Any
@@ -214,6 +215,7 @@ def run_job(job: dict, channel: int, probes: int, go: int | None = None) -> None
             report.observations = _quietly(lambda: run_planned(_receive_probes(incoming, index), shell.user_ns))
         else:
             report.outputs = _execute(shell, cell["source"])
+        checking = time.perf_counter()
         try:
             report.tampering = before.changes(shell)
         except Exception as error:  # the notebook broke what the check looks at: that is a change too
@@ -223,6 +225,7 @@ def run_job(job: dict, channel: int, probes: int, go: int | None = None) -> None
                 before = Snapshot(shell)  # report each change once
             except Exception:
                 pass
+        report.check_seconds = time.perf_counter() - checking
         send(report)
         _close_figures()
         if go is not None and cell is not job["cells"][-1]:
