@@ -83,7 +83,8 @@ def apt_install(packages: list[str], why: str) -> bool:
     say(f"installing {', '.join(packages)} (Debian packages) {why}")
     try:
         run([apt, "update", "-qq"], quiet=True)
-        run([apt, "install", "-y", "-qq", *packages], quiet=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        run([apt, "install", "-y", "-qq", *packages], quiet=True,
+            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
         return True
     except subprocess.CalledProcessError:
         say(f"could not install {', '.join(packages)} with apt-get; continuing without")

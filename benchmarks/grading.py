@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         if differ:
             for (student, assignment), (theirs, mine) in sorted(differ.items()):
-                print(f"SCORE DIFFERS {student}/{assignment} ({kinds[(student, assignment)]}): stock {theirs}, ours {mine}")
+                print(f"SCORE DIFFERS {student}/{assignment} ({kinds[(student, assignment)]}): "
+                      f"stock {theirs}, ours {mine}")
             return 1
         print(f"identical scores for all {notebooks} notebooks "
               f"(total {sum(our_scores.values()):g} points of the class)")

@@ -122,8 +122,9 @@ class CourseDeadlines:
             if not isinstance(students, dict):
                 raise GraderError(f"c.Deadlines.extensions[{name!r}] must map student ids to extensions, "
                                   f'like {{"1234": "2 days"}}')
-            self.extensions[name] = {str(student): parse_extension(text, f"c.Deadlines.extensions[{name!r}][{student!r}]")
-                                     for student, text in students.items()}
+            self.extensions[name] = {
+                str(student): parse_extension(text, f"c.Deadlines.extensions[{name!r}][{student!r}]")
+                for student, text in students.items()}
         self.config = config
 
     def describe(self, assignment: str, student: str) -> str:
@@ -133,7 +134,8 @@ class CourseDeadlines:
         return f"{due.isoformat() if due else ''}+{extension.total_seconds() if extension else 0}"
 
     def sync_assignment(self, gradebook, assignment: str, warn) -> None:
-        """Write the due date into the gradebook's assignment; a different one set elsewhere is replaced, with a warning."""
+        """Write the due date into the gradebook's assignment; a different one set elsewhere is replaced,
+        with a warning."""
         if assignment not in self.due:
             return
         record = gradebook.update_or_create_assignment(assignment)

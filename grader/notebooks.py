@@ -88,7 +88,8 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise GraderError(f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from error
+        raise GraderError(f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: "
+                          f"{error.msg})") from error
     except RecursionError as error:
         raise GraderError(f"{path} is JSON nested too deeply to be a notebook") from error
     if not isinstance(data, dict) or "cells" not in data:

@@ -104,7 +104,8 @@ class SubmissionRecord:
             return None
 
     def save(self, course: Course) -> None:
-        write_atomically(record_path(course, self.assignment, self.student), json.dumps(asdict(self), indent=1).encode())
+        write_atomically(record_path(course, self.assignment, self.student),
+                         json.dumps(asdict(self), indent=1).encode())
 
 
 def record_path(course: Course, assignment: str, student: str) -> Path:

@@ -124,7 +124,8 @@ def _answered(root: Path, answers: dict[str, str]):
 
 
 CORRECT = {
-    "square-grad": "t = torch.tensor(x, dtype=torch.float64, requires_grad=True)\n    (t ** 2).backward()\n    return t.grad.item()",
+    "square-grad": "t = torch.tensor(x, dtype=torch.float64, requires_grad=True)\n    (t ** 2).backward()\n"
+                   "    return t.grad.item()",
     "make-leaf": "return torch.tensor(values, dtype=torch.float32, requires_grad=True)",
     "norm-grad": "return 2 * np.asarray(x, dtype=float)",
 }
@@ -149,8 +150,10 @@ def class_notebooks(root: Path) -> dict[str, tuple[str, object, float | None, st
     looping = dict(CORRECT, **{"make-leaf": "while True:\n        pass"})
     crashing = with_cells(CORRECT, [(index_after["test-square-grad"] + 1, "import os\nos._exit(3)")])
     duplicated = _answered(root, CORRECT)
-    test_cell = next(c for c in duplicated.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "test-square-grad")
-    solution_cell = next(c for c in duplicated.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "square-grad")
+    test_cell = next(c for c in duplicated.cells
+                     if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "test-square-grad")
+    solution_cell = next(c for c in duplicated.cells
+                         if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "square-grad")
     duplicated.cells.insert(duplicated.cells.index(test_cell) + 1, nbformat.from_dict(dict(test_cell)))
     duplicated.cells.insert(duplicated.cells.index(solution_cell) + 1, nbformat.from_dict(dict(solution_cell)))
     deleted = _answered(root, CORRECT)

@@ -24,7 +24,8 @@ CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                       reason="needs Chromium and ChromeDriver (python3 manage.py test installs them as root on Debian)"),
+                       reason="needs Chromium and ChromeDriver "
+                              "(python3 manage.py test installs them as root on Debian)"),
 ]
 
 
@@ -98,7 +99,8 @@ def _run_all(browser, url: str):
         "return document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') "
         "|| document.body.innerText") or _kernel_idle(b))
     _menu(browser, wait, "Run", "Run All Cells")
-    wait.until(lambda b: _all_executed(b) or b.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"))
+    wait.until(lambda b: _all_executed(b) or b.find_elements(
+        By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"))
     time.sleep(1)
     return wait
 
@@ -162,7 +164,8 @@ def test_a_student_runs_a_notebook_in_jupyterlab(jupyterlab):
         screenshots.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(screenshots / "02-backward-top.png"))
         text = browser.find_element(By.CSS_SELECTOR, ".jp-Notebook").text
-        errors = browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        errors = browser.find_elements(By.CSS_SELECTOR,
+                                       ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
         images = browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output img")
         browser.execute_script("arguments[0].scrollIntoView();", images[0])
         browser.save_screenshot(str(screenshots / "02-backward-figure.png"))

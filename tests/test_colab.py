@@ -68,7 +68,8 @@ def _cells(assignment: str) -> list[tuple[str, str]]:
 
     release = nbformat.read(COURSE / "release" / assignment / f"{assignment}.ipynb", as_version=4)
     source = nbformat.read(COURSE / "source" / assignment / f"{assignment}.ipynb", as_version=4)
-    setup = next(cell for cell in release.cells if "colab" in cell.metadata.get("tags", []) and cell.cell_type == "code")
+    setup = next(cell for cell in release.cells
+                 if "colab" in cell.metadata.get("tags", []) and cell.cell_type == "code")
     cells = [("colab-setup", setup.source)]
     for index, cell in enumerate(source.cells):
         if cell.cell_type == "code" and not is_demo_cell(cell):

@@ -578,7 +578,8 @@ def test_bad_arguments_to_losses_and_linear() -> None:
         F.softmax_cross_entropy(x, np.array([0, 1, 2, 3]))
     with pytest.raises(ValueError, match=r"scores of shape \(N, classes\)"):
         F.softmax_cross_entropy(Variable(np.zeros(3)), np.array([0]))
-    with pytest.raises(ValueError, match=r"x of shape \(\.\.\., in\) and W of shape \(in, out\); got x \(4, 3\) and W \(4, 2\)"):
+    with pytest.raises(ValueError, match=r"x of shape \(\.\.\., in\) and W of shape \(in, out\); "
+                                         r"got x \(4, 3\) and W \(4, 2\)"):
         F.linear(x, np.zeros((4, 2)))
 
 

@@ -256,7 +256,8 @@ OPS: dict[str, Op] = {
     "relu": Op(F.relu, torch.relu, unary(), ("nonzero",)),
     "leaky_relu": Op(F.leaky_relu, lambda x, slope: torch.nn.functional.leaky_relu(x, slope), leaky_relu_args(),
                      ("nonzero",)),
-    "clip": Op(F.clip, lambda x, x_min, x_max: torch.clamp(x, x_min, x_max), clip_args()),  # continuous values: never exactly on a bound
+    "clip": Op(F.clip, lambda x, x_min, x_max: torch.clamp(x, x_min, x_max),
+               clip_args()),  # continuous values: never exactly on a bound
     # reductions (continuous random values: no ties, where PyTorch splits gy and DeZero copies it)
     "sum": Op(F.sum, torch_reduction("sum"), sum_args()),
     "max": Op(F.max, torch_reduction("amax"), sum_args()),

@@ -36,8 +36,9 @@ def test_keyword_arguments_that_are_not_properties_add_none():
 
 def _exercise(task: str, hint: str, solution: str) -> list[dict]:
     return [
-        {"cell_type": "markdown", "source": task + f"\n\n<details><summary>Hint 1</summary>\n\n{hint}\n\n</details>\n"
-                                                  "<details><summary>Hint 2</summary>\n\n`return gy, gy`\n\n</details>"},
+        {"cell_type": "markdown",
+         "source": task + f"\n\n<details><summary>Hint 1</summary>\n\n{hint}\n\n</details>\n"
+                          "<details><summary>Hint 2</summary>\n\n`return gy, gy`\n\n</details>"},
         {"cell_type": "code", "metadata": {"nbgrader": {"solution": True, "grade_id": "add-answer"}},
          "source": f"def backward(self, gy):\n    ### BEGIN SOLUTION\n{solution}\n    ### END SOLUTION\n"},
     ]

@@ -76,7 +76,8 @@ def test_state_set_by_one_student_is_invisible_to_the_next(course_dir):
     checker.cells.append(new_code_cell(
         "import os, sys, numpy as np, torch, autograd_lab, builtins\n"
         "seen = [name for name, present in [\n"
-        "    ('autograd_lab.LEAKED', hasattr(autograd_lab, 'LEAKED')), ('builtins', hasattr(builtins, 'leaked_name')),\n"
+        "    ('autograd_lab.LEAKED', hasattr(autograd_lab, 'LEAKED')), "
+        "('builtins', hasattr(builtins, 'leaked_name')),\n"
         "    ('numpy', hasattr(np, 'LEAKED')), ('environment', 'LEAKED' in os.environ),\n"
         "    ('sys.modules', 'leaked_module' in sys.modules), ('/tmp', os.path.exists('/tmp/leaked.txt')),\n"
         "    ('working copy', os.path.exists('leaked.txt')), ('globals', 'leaked_global' in globals()),\n"
@@ -92,7 +93,8 @@ def test_state_set_by_one_student_is_invisible_to_the_next(course_dir):
         graded = nbformat.read(course.autograded / student / "ps1" / "ps1.ipynb", as_version=4)
         printed = "".join(o.get("text", "") for o in graded.cells[-1].outputs)
         assert "LEAKS: []" in printed, printed
-        assert SubmissionRecord.load(course.root / ".grader" / "results" / "ps1" / f"{student}.json").notebooks["ps1"].score == 5.0
+        assert SubmissionRecord.load(
+            course.root / ".grader" / "results" / "ps1" / f"{student}.json").notebooks["ps1"].score == 5.0
     assert not Path("/tmp/leaked.txt").exists()
 
 

@@ -74,6 +74,7 @@ def test_each_user_has_its_own_folder_so_a_root_run_leaves_nothing_in_the_way(sh
     if os.geteuid() == 0 and shutil.which("setpriv"):
         code = ("import tempfile, os; tempfile.tempdir = %r; os.environ.pop('XDG_RUNTIME_DIR', None);"
                 "from grader import private; print(private.private_folder())") % str(shared_tmp)
-        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               sys.executable, "-c", code],
                               capture_output=True, text=True, cwd="/")
         assert done.stdout.strip() == str(shared_tmp / "autograd-grader-65534"), done.stderr

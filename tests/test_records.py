@@ -1,4 +1,5 @@
-"""The grader's one vocabulary: every status is documented, explained to students, and survives a record's round trip."""
+"""The grader's one vocabulary: every status is documented, explained to students,
+and survives a record's round trip."""
 from __future__ import annotations
 
 import re

@@ -156,7 +156,8 @@ ATTACKS = {
         once=True)]), 0.0, "graded", True),
     # What the kernel could find in its own memory or /proc: no probes before their test, no secrets.
     "find-probes": (lambda root, port: build(root, CORRECT, start=[
-        "import gc\n_found = [o for o in gc.get_objects() if isinstance(o, dict) and (isinstance(o.get('probes'), list)\n"
+        "import gc\n"
+        "_found = [o for o in gc.get_objects() if isinstance(o, dict) and (isinstance(o.get('probes'), list)\n"
         "          or 'probe' in o and 'args' in o)]  # the job's test cells, or probe specs\n"
         "print('PROBES-FOUND', len(_found))"]), 5.0, "graded", True),
     "read-environ": (lambda root, port: build(root, CORRECT, end=[
@@ -165,7 +166,8 @@ ATTACKS = {
         "print('ENVIRON-LEAKED' if b'do not leak' in _environ else 'ENVIRON-CLEAN', len(_environ))"]),
         5.0, "graded", True),
     # PyTorch where the exercise forbids it, from threads the watch must not miss.
-    "torch-in-thread": (lambda root, port: _norm_grad(root, "import threading", "_out = []", *_TORCH_WORK, *_JOINED, "return _out[0]"),
+    "torch-in-thread": (lambda root, port: _norm_grad(root, "import threading", "_out = []", *_TORCH_WORK, *_JOINED,
+                                                      "return _out[0]"),
                         3.0, "graded", False),
     "torch-in-raw-thread": (lambda root, port: _norm_grad(root, "import _thread, time", "_out = []", *_TORCH_WORK,
                                        "_thread.start_new_thread(_work, ())", "while not _out:",
@@ -187,16 +189,19 @@ ATTACKS = {
     "torch-in-spawned-program": (lambda root, port: _norm_grad(
         root, "import itertools, os, sys",
         "_code = ('import sys, torch; t = torch.tensor([float(v) for v in sys.argv[1:]], requires_grad=True); '",
-        "         '(t ** 2).sum().backward(); open(\"/tmp/g.txt\", \"w\").write(\" \".join(map(str, t.grad.tolist())))')",
+        "         '(t ** 2).sum().backward(); open(\"/tmp/g.txt\", \"w\")"
+        ".write(\" \".join(map(str, t.grad.tolist())))')",
         "_argv = [sys.executable, '-c', _code, *map(str, np.ravel(x))]",
         "_pid = next(itertools.starmap(os.posix_spawn, [(sys.executable, _argv, {})]))",
         "os.waitpid(_pid, 0)",
         "return np.array([float(v) for v in open('/tmp/g.txt').read().split()]).reshape(np.shape(x))"),
         3.0, "graded", False),
     # Text no notebook file can hold (a lone surrogate): replaced, the notebook graded.
-    "lone-surrogate": (lambda root, port: build(root, CORRECT, end=["print(chr(0xD800), 'after')"]), 5.0, "graded", False),
+    "lone-surrogate": (lambda root, port: build(root, CORRECT, end=["print(chr(0xD800), 'after')"]),
+                       5.0, "graded", False),
     # Files that are not notebooks at all: invalid, never a crash.
-    "deep-json": (lambda root, port: '{"cells": [], "metadata": ' + '{"a": ' * 100_000 + "1" + "}" * 100_000 + "}", None, "invalid", False),
+    "deep-json": (lambda root, port: '{"cells": [], "metadata": ' + '{"a": ' * 100_000 + "1" + "}" * 100_000 + "}",
+                  None, "invalid", False),
     "int-source": (lambda root, port: _raw_notebook(root, {"source": 5}), None, "invalid", False),
     "dict-source": (lambda root, port: _raw_notebook(root, {"source": {"a": 1}}), None, "invalid", False),
     # Renamed on the way (Colab, a browser): graded all the same, without collect.

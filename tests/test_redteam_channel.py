@@ -68,10 +68,12 @@ def test_outputs_of_the_wrong_shape_are_rejected(outputs):
 def test_outputs_are_rebuilt_from_known_fields():
     cleaned = channel.clean_outputs([
         {"output_type": "stream", "name": "stdout", "text": "hi\n", "transient": {"x": 1}},
-        {"output_type": "execute_result", "data": {"text/plain": "3"}, "metadata": {"big": "x" * 10}, "execution_count": 9},
+        {"output_type": "execute_result", "data": {"text/plain": "3"}, "metadata": {"big": "x" * 10},
+         "execution_count": 9},
     ])
     assert cleaned == [{"output_type": "stream", "name": "stdout", "text": "hi\n"},
-                       {"output_type": "execute_result", "data": {"text/plain": "3"}, "metadata": {}, "execution_count": None}]
+                       {"output_type": "execute_result", "data": {"text/plain": "3"}, "metadata": {},
+                        "execution_count": None}]
 
 
 def test_text_that_no_file_can_hold_is_replaced_not_fatal():
@@ -83,7 +85,8 @@ def test_text_that_no_file_can_hold_is_replaced_not_fatal():
     report = channel.parse(line)
     outputs = channel.clean_outputs(report.outputs)
     assert outputs[0]["text"] == "a?b\n" and report.tampering == ["x?"]
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(chr(0xD800))", outputs=nbformat.from_dict(outputs))])
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(chr(0xD800))",
+                                                                          outputs=nbformat.from_dict(outputs))])
     nbformat.writes(notebook).encode("utf-8")
     assert printable("ok\udc00") == "ok"
 
@@ -127,7 +130,8 @@ def test_a_number_whose_array_is_not_a_scalar_is_judged_not_crashed():
 
 # --- PyTorch from other threads, where the exercise forbids it ------------------------------
 
-FORBID = "from autograd_lab import checks\nimport numpy as np\nchecks.gradient(g, lambda x: (x ** 2).sum(), [(np.array([1.0, 2.0]),)], forbid_torch=True)"
+FORBID = ("from autograd_lab import checks\nimport numpy as np\n"
+          "checks.gradient(g, lambda x: (x ** 2).sum(), [(np.array([1.0, 2.0]),)], forbid_torch=True)")
 
 
 def _judge_forbidden(fn) -> str | None:
@@ -279,13 +283,15 @@ THREAD_ATTACKS = {  # each runs in order, in a fresh interpreter (a graded kerne
     "sys.setprofile(None)": (_unhooked, "uses PyTorch (torch.tensor)"),
     "sys.setprofile compiled as the watch's file": (_unhooked_as_the_watch, "uses PyTorch (torch.tensor)"),
     "threading's hook taken away and put back": (_thread_hook_taken_away, "ran without the watch"),
-    "threading.setprofile compiled as the watch's file": (_thread_hook_unset_as_the_watch, "threading.setprofile was called"),
+    "threading.setprofile compiled as the watch's file": (_thread_hook_unset_as_the_watch,
+                                                          "threading.setprofile was called"),
     "a second watch inside": (_a_second_watch, "uses PyTorch (torch.tensor)"),
     "a forged thread": (_forged_thread, "could not be checked for PyTorch"),
     "pytorch through map": (_through_map, "uses PyTorch (the operator aten."),
     "pytorch through functools.partial": (_through_partial, "uses PyTorch (the operator aten."),
     "the autograd engine run from C": (_through_the_engine, "uses PyTorch (torch.tensor)"),
-    "the dispatch watch popped": (_dispatch_watch_popped, "could not be checked for PyTorch (PyTorch's dispatch watch was removed"),
+    "the dispatch watch popped": (_dispatch_watch_popped,
+                                  "could not be checked for PyTorch (PyTorch's dispatch watch was removed"),
     "honest after the attacks": (lambda x: 2 * np.asarray(x), None),
 }
 

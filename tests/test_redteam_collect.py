@@ -411,7 +411,8 @@ def test_one_student_with_two_different_files_in_two_folders_is_refused_naming_b
 
 
 def test_copies_in_one_folder_are_still_the_latest_submission(course_dir, tmp_path):
-    download = _folders(tmp_path / "download", {"alice/ps1.ipynb": NOTEBOOK, "alice/Copy of ps1 (1).ipynb": NOTEBOOK + " ",
+    download = _folders(tmp_path / "download", {"alice/ps1.ipynb": NOTEBOOK,
+                                                "alice/Copy of ps1 (1).ipynb": NOTEBOOK + " ",
                                                 "bob/ps1.ipynb": NOTEBOOK, "other/bob/ps1.ipynb": NOTEBOOK})
     course = open_course(course_dir)
     collect(course, "ps1", download)  # bob's two files in two folders are the same file: no refusal

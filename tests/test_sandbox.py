@@ -269,7 +269,8 @@ def _others():
 print("OTHERS", _others())'''
 
 
-SPINNERS = "import os\nfor _ in range(4):\n    if os.fork() == 0:\n        while True:\n            pass\nprint('forked')"
+SPINNERS = ("import os\nfor _ in range(4):\n    if os.fork() == 0:\n        while True:\n"
+            "            pass\nprint('forked')")
 #: Chains of shells that each start the next and exit: always on a new pid, so one reading of /proc misses them.
 HOPPING = ("import subprocess\n"
            "open('/tmp/c.sh', 'w').write('n=$1\\nif [ $n -gt 0 ]; then sh /tmp/c.sh $((n-1)) & exit 0; fi\\n"

@@ -429,7 +429,8 @@ def test_the_web_page_logs_in_uploads_and_shows_results_and_the_leaderboard(serv
                              files={"notebook": ("ps1.ipynb", _student_notebook(server.course, "correct"))})
         assert "received" in reply.text
         number = max(v["id"] for v in httpx.get(
-            server.url + "/api/submissions", headers={"Authorization": f"Bearer {tokens['ben']}"}).json()["submissions"])
+            server.url + "/api/submissions",
+            headers={"Authorization": f"Bearer {tokens['ben']}"}).json()["submissions"])
         server.verdict(tokens["ben"], number)
         page = browser.get("/").text
         assert "5 / 5" in page and "this attempt counts" in page and "passed" in page

@@ -76,7 +76,8 @@ def package_archive() -> str:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for path in sorted([*package.rglob("*.py"), *package.glob("locale/*/LC_MESSAGES/*.mo")]):
-            info = zipfile.ZipInfo(f"autograd_lab/{path.relative_to(package).as_posix()}", date_time=(1980, 1, 1, 0, 0, 0))
+            info = zipfile.ZipInfo(f"autograd_lab/{path.relative_to(package).as_posix()}",
+                                   date_time=(1980, 1, 1, 0, 0, 0))
             archive.writestr(info, path.read_bytes(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 

@@ -128,7 +128,8 @@ def _resolve(dotted: str) -> str | None:
 def _checks(tree: ast.Module) -> list[str]:
     called = []
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
                 and node.func.value.id == "checks" and node.func.attr not in NOT_CHECKS):
             if f"checks.{node.func.attr}" not in called:
                 called.append(f"checks.{node.func.attr}")

@@ -95,7 +95,8 @@ def released_checksums(course: Course, assignment: str, notebook: str) -> dict[s
             if meta.get("grade_id") and meta.get("locked"):
                 history.setdefault(meta["grade_id"], set()).add(utils.compute_checksum(cell))
     if history != known:
-        write_atomically(history_path, json.dumps({k: sorted(v) for k, v in sorted(history.items())}, indent=1).encode())
+        write_atomically(history_path,
+                         json.dumps({k: sorted(v) for k, v in sorted(history.items())}, indent=1).encode())
     return history
 
 

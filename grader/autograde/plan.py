@@ -101,7 +101,8 @@ def demo_cell_problems(cells: list[dict]) -> list[str]:
         demo = is_demo_cell(cell)
         label = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {index}"
         if not demo:
-            local = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+            local = {node.id for node in ast.walk(tree)
+                     if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
             local |= {arg.arg for node in ast.walk(tree) if isinstance(node, ast.arguments)
                       for arg in node.args + node.kwonlyargs + node.posonlyargs + [node.vararg, node.kwarg]
                       if arg is not None}

@@ -50,7 +50,8 @@ class Sanitizer:
     def _keep_kernelspec(self, step):
         """OverwriteKernelspec opens a gradebook per notebook too; do its work on the shared one."""
         def preprocess(nb, resources):
-            notebook = self.gradebook.find_notebook(resources["nbgrader"]["notebook"], resources["nbgrader"]["assignment"])
+            notebook = self.gradebook.find_notebook(resources["nbgrader"]["notebook"],
+                                                    resources["nbgrader"]["assignment"])
             if notebook.kernelspec:
                 nb.metadata["kernelspec"] = json.loads(notebook.kernelspec)
             return nb, resources

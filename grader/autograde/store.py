@@ -102,7 +102,8 @@ class Store:
             else:
                 outcomes = list(result.outputs.get(index, []))
             if index in result.timed_out:
-                outcomes = [o for o in outcomes if o.get("output_type") != "error" or o.get("ename") == "AssertionError"]
+                outcomes = [o for o in outcomes
+                            if o.get("output_type") != "error" or o.get("ename") == "AssertionError"]
                 outcomes.append(_error("CellTimeoutError", f"This cell ran longer than {self.limits.cell_timeout:g} s "
                                                            "and was stopped. Look for a loop that never ends."))
             if index == result.stopped_at and result.status not in (Status.GRADED, Status.TIMEOUT):

@@ -738,7 +738,8 @@ def _warn_same_name(gradebook, student: str, details: dict, report: CollectRepor
 
 def print_report(report: CollectReport, assignment: str, dry_run: bool, say=print) -> None:
     verb = "would import" if dry_run else "imported"
-    say(f"{verb} {len(report.imported)} notebook(s) of {len({i.student for i in report.imported})} student(s) for {assignment}")
+    say(f"{verb} {len(report.imported)} notebook(s) of {len({i.student for i in report.imported})} student(s) "
+        f"for {assignment}")
     for item in report.imported:
         if item.note:
             say(f"  {_shown(item.student)}/{item.notebook}.ipynb: {printable(item.note, newlines=False)}")
@@ -746,7 +747,8 @@ def print_report(report: CollectReport, assignment: str, dry_run: bool, say=prin
         say(f"replaced earlier submissions of {len(report.replaced)} student(s) (kept in .grader/replaced/)")
     for student, name in report.not_notebooks:
         whose = "no notebook: " + WRONG_TYPE if student in report.wrong_type else "beside the notebook"
-        say(f"  {_shown(student)}: {name} is not a notebook, {'would be ' if dry_run else ''}kept, not graded ({whose})")
+        say(f"  {_shown(student)}: {name} is not a notebook, {'would be ' if dry_run else ''}kept, "
+            f"not graded ({whose})")
     for name, why in report.skipped:
         say(f"  skipped {_shown(name)}: {printable(why, newlines=False)}")
     for warning in report.warnings:

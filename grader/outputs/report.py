@@ -4,8 +4,9 @@ For each assignment: the pass rate of every test cell (from the gradebook), how
 many got it wrong and how many did not attempt it, the most common diagnosed
 mistakes with their share of the class (``grader.autograde.diagnose``), a histogram of
 notebook scores (after late penalties), the statuses of the grading run, the
-missing and late students, and the submissions flagged for review. Written to ``reports/<assignment>.md`` with two figures
-(``<assignment>-exercises.png``, ``<assignment>-scores.png``), and printed.
+missing and late students, and the submissions flagged for review. Written to
+``reports/<assignment>.md`` with two figures (``<assignment>-exercises.png``,
+``<assignment>-scores.png``), and printed.
 
 Student ids, flags and the like come from submissions: each goes in as text
 (:func:`markdown_text`), so none can break the table or become HTML, a link or

@@ -340,7 +340,8 @@ class _Run:
                     break
                 now = time.monotonic()
                 if now >= start + limits.notebook_timeout:
-                    self._stop(pid, Status.NOTEBOOK_TIMEOUT, f"the notebook ran longer than {limits.notebook_timeout:g} s")
+                    self._stop(pid, Status.NOTEBOOK_TIMEOUT,
+                               f"the notebook ran longer than {limits.notebook_timeout:g} s")
                     killed = True
                 elif closed_at is not None and now >= closed_at + GRACE_SECONDS:
                     self._flag("the kernel closed its channel to the grader but went on running (stopped)")
@@ -542,14 +543,18 @@ class _Run:
         where = self._where()
         self.stopped_at = self.current
         if code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL) and cpu >= self.job.limits.cpu_seconds - 0.5:
-            self.status, self.detail = Status.CPU_LIMIT, f"the notebook used more than {self.job.limits.cpu_seconds} s of CPU ({where})"
+            self.status, self.detail = Status.CPU_LIMIT, (
+                f"the notebook used more than {self.job.limits.cpu_seconds} s of CPU ({where})")
         elif self.exit and self.exit.get("out_of_memory"):
-            self.status, self.detail = Status.MEMORY_LIMIT, (f"the notebook used more than its {self.job.limits.memory_mb} MiB "
-                                                        f"of memory, counted for all its processes and files ({where})")
+            self.status, self.detail = Status.MEMORY_LIMIT, (
+                f"the notebook used more than its {self.job.limits.memory_mb} MiB "
+                f"of memory, counted for all its processes and files ({where})")
         elif code == 128 + signal.SIGKILL:
-            self.status, self.detail = Status.MEMORY_LIMIT, f"the kernel was killed, probably for using too much memory ({where})"
+            self.status, self.detail = Status.MEMORY_LIMIT, (
+                f"the kernel was killed, probably for using too much memory ({where})")
         elif code == 128 + signal.SIGXFSZ:
-            self.status, self.detail = Status.DISK_LIMIT, f"the notebook wrote a file larger than {self.job.limits.disk_mb} MiB ({where})"
+            self.status, self.detail = Status.DISK_LIMIT, (
+                f"the notebook wrote a file larger than {self.job.limits.disk_mb} MiB ({where})")
         elif code == 0:
             self.status, self.detail = Status.DIED, f"the kernel ended {where} before running every cell"
         else:

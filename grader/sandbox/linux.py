@@ -64,13 +64,15 @@ class Sandbox(Configurable):
     cell_timeout = Float(30.0, help="Seconds a cell may run before it is interrupted").tag(config=True)
     notebook_timeout = Float(600.0, help="Seconds a whole notebook may take").tag(config=True)
     cpu_seconds = Integer(600, help="CPU seconds a notebook may use").tag(config=True)
-    memory_mb = Integer(2048, help="Memory a notebook may allocate, in MiB, beyond the pre-loaded libraries").tag(config=True)
+    memory_mb = Integer(2048, help="Memory a notebook may allocate, in MiB, "
+                                   "beyond the pre-loaded libraries").tag(config=True)
     max_processes = Integer(64, help="Processes and threads a notebook may run at once").tag(config=True)
     max_output_mb = Float(5.0, help="Output a notebook may send back to the grader, in MiB").tag(config=True)
     disk_mb = Integer(64, help="Size of the writable working copy and of /tmp, in MiB each").tag(config=True)
     isolation = Enum(["auto", "namespaces", "none"], "auto",
                      help="'namespaces' requires isolation; 'none' runs with resource limits only").tag(config=True)
-    uid_base = Integer(61000, help="Unprivileged user ids for sandboxes run by a root grader: uid_base + slot").tag(config=True)
+    uid_base = Integer(61000, help="Unprivileged user ids for sandboxes run by a root grader: "
+                                   "uid_base + slot").tag(config=True)
     run_demo_cells = Bool(False, help="Also run read-only cells tagged 'demo' (figures, timings)").tag(config=True)
 
     def limits(self) -> "Limits":
@@ -162,7 +164,8 @@ def isolation_available() -> Isolation:
     else:
         detail = os.strerror(code - 10) if code >= 10 else "unknown error"
         _isolation = Isolation("none", f"cannot create namespaces here ({detail}); run the grader as root, "
-                                       "or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)")
+                                       "or enable unprivileged user namespaces "
+                                       "(sysctl kernel.unprivileged_userns_clone=1)")
     return _isolation
 
 

@@ -31,7 +31,8 @@ MAX_CELL_TEXT = 100_000  # characters of stdout/stderr kept per cell
 MAX_DISPLAYS = 20  # rich outputs kept per cell
 WATCHED_MODULES = (
     "builtins", "autograd_lab.checks", "autograd_lab.checks.compare", "autograd_lab.checks.probes",
-    "autograd_lab.checks.observed", "autograd_lab.checks.lazy", "autograd_lab.checks.wire", "grader.sandbox.kernel_probes",
+    "autograd_lab.checks.observed", "autograd_lab.checks.lazy", "autograd_lab.checks.wire",
+    "grader.sandbox.kernel_probes",
     "torch", "torch.testing", "numpy", "numpy.testing", "json", "math", "sys",
 )
 

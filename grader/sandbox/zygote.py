@@ -110,12 +110,14 @@ def _warm_torch(torch: Any) -> None:
         (grad,) = torch.autograd.grad(torch.sin(x).sum(), x, create_graph=True)
         grad.sum().backward()
         repr(x), repr(grad)
-        model = torch.nn.Sequential(torch.nn.Linear(2, 3, dtype=dtype), torch.nn.Tanh(), torch.nn.Linear(3, 2, dtype=dtype))
+        model = torch.nn.Sequential(torch.nn.Linear(2, 3, dtype=dtype), torch.nn.Tanh(),
+                                    torch.nn.Linear(3, 2, dtype=dtype))
         for optimizer in (torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
                           torch.optim.Adam(model.parameters(), lr=0.01)):
             scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
             loss = torch.nn.functional.cross_entropy(model(torch.ones(4, 2, dtype=dtype)), torch.tensor([0, 1, 0, 1]))
-            loss = loss + torch.nn.functional.mse_loss(model(torch.ones(1, 2, dtype=dtype)), torch.zeros(1, 2, dtype=dtype))
+            loss = loss + torch.nn.functional.mse_loss(model(torch.ones(1, 2, dtype=dtype)),
+                                                       torch.zeros(1, 2, dtype=dtype))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

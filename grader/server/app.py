@@ -267,7 +267,8 @@ class Server:
 
 
 def _still_grading(busy: Submission) -> str:
-    return f"your submission #{busy.id} ({busy.assignment}) is still being graded: wait for its verdict, then submit again"
+    return (f"your submission #{busy.id} ({busy.assignment}) is still being graded: "
+            "wait for its verdict, then submit again")
 
 
 def _client(request: Request) -> str:
@@ -325,7 +326,8 @@ def build_app(server: Server, *, secure_cookies: bool = False) -> Starlette:
             student = server.api_student(request)
         except Refused as error:
             return refused(error)
-        return JSONResponse({"student": student, "submissions": [server.view(s) for s in server.store.history(student)]})
+        return JSONResponse({"student": student,
+                             "submissions": [server.view(s) for s in server.store.history(student)]})
 
     async def api_assignments(request: Request) -> Response:
         try:
@@ -469,7 +471,8 @@ _BASE = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">{% if pending %}
 <meta http-equiv="refresh" content="2">{% endif %}<title>Course submissions</title>
 <style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:.5rem 0}\
+td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}
 .pass{color:#1a7f37}.fail{color:#b3261e}.note{background:#fff6d5;padding:.5rem;border-radius:4px}
 pre{white-space:pre-wrap;margin:0;font-size:.9em}section{margin:1.5rem 0}</style></head><body>
 {% block body %}{% endblock %}</body></html>"""
@@ -486,25 +489,34 @@ _TEMPLATES = {
 <form method="post" action="/logout">Logged in as <b>{{ student }}</b>. <button>Log out</button></form>
 {% if message %}<p class="note">{{ message }}</p>{% endif %}
 <section><h2>Submit a notebook</h2><form method="post" action="/upload" enctype="multipart/form-data">
-<select name="assignment">{% for a in assignments %}<option value="{{ a.assignment }}"{% if not a.open %} disabled{% endif %}>{{ a.assignment }}</option>{% endfor %}</select>
+<select name="assignment">{% for a in assignments %}\
+<option value="{{ a.assignment }}"{% if not a.open %} disabled{% endif %}>{{ a.assignment }}</option>\
+{% endfor %}</select>
 <input type="file" name="notebook" accept=".ipynb" required> <button>Submit</button></form>
 <table><tr><th>assignment</th><th>due</th><th>attempts left</th><th>counts</th><th>grade</th></tr>
 {% for a in assignments %}<tr><td>{{ a.assignment }}</td><td>{{ a.deadline or "no due date" }}</td>
-<td>{{ "no limit" if a.attempts_left is none else a.attempts_left }}</td><td>{{ a.counts }} attempt</td><td>{{ a.grade or "" }}</td></tr>{% endfor %}</table></section>
+<td>{{ "no limit" if a.attempts_left is none else a.attempts_left }}</td><td>{{ a.counts }} attempt</td>\
+<td>{{ a.grade or "" }}</td></tr>{% endfor %}</table></section>
 <section><h2>Your submissions</h2>{% if not history %}<p>None yet.</p>{% endif %}
 {% for s in history %}<h3 id="s{{ s.id }}">#{{ s.id }} {{ s.assignment }}: {{ s.filename }}, {{ s.received }}</h3>
-{% if s.state != "done" %}<p>{{ s.state }}{% if s.position %} ({{ s.position }} ahead of it){% endif %}: this page refreshes until it is graded.</p>
-{% else %}<p><b>{{ s.verdict.score_text }}</b> {{ s.verdict.summary }}{% if s.counting %} (this attempt counts){% endif %}</p>
+{% if s.state != "done" %}<p>{{ s.state }}{% if s.position %} ({{ s.position }} ahead of it){% endif %}\
+: this page refreshes until it is graded.</p>
+{% else %}<p><b>{{ s.verdict.score_text }}</b> {{ s.verdict.summary }}\
+{% if s.counting %} (this attempt counts){% endif %}</p>
 {% if s.verdict.detail %}<p>{{ s.verdict.detail }}</p>{% endif %}
 {% if not s.details %}<p class="note">Until the due date only pass or fail is shown for each exercise.</p>{% endif %}
-<table>{% for e in s.verdict.exercises %}<tr><td class="{{ 'pass' if e.passed else 'fail' }}">{{ "passed" if e.passed else "failed" }}</td>
+<table>{% for e in s.verdict.exercises %}<tr><td class="{{ 'pass' if e.passed else 'fail' }}">\
+{{ "passed" if e.passed else "failed" }}</td>
 <td>{{ e.exercise }}</td><td>{{ "%g"|format(e.points) }} / {{ "%g"|format(e.max_points) }}</td>
 <td>{% if e.messages %}<pre>{{ e.messages|join("\n") }}</pre>{% endif %}</td></tr>{% endfor %}</table>{% endif %}
 {% endfor %}</section>
 {% if boards %}<section><h2>Leaderboard</h2><form method="post" action="/name"><label>Your display name
-<input name="name" value="{{ name }}" maxlength="40"></label> <button>Save</button> (leave empty not to be listed)</form>
-{% for assignment, rows in boards.items() %}<h3>{{ assignment }}</h3><table><tr><th>#</th><th>name</th><th>score</th></tr>
-{% for r in rows %}<tr><td>{{ loop.index }}</td><td>{{ r.name }}</td><td>{{ "%g"|format(r.score) }} / {{ "%g"|format(r.max_score) }}</td></tr>{% endfor %}
+<input name="name" value="{{ name }}" maxlength="40"></label> \
+<button>Save</button> (leave empty not to be listed)</form>
+{% for assignment, rows in boards.items() %}<h3>{{ assignment }}</h3>\
+<table><tr><th>#</th><th>name</th><th>score</th></tr>
+{% for r in rows %}<tr><td>{{ loop.index }}</td><td>{{ r.name }}</td>\
+<td>{{ "%g"|format(r.score) }} / {{ "%g"|format(r.max_score) }}</td></tr>{% endfor %}
 </table>{% endfor %}</section>{% endif %}
 {% endblock %}""",
 }

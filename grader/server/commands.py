@@ -11,7 +11,8 @@ from grader.errors import GraderError
 def add_commands(commands, shared: dict[str, argparse.ArgumentParser], at_least_one) -> None:
     """The server's subcommands, with the options shared with the others (``grader.cli._options``)."""
     tokens = commands.add_parser(
-        "tokens", parents=[shared["course"], shared["students"]], help="issue, list or revoke students' tokens for the course server",
+        "tokens", parents=[shared["course"], shared["students"]],
+        help="issue, list or revoke students' tokens for the course server",
         description="Tokens for the course server (python -m grader serve). `issue` makes one per student (from "
                     "--roster, --student or --ids) and writes them once, as CSV for mail-merge; the server keeps "
                     "only their hashes. A student who has a token keeps it (--replace issues new ones). `revoke` "
@@ -25,7 +26,8 @@ def add_commands(commands, shared: dict[str, argparse.ArgumentParser], at_least_
     tokens.set_defaults(run=_tokens)
 
     serve = commands.add_parser(
-        "serve", parents=[shared["course"]], help="the course server: students submit notebooks and get their verdicts in seconds",
+        "serve", parents=[shared["course"]],
+        help="the course server: students submit notebooks and get their verdicts in seconds",
         description="Serve the course: students submit a notebook (submit() in the notebook, or the web page) "
                     "with their token and get each exercise's verdict, graded by autograde's own pipeline (the "
                     "same sandbox, checks and gradebook) on workers kept warm. Listens on 127.0.0.1: put it "
@@ -89,7 +91,8 @@ def _serve(args: argparse.Namespace) -> int:
     server = Server(course, workers=workers, scheduler=args.scheduler, log=say)
     if args.regrade is not None:
         if args.regrade and args.regrade not in server.assignments:
-            raise GraderError(f"--regrade {args.regrade}: no such released assignment ({', '.join(server.assignments)})")
+            raise GraderError(f"--regrade {args.regrade}: no such released assignment "
+                              f"({', '.join(server.assignments)})")
         say(f"{server.store.regrade(args.regrade or None)} submission(s) queued to be graded again")
     app = build_app(server, secure_cookies=args.behind_proxy)
     say(f"serving {course.root} on http://{args.host}:{args.port}/ ({server.store.waiting()} submission(s) queued)")

@@ -227,7 +227,8 @@ class GradingLoop:
             "detail": printable(outcome.detail) if outcome.status != Status.GRADED else "",
             "score": score, "max_score": outcome.max_score, "penalty": penalty,
             "score_text": "not graded" if score is None else
-                          f"{score - penalty:g} / {outcome.max_score:g}" + (f" (late penalty {penalty:g})" if penalty else ""),
+                          f"{score - penalty:g} / {outcome.max_score:g}"
+                          + (f" (late penalty {penalty:g})" if penalty else ""),
             "exercises": exercises,
         }
 
