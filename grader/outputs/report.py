@@ -24,6 +24,7 @@ from grader.intake.roster import ClassList, roster_student_id
 from grader.course import Course
 from grader.text import markdown_text
 
+
 @dataclass
 class ExerciseStats:
     grade_id: str
