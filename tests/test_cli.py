@@ -6,7 +6,7 @@ import pytest
 
 from grader.cli import main
 
-COMMANDS = ["release", "collect", "autograde", "feedback", "export", "report"]
+COMMANDS = ["release", "merge", "collect", "autograde", "regrade", "feedback", "export", "report"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

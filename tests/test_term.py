@@ -453,3 +453,119 @@ def test_fixing_one_test_or_an_extension_keeps_the_other_exercises_hidden_inputs
     assert main(["autograde", "--course", str(course_dir), "--workers", "1", "--no-progress"]) == 0
     assert "1 submission(s) regraded" in capsys.readouterr().out
     assert hidden_failure() == before  # regraded, on the same hidden inputs for square-grad
+
+
+def test_one_command_regrades_one_exercise_across_the_class_and_says_whose_score_moved(course_dir, tmp_path,
+                                                                                        capsys):
+    """A test released with a mistake, graded, then fixed in source/: `regrade` releases the fix and regrades."""
+    from fixture_course import WRONG
+    from grader.authoring.release import generate
+    from grader.autograde.jobs import test_digests, test_sources
+    from grader.records import load_record
+
+    # Released and graded with a wrong expected derivative (2x + 1): the wrong answer passes, the right one fails.
+    _fix_test(course_dir, "test-square-grad", "checks.close(square_grad(3.0), 6.0)",
+              "checks.close(square_grad(3.0), 7.0)")
+    _fix_test(course_dir, "test-square-grad", "lambda x: 2 * x,", "lambda x: 2 * x + 1,")
+    generate(open_course(course_dir), "ps1")
+    hard_coded = dict(CORRECT, **{"square-grad": "return 6.0 if x == 3.0 else 0.0"})
+    class_ = {"right": _answered(course_dir, CORRECT),
+              "wrong": _answered(course_dir, dict(CORRECT, **{"square-grad": WRONG["square-grad"]})),
+              "hard": _answered(course_dir, hard_coded)}
+    _collect_and_grade(course_dir, capsys, _folders(tmp_path / "download", class_))
+    course = open_course(course_dir)
+
+    def scores() -> dict[str, float]:
+        with course.gradebook() as gradebook:
+            return {s.student.id: s.score for s in gradebook.find_assignment("ps1").submissions}
+
+    def graded_test(student: str) -> str:  # the test-square-grad cell of the student's graded notebook
+        graded = nbformat.read(course.autograded / student / "ps1" / "ps1.ipynb", as_version=4)
+        cell = next(c for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test-square-grad")
+        return cell.source
+
+    assert scores() == {"right": 3.0, "wrong": 5.0, "hard": 3.0}
+
+    # The instructor fixes the test in source/. Without releasing, regrade says exactly what to run.
+    _fix_test(course_dir, "test-square-grad", "checks.close(square_grad(3.0), 7.0)",
+              "checks.close(square_grad(3.0), 6.0)")
+    _fix_test(course_dir, "test-square-grad", "lambda x: 2 * x + 1,", "lambda x: 2 * x,")
+    command = ["regrade", "--course", str(course_dir), "--workers", "2", "--no-progress", "ps1", "test-square-grad"]
+    assert main([*command, "--no-release"]) == 1
+    assert "run `python -m grader release ps1`, then `python -m grader regrade ps1 test-square-grad`" \
+        in capsys.readouterr().err
+    assert scores() == {"right": 3.0, "wrong": 5.0, "hard": 3.0}
+    assert main(["regrade", "--course", str(course_dir), "ps1", "test-nothing"]) == 1
+    assert "ps1 has no test cell 'test-nothing'; its tests: test-make-leaf, test-norm-grad, test-square-grad" \
+        in capsys.readouterr().err
+
+    # One command: released (and checked), regraded, and what moved.
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert "the test test-square-grad in source/ differs from the released one: releasing ps1" in out
+    assert "checked ps1/ps1: ok" in out
+    assert "test-square-grad of ps1/ps1 regraded with the current test for 3 submission(s)" in out
+    assert "scores moved for 2 student(s): 1 up, 1 down; 1 unchanged" in out
+    assert "  right: 0 → 2" in out and "  wrong: 2 → 0" in out and "  hard:" not in out
+    assert "other exercises' scores moved" not in out and "flagged" not in out
+    assert scores() == {"right": 5.0, "wrong": 3.0, "hard": 3.0}  # the gradebook formgrader reads
+
+    # Records and graded notebooks agree with it: graded with the fixed test, a later autograde skips them.
+    with course.gradebook() as gradebook:
+        digest = test_digests(test_sources(gradebook, {"ps1"}), "ps1")["ps1/test-square-grad"]
+    for student, passed in {"right": True, "wrong": False, "hard": False}.items():
+        record = load_record(course, "ps1", student)
+        assert record.tests["ps1/test-square-grad"] == digest
+        assert record.notebooks["ps1"].tests["test-square-grad"] is passed
+        assert "checks.close(square_grad(3.0), 6.0)" in graded_test(student)
+    assert load_record(course, "ps1", "right").notebooks["ps1"].score == 5.0
+    assert main(["autograde", "--course", str(course_dir), "--workers", "1", "--no-progress"]) == 0
+    assert "3 submission(s) unchanged since last graded" in capsys.readouterr().out
+
+    # Run again: nothing left to regrade.
+    assert main(command) == 0
+    assert "every submission of ps1 (3) is already graded with the current test-square-grad" in \
+        capsys.readouterr().out
+
+
+def test_a_corrected_release_merged_into_a_started_notebook_keeps_the_answers_and_grades_unflagged(course_dir,
+                                                                                                   tmp_path, capsys):
+    from nbformat.v4 import new_code_cell
+
+    from grader.authoring.release import generate
+
+    started = _answered(course_dir, CORRECT)  # from the first release
+    started.cells.insert(3, new_code_cell("square_grad(2.0)  # trying it"))
+    path = tmp_path / "Copy of ps1.ipynb"
+    nbformat.write(started, path)
+    _fix_test(course_dir, "test-square-grad", "checks.close(square_grad(3.0), 6.0)",
+              "checks.close(square_grad(-1.5), -3.0)")
+    _fix_test(course_dir, "intro", "Three small exercises.", "Three small exercises on derivatives.")
+    generate(open_course(course_dir), "ps1")
+
+    merged_path = tmp_path / "merged" / "ps1.ipynb"
+    assert main(["merge", "--course", str(course_dir), "ps1", str(path), "-o", str(merged_path)]) == 0
+    assert "merged into release/ps1/ps1.ipynb" in capsys.readouterr().out
+    merged = nbformat.read(merged_path, as_version=4)
+    release = nbformat.read(course_dir / "release" / "ps1" / "ps1.ipynb", as_version=4)
+    by_id = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source for cell in merged.cells}
+    assert by_id["test-square-grad"] == next(c.source for c in release.cells  # the course's fixed test
+                                             if c.metadata.get("nbgrader", {}).get("grade_id") == "test-square-grad")
+    assert "on derivatives" in by_id["intro"]
+    for grade_id, answer in CORRECT.items():  # the answers as the student wrote them
+        assert answer in by_id[grade_id]
+    sources = [cell.source for cell in merged.cells]
+    assert sources.index("square_grad(2.0)  # trying it") == 3  # their own cell, where they put it
+    assert len(merged.cells) == len(release.cells) + 1
+
+    # Graded: full marks, and no one is flagged for the course's corrections.
+    (tmp_path / "download" / "ann").mkdir(parents=True)
+    merged_path.rename(tmp_path / "download" / "ann" / "ps1.ipynb")
+    summary = _collect_and_grade(course_dir, capsys, tmp_path / "download")
+    assert "flagged" not in summary
+    with open_course(course_dir).gradebook() as gradebook:
+        assert gradebook.find_submission("ps1", "ann").score == MAX_SCORE
+
+    assert main(["merge", "--course", str(course_dir), "ps1", str(tmp_path / "nothing.ipynb"), "-o",
+                 str(tmp_path / "out.ipynb")]) == 1
+    assert "cannot read" in capsys.readouterr().err
