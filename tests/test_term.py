@@ -44,9 +44,9 @@ def _collect_and_grade(course_dir, capsys, *downloads) -> str:
     return capsys.readouterr().out
 
 
-def _fix_test(course_dir, grade_id: str, old: str, new: str) -> None:
+def _fix_test(course_dir, grade_id: str, old: str, new: str, assignment: str = "ps1") -> None:
     """The instructor edits a test cell of the source (replacing ``old`` by ``new``); not released yet."""
-    source_path = course_dir / "source" / "ps1" / "ps1.ipynb"
+    source_path = course_dir / "source" / assignment / f"{assignment}.ipynb"
     source = nbformat.read(source_path, as_version=4)
     cell = next(c for c in source.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
     assert old in cell.source
@@ -258,6 +258,9 @@ def test_an_unreachable_gradebook_server_is_a_clear_error(course_dir, capsys):
 #: The columns each LMS's grade import matches on (Canvas: "Importing grades", the gradebook export's layout;
 #: Moodle: "Import grades from CSV", mapping a column to the user's email address).
 CANVAS_IMPORT = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+#: Moodle's "Import grades from CSV" identifies each row by one column mapped to a user field (its mapping form:
+#: userid, username, useridnumber, useremail); a grade cell must be a number, or empty or "-" for no grade.
+MOODLE_USER_COLUMNS = {"Email address": "useremail", "ID number": "useridnumber"}
 
 
 def test_exports_carry_what_each_lms_import_matches_on(course_dir, tmp_path, capsys):
@@ -378,7 +381,7 @@ def test_release_puts_the_due_date_in_the_gradebook_and_refuses_a_mistyped_one(c
 
 def test_a_term_replayed_canvas_roster_late_extended_pdf_fixed_test_feedback_released(course_dir, tmp_path,
                                                                                          capsys):
-    """One assignment's term on Canvas, as an instructor lives it (Moodle's round trip: the test above)."""
+    """One assignment's term on Canvas, as an instructor lives it (Moodle's: the term replayed on Moodle, below)."""
     from fixture_course import WRONG
     from grader.authoring.release import generate
 
@@ -569,3 +572,97 @@ def test_a_corrected_release_merged_into_a_started_notebook_keeps_the_answers_an
     assert main(["merge", "--course", str(course_dir), "ps1", str(tmp_path / "nothing.ipynb"), "-o",
                  str(tmp_path / "out.ipynb")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def _moodle_import(path, users: dict[str, str], items: list[str]) -> dict[tuple[str, str], float | None]:
+    """What Moodle's "Import grades from CSV" does with the file (grade/import/csv/classes/load_data.php), with
+    "Email address" mapped to the user's email and ``items`` to grade items: (user, item) → grade. ``users``: the
+    course's participants, email → name. Stops where Moodle's import would abort (or silently misfile a row)."""
+    header, *lines = list(csv.reader(path.open(encoding="utf-8")))
+    assert set(MOODLE_USER_COLUMNS) <= set(header), header
+    email, grades = header.index("Email address"), {}
+    for line in lines:
+        assert line[email].strip(), f"a row without a user: Moodle gives its grades to the row before ({line})"
+        assert line[email] in users, f"Moodle aborts the import: no user with email address {line[email]!r}"
+        for item in items:
+            value = line[header.index(item)].strip()
+            assert value in ("", "-") or float(value) is not None, f"Moodle aborts: bad grade {value!r}"
+            grades[(line[email], item)] = None if value in ("", "-") else float(value)
+    return grades
+
+
+def test_a_term_replayed_on_moodle_two_assignments_roster_late_extended_pdf_fixed_test_feedback_released(
+        course_dir, tmp_path, capsys):
+    """Moodle's side of the term: participant ids that differ per assignment, file times, the roster, the import."""
+    import shutil
+
+    from fixture_course import WRONG
+    from grader.authoring.release import generate
+
+    shutil.copytree(course_dir / "source" / "ps1", course_dir / "source" / "ps2")
+    (course_dir / "source" / "ps2" / "ps1.ipynb").rename(course_dir / "source" / "ps2" / "ps2.ipynb")
+    generate(open_course(course_dir), "ps2")
+    config = course_dir / "nbgrader_config.py"
+    config.write_text(config.read_text() + '\nc.Deadlines.due = {"ps1": "2026-12-01 23:59 UTC", '
+                      '"ps2": "2026-12-08 23:59 UTC"}\n'
+                      'c.Deadlines.extensions = {"ps2": {"cy@uni.example": "2 days"}}\n'
+                      'c.LateSubmissionPlugin.penalty_method = "zero"\nc.Roster.file = "participants.csv"\n')
+    people = {"ann@uni.example": "Ann Lee", "bo@uni.example": "Bo Chen", "cy@uni.example": "Cy Diaz",
+              "di@uni.example": "Di Evans", "ed@uni.example": "Ed Fox"}
+    (course_dir / "participants.csv").write_text(  # Moodle's participants export
+        "First name,Last name,ID number,Email address\nAnn,Lee,A-1,ann@uni.example\nBo,Chen,,bo@uni.example\n"
+        "Cy,Diaz,A-3,cy@uni.example\nDi,Evans,A-4,di@uni.example\nEd,Fox,A-5,ed@uni.example\n")
+    right, wrong = (nbformat.writes(_answered(course_dir, a)) for a in (CORRECT, WRONG))
+    downloads = {}
+    for assignment, entries in {  # (participant id: a new one per assignment, as Moodle numbers them)
+            "ps1": [("Ann Lee_42", "ps1.ipynb", right, _utc(1, 20)), ("Bo Chen_43", "ps1.ipynb", wrong, _utc(1, 21)),
+                    ("Cy Diaz_44", "ps1.ipynb", right, _utc(2, 10)), ("Di Evans_45", "answers.pdf", b"%PDF", _utc(1, 9))],
+            "ps2": [("Ann Lee_71", "ps2.ipynb", right, _utc(8, 20)), ("Bo Chen_72", "ps2.ipynb", right, _utc(9, 12)),
+                    ("Cy Diaz_73", "Copy of ps2.ipynb", right, _utc(9, 12)), ("Di Evans_74", "ps2.ipynb", wrong,
+                                                                              _utc(8, 1))]}.items():
+        downloads[assignment] = tmp_path / f"{assignment}-moodle.zip"
+        with zipfile.ZipFile(downloads[assignment], "w") as archive:
+            for folder, name, data, when in entries:
+                archive.writestr(_entry(f"{folder}_assignsubmission_file_/{name}", when), data)
+        assert main(["collect", "--course", str(course_dir), assignment, str(downloads[assignment])]) == 0
+    assert "answers.pdf is not a notebook" in capsys.readouterr().out
+    course = open_course(course_dir)
+    # One student per person across both assignments, whatever the participant id: their email.
+    assert sorted(p.name for p in course.submitted.iterdir()) == sorted(people)[:4]
+    assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress"]) == 0
+    summary = capsys.readouterr().out
+    assert "cy@uni.example/ps1: late by 10 h 1 min; late penalty 5 point(s)" in summary
+    assert "bo@uni.example/ps2: late by 12 h 1 min; late penalty 5 point(s)" in summary
+    assert "cy@uni.example/ps2:" not in summary  # covered by the extension: not late
+    assert "di@uni.example/ps1/ps1: missing: missing, wrong file type uploaded (answers.pdf)" in summary
+
+    # A test of ps2 fixed after release: one command releases it and regrades the class with it.
+    _fix_test(course_dir, "test-norm-grad", "np.array([1.0, 2.0, 3.0])", "np.array([1.0, -2.0, 0.5])", "ps2")
+    assert main(["regrade", "--course", str(course_dir), "--workers", "2", "--no-progress", "ps2",
+                 "test-norm-grad"]) == 0
+    out = capsys.readouterr().out
+    assert "test-norm-grad of ps2/ps2 regraded with the current test for 4 submission(s)" in out
+    assert "scores moved for 0 student(s): 0 up, 0 down; 4 unchanged" in out  # a right test made righter
+    assert "flagged" not in out
+
+    # Feedback, released through nbgrader's exchange.
+    assert main(["feedback", "--course", str(course_dir)]) == 0
+    for assignment in ("ps1", "ps2"):
+        assert course.api().release_feedback(assignment)["success"]
+    assert len(list((course_dir / "exchange" / "autograd-lab" / "feedback").glob("*.html"))) == 8
+
+    # Moodle's import: the rows it matches by email, the grades as the gradebook has them after penalties.
+    out = tmp_path / "moodle.csv"
+    assert main(["export", "--course", str(course_dir), "--format", "moodle", "-o", str(out)]) == 0
+    assert "needs attention" not in capsys.readouterr().err
+    grades = _moodle_import(out, people, ["ps1", "ps2"])
+    assert grades == {
+        ("ann@uni.example", "ps1"): 5.0, ("bo@uni.example", "ps1"): 0.0, ("cy@uni.example", "ps1"): 0.0,
+        ("di@uni.example", "ps1"): 0.0, ("ann@uni.example", "ps2"): 5.0, ("bo@uni.example", "ps2"): 0.0,
+        ("cy@uni.example", "ps2"): 5.0, ("di@uni.example", "ps2"): 0.0}
+    table = {row["Email address"]: row for row in csv.DictReader(out.open())}
+    assert (table["ann@uni.example"]["ID number"], table["bo@uni.example"]["ID number"]) == ("A-1", "")
+    assert main(["report", "--course", str(course_dir)]) == 0
+    report = (course_dir / "reports" / "ps2.md").read_text()
+    assert r"- ed@uni.example \(Ed Fox\) / —: no submission" in report
+    assert "- bo@uni.example: late by 12 h 1 min, late penalty 5" in report
