@@ -196,7 +196,10 @@ def test_through_nbgraders_exchange_stock_autograde_is_refused_and_feedback_is_r
     assert not button["success"] and "python -m grader feedback" in button["log"]
     assert (course.feedback / student / "ps1" / "ps1.html").read_text() == page  # the safe page is kept
 
-    released = course.api().release_feedback("ps1", student)  # formgrader's Release Feedback
+    released = _nbgrader("release_feedback", "ps1", *exchange, cwd=course_dir)  # nbgrader's command line
+    assert released.returncode == 0 and "Traceback" not in released.stderr, released.stderr
+    assert len(list((course_dir / "exchange" / "autograd-lab" / "feedback").glob("*.html"))) == 1
+    released = course.api().release_feedback("ps1", student)  # formgrader's Release Feedback, again
     assert released["success"], released.get("log")
     got = _nbgrader("fetch_feedback", "ps1", *exchange, cwd=student_dir)
     assert got.returncode == 0, got.stderr
