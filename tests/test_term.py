@@ -505,16 +505,20 @@ def test_one_command_regrades_one_exercise_across_the_class_and_says_whose_score
     assert "ps1 has no test cell 'test-nothing'; its tests: test-make-leaf, test-norm-grad, test-square-grad" \
         in capsys.readouterr().err
 
+    # A submission that arrived since is graded too (with nothing to compare).
+    newcomer = _folders(tmp_path / "download2", {"newcomer": _answered(course_dir, CORRECT)})
+    assert main(["collect", "--course", str(course_dir), "ps1", str(newcomer)]) == 0
+
     # One command: released (and checked), regraded, and what moved.
     assert main(command) == 0
     out = capsys.readouterr().out
     assert "the test test-square-grad in source/ differs from the released one: releasing ps1" in out
     assert "checked ps1/ps1: ok" in out
-    assert "test-square-grad of ps1/ps1 regraded with the current test for 3 submission(s)" in out
-    assert "scores moved for 2 student(s): 1 up, 1 down; 1 unchanged" in out
-    assert "  right: 0 → 2" in out and "  wrong: 2 → 0" in out and "  hard:" not in out
+    assert "test-square-grad of ps1/ps1 regraded with the current test for 4 submission(s)" in out
+    assert "scores moved for 2 student(s): 1 up, 1 down; 1 unchanged; 1 graded for the first time" in out
+    assert "  right: 0 → 2" in out and "  wrong: 2 → 0" in out and "  hard:" not in out and "  newcomer:" not in out
     assert "other exercises' scores moved" not in out and "flagged" not in out
-    assert scores() == {"right": 5.0, "wrong": 3.0, "hard": 3.0}  # the gradebook formgrader reads
+    assert scores() == {"right": 5.0, "wrong": 3.0, "hard": 3.0, "newcomer": 5.0}  # the gradebook formgrader reads
 
     # Records and graded notebooks agree with it: graded with the fixed test, a later autograde skips them.
     with course.gradebook() as gradebook:
@@ -526,11 +530,11 @@ def test_one_command_regrades_one_exercise_across_the_class_and_says_whose_score
         assert "checks.close(square_grad(3.0), 6.0)" in graded_test(student)
     assert load_record(course, "ps1", "right").notebooks["ps1"].score == 5.0
     assert main(["autograde", "--course", str(course_dir), "--workers", "1", "--no-progress"]) == 0
-    assert "3 submission(s) unchanged since last graded" in capsys.readouterr().out
+    assert "4 submission(s) unchanged since last graded" in capsys.readouterr().out
 
     # Run again: nothing left to regrade.
     assert main(command) == 0
-    assert "every submission of ps1 (3) is already graded with the current test-square-grad" in \
+    assert "every submission of ps1 (4) is already graded with the current test-square-grad" in \
         capsys.readouterr().out
 
 

@@ -35,6 +35,7 @@ class Regrade:
     grade_id: str
     released: bool = False
     current: int = 0  # submissions already graded with the current test: not run again
+    first: list[str] = field(default_factory=list)  # students never graded before: graded now, nothing moved
     before: dict[str, Scores] = field(default_factory=dict)  # student → scores, of the submissions regraded
     after: dict[str, Scores] = field(default_factory=dict)
     summary: Summary | None = None
@@ -42,13 +43,15 @@ class Regrade:
     def moved(self) -> dict[str, tuple[float | None, float | None]]:
         """student → (before, after) of the exercise, for every student whose score for it changed."""
         return {student: (self.before[student][0], scores[0]) for student, scores in self.after.items()
-                if student in self.before and self.before[student][0] != scores[0]}
+                if student not in self.first and self.before[student][0] != scores[0]}
 
     def others_moved(self) -> dict[str, tuple[float, float]]:
         """student → (before, after) of the rest of the submission, where it changed too (other tests released
         with this one, a cell that timed out once and not again, manual grades given meanwhile)."""
         moved = {}
         for student, (exercise, total) in self.after.items():
+            if student in self.first:
+                continue
             old_exercise, old_total = self.before.get(student, (None, None))
             rest = (total or 0.0) - (exercise or 0.0)
             old_rest = (old_total or 0.0) - (old_exercise or 0.0)
@@ -80,7 +83,11 @@ def regrade(course: Course, assignment: str, grade_id: str, *, release_first: bo
         report(f"the test {grade_id} in source/ differs from the released one: releasing {assignment}"
                + (f" (this also releases the other changed tests: {', '.join(others)}; their scores may move too)"
                   if others else ""))
-        release(course, [assignment], report=report)
+        try:
+            release(course, [assignment], report=report)
+        except GraderError as error:
+            raise GraderError(f"{error}\nNothing was regraded. Once the source passes its checks, run "
+                              f"`python -m grader regrade {assignment} {grade_id}` again.") from None
         result.released = True
     digest = test_digests(_released_tests(course, assignment), assignment)[key]
 
@@ -89,6 +96,8 @@ def regrade(course: Course, assignment: str, grade_id: str, *, release_first: bo
         record = load_record(course, assignment, folder.parent.name)
         if folder.is_dir() and (force or record is None or record.tests.get(key) != digest):
             students.append(folder.parent.name)
+            if record is None:
+                result.first.append(folder.parent.name)
         elif folder.is_dir():
             result.current += 1
     if not students:
@@ -113,8 +122,10 @@ def print_regrade(result: Regrade, report: Callable[[str], None] = print) -> Non
            f"{len(result.after)} submission(s)"
            + (f" ({result.current} already graded with it were not run again; --force runs them too)"
               if result.current else ""))
+    first = [student for student in result.first if student in result.after]
     report(f"scores moved for {len(moved)} student(s): {up} up, {len(moved) - up} down; "
-           f"{len(result.after) - len(moved)} unchanged")
+           f"{len(result.after) - len(moved) - len(first)} unchanged"
+           + (f"; {len(first)} graded for the first time" if first else ""))
     for student, (before, after) in sorted(moved.items()):
         report(f"  {student}: {_points(before)} → {_points(after)}")
     others = result.others_moved()
