@@ -540,6 +540,8 @@ def test_one_command_regrades_one_exercise_across_the_class_and_says_whose_score
 
 def test_a_corrected_release_merged_into_a_started_notebook_keeps_the_answers_and_grades_unflagged(course_dir,
                                                                                                    tmp_path, capsys):
+    import json
+
     from nbformat.v4 import new_code_cell
 
     from grader.authoring.release import generate
@@ -579,6 +581,11 @@ def test_a_corrected_release_merged_into_a_started_notebook_keeps_the_answers_an
     assert main(["merge", "--course", str(course_dir), "ps1", str(tmp_path / "nothing.ipynb"), "-o",
                  str(tmp_path / "out.ipynb")]) == 1
     assert "cannot read" in capsys.readouterr().err
+    for cell in started.cells:  # saved by a tool older than nbformat 4.5: no cell ids to match by
+        cell.pop("id", None)
+    path.write_text(json.dumps({**started, "nbformat_minor": 4}))
+    assert main(["merge", "--course", str(course_dir), "ps1", str(path), "-o", str(tmp_path / "out.ipynb")]) == 1
+    assert "cells without ids" in capsys.readouterr().err and not (tmp_path / "out.ipynb").exists()
 
 
 def _moodle_import(path, users: dict[str, str], items: list[str]) -> dict[tuple[str, str], float | None]:

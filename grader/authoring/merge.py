@@ -31,6 +31,8 @@ def merge_release(mine: dict, release: dict) -> dict:
     """
     if not all(_key(cell) for cell in release["cells"]):
         raise ValueError("the release has cells without ids: they cannot be matched")
+    if not all(_key(cell) for cell in mine["cells"]):  # the course's text would be taken for the learner's own cells
+        raise ValueError("it has cells without ids (saved by a tool older than nbformat 4.5): they cannot be matched")
     released = {_key(cell) for cell in release["cells"]}
     answers = {_key(cell): cell for cell in mine["cells"] if _is_answer(cell) and _key(cell)}
     own: dict[str, list[dict]] = {}  # the release cell they follow ("" for the top) → the learner's cells
