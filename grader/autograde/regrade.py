@@ -89,7 +89,10 @@ def regrade(course: Course, assignment: str, grade_id: str, *, release_first: bo
             raise GraderError(f"{error}\nNothing was regraded. Once the source passes its checks, run "
                               f"`python -m grader regrade {assignment} {grade_id}` again.") from None
         result.released = True
-    digest = test_digests(_released_tests(course, assignment), assignment)[key]
+    digest = test_digests(_released_tests(course, assignment), assignment).get(key)
+    if digest is None:
+        raise GraderError(f"{grade_id} is no longer a test of {assignment} (removed from source/ and released): "
+                          f"`python -m grader autograde {assignment}` regrades the class without it")
 
     students = []
     for folder in sorted(course.submitted.glob(f"*/{assignment}")):
@@ -100,6 +103,9 @@ def regrade(course: Course, assignment: str, grade_id: str, *, release_first: bo
                 result.first.append(folder.parent.name)
         elif folder.is_dir():
             result.current += 1
+    if not students and not result.current:
+        report(f"no submissions of {assignment} to regrade (import them with `python -m grader collect` first)")
+        return result
     if not students:
         report(f"every submission of {assignment} ({result.current}) is already graded with the current "
                f"{grade_id}: nothing to regrade (--force runs them again)")
