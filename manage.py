@@ -31,6 +31,10 @@ EXTRAS = "course,test,dask,postgres"
 WORKSPACE = ROOT / "workspace"
 STUDENT_NOTEBOOKS = ROOT / "course" / "release"
 
+if str(ROOT) not in sys.path:  # the merge is the grader's too (python -m grader merge); it is standard library only
+    sys.path.insert(0, str(ROOT))
+from grader.authoring.merge import merge_release  # noqa: E402
+
 
 def say(message: str) -> None:
     print(f"[manage] {message}", flush=True)
@@ -167,44 +171,6 @@ def copy_student_notebooks() -> None:
             target.write_text(json.dumps(merged, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             say(f"updated workspace/{target.relative_to(WORKSPACE)}: the course corrected it; your answers are "
                 f"kept (the copy before is workspace/{backup.relative_to(WORKSPACE)})")
-
-
-def _key(cell: dict) -> str:
-    """A cell's identity across releases: its nbgrader grading id, else its cell id."""
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or cell.get("id") or ""
-
-
-def _is_answer(cell: dict) -> bool:
-    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
-
-
-def merge_release(mine: dict, release: dict) -> dict:
-    """The new release's notebook with the learner's work in it, matched by cell id.
-
-    Every cell of the release is taken from the release, except the learner's answers (nbgrader's
-    solution cells), which are kept as they wrote them. Cells the learner added (in neither
-    release's cells) stay after the cell they followed. Cells the release no longer has are dropped
-    unless they are answers or the learner's own.
-    """
-    if not all(_key(cell) for cell in release["cells"]):
-        raise ValueError("the release has cells without ids: they cannot be matched")
-    released = {_key(cell) for cell in release["cells"]}
-    answers = {_key(cell): cell for cell in mine["cells"] if _is_answer(cell) and _key(cell)}
-    own: dict[str, list[dict]] = {}  # the release cell they follow ("" for the top) → the learner's cells
-    anchor = ""
-    for cell in mine["cells"]:
-        key = _key(cell)
-        if key in released:
-            anchor = key
-        elif not cell.get("metadata", {}).get("nbgrader") or _is_answer(cell):
-            own.setdefault(anchor, []).append(cell)
-    cells = list(own.pop("", []))
-    for cell in release["cells"]:
-        key = _key(cell)
-        cells.append(answers.get(key, cell) if _is_answer(cell) else cell)
-        cells += own.pop(key, [])
-    cells += [cell for rest in own.values() for cell in rest]  # after a cell the release removed: at the end
-    return {**mine, "cells": cells, "nbformat": release["nbformat"], "nbformat_minor": release["nbformat_minor"]}
 
 
 #: The instructor's nbgrader tools (Create Assignment, Formgrader, ...): not in the student's view.

@@ -1,8 +1,10 @@
 """``python -m grader``: the instructor's command line, one subcommand per stage.
 
     python -m grader release      make the student versions and check them
+    python -m grader merge        a notebook a student started, updated to a corrected release
     python -m grader collect      import an LMS bulk download of submissions
     python -m grader autograde    grade submissions (fast, sandboxed, in parallel)
+    python -m grader regrade      one exercise regraded across the class after its test was fixed
     python -m grader feedback     an HTML report per student
     python -m grader export       grades as CSV for Canvas, Moodle or a spreadsheet
     python -m grader report       pass rates per exercise and a score histogram
@@ -72,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --list: write the index into the course's AUTHORING.md instead of printing it")
     release.set_defaults(run=_release)
 
+    merge = commands.add_parser(
+        "merge", parents=[course],
+        help="a notebook a student started, updated to the corrected release (their answers kept)",
+        description="Merge a student's notebook, started from an earlier release, into the assignment's current "
+                    "student version, matched by cell id: the course's cells (a fixed test, corrected text) are the "
+                    "new ones; the student's answers (solution cells) and the cells they added are kept.")
+    merge.add_argument("assignment", metavar="ASSIGNMENT")
+    merge.add_argument("started", metavar="NOTEBOOK", help="the student's notebook")
+    merge.add_argument("--output", "-o", metavar="FILE", required=True, help="where to write the merged notebook")
+    merge.add_argument("--notebook", metavar="NAME",
+                       help="which of the assignment's notebooks it is (default: the only one, or the same name)")
+    merge.set_defaults(run=_merge)
+
     collect = commands.add_parser(
         "collect", parents=[course], help="import a folder or zip of submissions (an LMS bulk download)",
         description="Import submissions into submitted/<student>/<assignment>/ from a Canvas or Moodle bulk "
@@ -101,6 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
                            help="also print where the time went (the grading process's and the workers' phases) "
                                 "and peak memory")
     autograde.set_defaults(run=_autograde)
+
+    regrade = commands.add_parser(
+        "regrade", parents=[course, parallel],
+        help="regrade one exercise across the class after its test was fixed (releasing the fix first)",
+        description="After fixing an exercise's test in source/: release the fix when it is not released yet, "
+                    "regrade every submission not yet graded with the current test (each on its same hidden "
+                    "inputs), and say whose score for the exercise moved, up or down.")
+    regrade.add_argument("assignment", metavar="ASSIGNMENT")
+    regrade.add_argument("grade_id", metavar="TEST", help="the test cell's grade id (e.g. poly-derivative)")
+    regrade.add_argument("--no-release", action="store_true",
+                         help="never release: stop, saying what to run, when source/ holds an unreleased fix")
+    regrade.add_argument("--force", action="store_true",
+                         help="also rerun submissions already graded with the current test")
+    regrade.set_defaults(run=_regrade)
 
     feedback = commands.add_parser(
         "feedback", parents=[course, assignments, students, parallel],
@@ -166,6 +195,19 @@ def _exercise_index(course, *, write: bool) -> int:
     return 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from grader.authoring.merge import merge_file
+    from grader.course import open_course
+
+    notebook = merge_file(open_course(args.course), args.assignment, Path(args.started), Path(args.output),
+                          args.notebook)
+    say(f"wrote {args.output}: {args.started} merged into release/{args.assignment}/{notebook}.ipynb "
+        "(the course's cells are the new ones; the student's answers and own cells are kept)")
+    return 0
+
+
 def _collect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -210,6 +252,19 @@ def _autograde(args: argparse.Namespace) -> int:
     print_summary(summary, report=say)
     if args.timings:
         print_timings(summary, report=say)
+    return 0
+
+
+def _regrade(args: argparse.Namespace) -> int:
+    from grader.autograde.regrade import print_regrade, regrade
+    from grader.autograde.summary import print_summary
+    from grader.course import open_course
+
+    result = regrade(open_course(args.course), args.assignment, args.grade_id, release_first=not args.no_release,
+                     force=args.force, report=say, workers=args.workers, progress=not args.no_progress)
+    if result.summary is not None:
+        print_summary(result.summary, report=say)
+    print_regrade(result, report=say)
     return 0
 
 

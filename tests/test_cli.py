@@ -6,7 +6,7 @@ import pytest
 
 from grader.cli import main
 
-COMMANDS = ["release", "collect", "autograde", "feedback", "export", "report"]
+COMMANDS = ["release", "merge", "collect", "autograde", "regrade", "feedback", "export", "report"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -60,3 +60,12 @@ def test_release_list_prints_the_exercise_index_and_runs_nothing(capsys):
     assert main(["release", "--list", "--course", str(course)]) == 0
     out = capsys.readouterr().out
     assert "### 01-tensors" in out and "| `make-leaf` |" in out and "generated" not in out
+
+
+def test_regrade_names_the_tests_and_says_when_there_is_nothing_to_regrade(course_dir, capsys):
+    assert main(["regrade", "--course", str(course_dir), "ps1", "make-leaf"]) == 1  # a solution cell, not a test
+    assert "ps1 has no test cell 'make-leaf'; its tests: test-make-leaf, test-norm-grad, test-square-grad" \
+        in capsys.readouterr().err
+    assert main(["regrade", "--course", str(course_dir), "ps1", "test-make-leaf"]) == 0
+    assert "no submissions of ps1 to regrade (import them with `python -m grader collect` first)" \
+        in capsys.readouterr().out

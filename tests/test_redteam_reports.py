@@ -359,6 +359,21 @@ def test_export_keeps_negative_scores_numbers(monkeypatch):
     assert (row["ps1"], row["total"]) == ("-1.5", "-1.5")
 
 
+def test_moodle_export_leaves_out_a_row_moodle_would_give_to_the_student_above(monkeypatch):
+    """Moodle's import skips an empty user column and files that row's grades under the row before it."""
+    import grader.outputs.export as export_module
+    from grader.outputs.export import Row
+
+    rows = [Row("ann@uni.example", "Ann Lee", "", {"ps1": 1.0}, email="ann@uni.example"),
+            Row("42", "Bo Chen", "42", {"ps1": 5.0})]  # collected without a roster: no email
+    monkeypatch.setattr(export_module, "gather", lambda course, assignments: (["ps1"], {"ps1": 5.0}, rows))
+    monkeypatch.setattr(export_module, "lms_columns", lambda course, roster: {})
+    text, problems = export_module.export(None, None, "moodle")
+    assert [row["Email address"] for row in csv.DictReader(io.StringIO(text))] == ["ann@uni.example"]
+    assert problems == ["42: no email address, so Moodle's import cannot match this row: left out of the file "
+                        "(collect with --roster, Moodle's participants export)"]
+
+
 # --- the terminal and reports/*.md ---------------------------------------------------------------
 
 def _clean(text: str) -> bool:

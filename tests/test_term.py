@@ -44,9 +44,9 @@ def _collect_and_grade(course_dir, capsys, *downloads) -> str:
     return capsys.readouterr().out
 
 
-def _fix_test(course_dir, grade_id: str, old: str, new: str) -> None:
+def _fix_test(course_dir, grade_id: str, old: str, new: str, assignment: str = "ps1") -> None:
     """The instructor edits a test cell of the source (replacing ``old`` by ``new``); not released yet."""
-    source_path = course_dir / "source" / "ps1" / "ps1.ipynb"
+    source_path = course_dir / "source" / assignment / f"{assignment}.ipynb"
     source = nbformat.read(source_path, as_version=4)
     cell = next(c for c in source.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
     assert old in cell.source
@@ -196,7 +196,10 @@ def test_through_nbgraders_exchange_stock_autograde_is_refused_and_feedback_is_r
     assert not button["success"] and "python -m grader feedback" in button["log"]
     assert (course.feedback / student / "ps1" / "ps1.html").read_text() == page  # the safe page is kept
 
-    released = course.api().release_feedback("ps1", student)  # formgrader's Release Feedback
+    released = _nbgrader("release_feedback", "ps1", *exchange, cwd=course_dir)  # nbgrader's command line
+    assert released.returncode == 0 and "Traceback" not in released.stderr, released.stderr
+    assert len(list((course_dir / "exchange" / "autograd-lab" / "feedback").glob("*.html"))) == 1
+    released = course.api().release_feedback("ps1", student)  # formgrader's Release Feedback, again
     assert released["success"], released.get("log")
     got = _nbgrader("fetch_feedback", "ps1", *exchange, cwd=student_dir)
     assert got.returncode == 0, got.stderr
@@ -258,6 +261,9 @@ def test_an_unreachable_gradebook_server_is_a_clear_error(course_dir, capsys):
 #: The columns each LMS's grade import matches on (Canvas: "Importing grades", the gradebook export's layout;
 #: Moodle: "Import grades from CSV", mapping a column to the user's email address).
 CANVAS_IMPORT = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+#: Moodle's "Import grades from CSV" identifies each row by one column mapped to a user field (its mapping form:
+#: userid, username, useridnumber, useremail); a grade cell must be a number, or empty or "-" for no grade.
+MOODLE_USER_COLUMNS = {"Email address": "useremail", "ID number": "useridnumber"}
 
 
 def test_exports_carry_what_each_lms_import_matches_on(course_dir, tmp_path, capsys):
@@ -378,7 +384,7 @@ def test_release_puts_the_due_date_in_the_gradebook_and_refuses_a_mistyped_one(c
 
 def test_a_term_replayed_canvas_roster_late_extended_pdf_fixed_test_feedback_released(course_dir, tmp_path,
                                                                                          capsys):
-    """One assignment's term on Canvas, as an instructor lives it (Moodle's round trip: the test above)."""
+    """One assignment's term on Canvas, as an instructor lives it (Moodle's: the term replayed on Moodle, below)."""
     from fixture_course import WRONG
     from grader.authoring.release import generate
 
@@ -453,3 +459,224 @@ def test_fixing_one_test_or_an_extension_keeps_the_other_exercises_hidden_inputs
     assert main(["autograde", "--course", str(course_dir), "--workers", "1", "--no-progress"]) == 0
     assert "1 submission(s) regraded" in capsys.readouterr().out
     assert hidden_failure() == before  # regraded, on the same hidden inputs for square-grad
+
+
+def test_one_command_regrades_one_exercise_across_the_class_and_says_whose_score_moved(course_dir, tmp_path,
+                                                                                        capsys):
+    """A test released with a mistake, graded, then fixed in source/: `regrade` releases the fix and regrades."""
+    from fixture_course import WRONG
+    from grader.authoring.release import generate
+    from grader.autograde.jobs import test_digests, test_sources
+    from grader.records import load_record
+
+    # Released and graded with a wrong expected derivative (2x + 1): the wrong answer passes, the right one fails.
+    _fix_test(course_dir, "test-square-grad", "checks.close(square_grad(3.0), 6.0)",
+              "checks.close(square_grad(3.0), 7.0)")
+    _fix_test(course_dir, "test-square-grad", "lambda x: 2 * x,", "lambda x: 2 * x + 1,")
+    generate(open_course(course_dir), "ps1")
+    hard_coded = dict(CORRECT, **{"square-grad": "return 6.0 if x == 3.0 else 0.0"})
+    class_ = {"right": _answered(course_dir, CORRECT),
+              "wrong": _answered(course_dir, dict(CORRECT, **{"square-grad": WRONG["square-grad"]})),
+              "hard": _answered(course_dir, hard_coded)}
+    _collect_and_grade(course_dir, capsys, _folders(tmp_path / "download", class_))
+    course = open_course(course_dir)
+
+    def scores() -> dict[str, float]:
+        with course.gradebook() as gradebook:
+            return {s.student.id: s.score for s in gradebook.find_assignment("ps1").submissions}
+
+    def graded_test(student: str) -> str:  # the test-square-grad cell of the student's graded notebook
+        graded = nbformat.read(course.autograded / student / "ps1" / "ps1.ipynb", as_version=4)
+        cell = next(c for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test-square-grad")
+        return cell.source
+
+    assert scores() == {"right": 3.0, "wrong": 5.0, "hard": 3.0}
+
+    # The instructor fixes the test in source/. Without releasing, regrade says exactly what to run.
+    _fix_test(course_dir, "test-square-grad", "checks.close(square_grad(3.0), 7.0)",
+              "checks.close(square_grad(3.0), 6.0)")
+    _fix_test(course_dir, "test-square-grad", "lambda x: 2 * x + 1,", "lambda x: 2 * x,")
+    command = ["regrade", "--course", str(course_dir), "--workers", "2", "--no-progress", "ps1", "test-square-grad"]
+    assert main([*command, "--no-release"]) == 1
+    assert "run `python -m grader release ps1`, then `python -m grader regrade ps1 test-square-grad`" \
+        in capsys.readouterr().err
+    assert scores() == {"right": 3.0, "wrong": 5.0, "hard": 3.0}
+    assert main(["regrade", "--course", str(course_dir), "ps1", "test-nothing"]) == 1
+    assert "ps1 has no test cell 'test-nothing'; its tests: test-make-leaf, test-norm-grad, test-square-grad" \
+        in capsys.readouterr().err
+
+    # A submission that arrived since is graded too (with nothing to compare).
+    newcomer = _folders(tmp_path / "download2", {"newcomer": _answered(course_dir, CORRECT)})
+    assert main(["collect", "--course", str(course_dir), "ps1", str(newcomer)]) == 0
+
+    # One command: released (and checked), regraded, and what moved.
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert "the test test-square-grad in source/ differs from the released one: releasing ps1" in out
+    assert "checked ps1/ps1: ok" in out
+    assert "test-square-grad of ps1/ps1 regraded with the current test for 4 submission(s)" in out
+    assert "scores moved for 2 student(s): 1 up, 1 down; 1 unchanged; 1 graded for the first time" in out
+    assert "  right: 0 → 2" in out and "  wrong: 2 → 0" in out and "  hard:" not in out and "  newcomer:" not in out
+    assert "other exercises' scores moved" not in out and "flagged" not in out
+    assert scores() == {"right": 5.0, "wrong": 3.0, "hard": 3.0, "newcomer": 5.0}  # the gradebook formgrader reads
+
+    # Records and graded notebooks agree with it: graded with the fixed test, a later autograde skips them.
+    with course.gradebook() as gradebook:
+        digest = test_digests(test_sources(gradebook, {"ps1"}), "ps1")["ps1/test-square-grad"]
+    for student, passed in {"right": True, "wrong": False, "hard": False}.items():
+        record = load_record(course, "ps1", student)
+        assert record.tests["ps1/test-square-grad"] == digest
+        assert record.notebooks["ps1"].tests["test-square-grad"] is passed
+        assert "checks.close(square_grad(3.0), 6.0)" in graded_test(student)
+    assert load_record(course, "ps1", "right").notebooks["ps1"].score == 5.0
+    assert main(["autograde", "--course", str(course_dir), "--workers", "1", "--no-progress"]) == 0
+    assert "4 submission(s) unchanged since last graded" in capsys.readouterr().out
+
+    # Run again: nothing left to regrade.
+    assert main(command) == 0
+    assert "every submission of ps1 (4) is already graded with the current test-square-grad" in \
+        capsys.readouterr().out
+
+
+def test_a_corrected_release_merged_into_a_started_notebook_keeps_the_answers_and_grades_unflagged(course_dir,
+                                                                                                   tmp_path, capsys):
+    import json
+
+    from nbformat.v4 import new_code_cell
+
+    from grader.authoring.release import generate
+
+    started = _answered(course_dir, CORRECT)  # from the first release
+    started.cells.insert(3, new_code_cell("square_grad(2.0)  # trying it"))
+    path = tmp_path / "Copy of ps1.ipynb"
+    nbformat.write(started, path)
+    _fix_test(course_dir, "test-square-grad", "checks.close(square_grad(3.0), 6.0)",
+              "checks.close(square_grad(-1.5), -3.0)")
+    _fix_test(course_dir, "intro", "Three small exercises.", "Three small exercises on derivatives.")
+    generate(open_course(course_dir), "ps1")
+
+    merged_path = tmp_path / "merged" / "ps1.ipynb"
+    assert main(["merge", "--course", str(course_dir), "ps1", str(path), "-o", str(merged_path)]) == 0
+    assert "merged into release/ps1/ps1.ipynb" in capsys.readouterr().out
+    merged = nbformat.read(merged_path, as_version=4)
+    release = nbformat.read(course_dir / "release" / "ps1" / "ps1.ipynb", as_version=4)
+    by_id = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source for cell in merged.cells}
+    assert by_id["test-square-grad"] == next(c.source for c in release.cells  # the course's fixed test
+                                             if c.metadata.get("nbgrader", {}).get("grade_id") == "test-square-grad")
+    assert "on derivatives" in by_id["intro"]
+    for grade_id, answer in CORRECT.items():  # the answers as the student wrote them
+        assert answer in by_id[grade_id]
+    sources = [cell.source for cell in merged.cells]
+    assert sources.index("square_grad(2.0)  # trying it") == 3  # their own cell, where they put it
+    assert len(merged.cells) == len(release.cells) + 1
+
+    # Graded: full marks, and no one is flagged for the course's corrections.
+    (tmp_path / "download" / "ann").mkdir(parents=True)
+    merged_path.rename(tmp_path / "download" / "ann" / "ps1.ipynb")
+    summary = _collect_and_grade(course_dir, capsys, tmp_path / "download")
+    assert "flagged" not in summary
+    with open_course(course_dir).gradebook() as gradebook:
+        assert gradebook.find_submission("ps1", "ann").score == MAX_SCORE
+
+    assert main(["merge", "--course", str(course_dir), "ps1", str(tmp_path / "nothing.ipynb"), "-o",
+                 str(tmp_path / "out.ipynb")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    for cell in started.cells:  # saved by a tool older than nbformat 4.5: no cell ids to match by
+        cell.pop("id", None)
+    path.write_text(json.dumps({**started, "nbformat_minor": 4}))
+    assert main(["merge", "--course", str(course_dir), "ps1", str(path), "-o", str(tmp_path / "out.ipynb")]) == 1
+    assert "cells without ids" in capsys.readouterr().err and not (tmp_path / "out.ipynb").exists()
+
+
+def _moodle_import(path, users: dict[str, str], items: list[str]) -> dict[tuple[str, str], float | None]:
+    """What Moodle's "Import grades from CSV" does with the file (grade/import/csv/classes/load_data.php), with
+    "Email address" mapped to the user's email and ``items`` to grade items: (user, item) → grade. ``users``: the
+    course's participants, email → name. Stops where Moodle's import would abort (or silently misfile a row)."""
+    header, *lines = list(csv.reader(path.open(encoding="utf-8")))
+    assert set(MOODLE_USER_COLUMNS) <= set(header), header
+    email, grades = header.index("Email address"), {}
+    for line in lines:
+        assert line[email].strip(), f"a row without a user: Moodle gives its grades to the row before ({line})"
+        assert line[email] in users, f"Moodle aborts the import: no user with email address {line[email]!r}"
+        for item in items:
+            value = line[header.index(item)].strip()
+            assert value in ("", "-") or float(value) is not None, f"Moodle aborts: bad grade {value!r}"
+            grades[(line[email], item)] = None if value in ("", "-") else float(value)
+    return grades
+
+
+def test_a_term_replayed_on_moodle_two_assignments_roster_late_extended_pdf_fixed_test_feedback_released(
+        course_dir, tmp_path, capsys):
+    """Moodle's side of the term: participant ids that differ per assignment, file times, the roster, the import."""
+    import shutil
+
+    from fixture_course import WRONG
+    from grader.authoring.release import generate
+
+    shutil.copytree(course_dir / "source" / "ps1", course_dir / "source" / "ps2")
+    (course_dir / "source" / "ps2" / "ps1.ipynb").rename(course_dir / "source" / "ps2" / "ps2.ipynb")
+    generate(open_course(course_dir), "ps2")
+    config = course_dir / "nbgrader_config.py"
+    config.write_text(config.read_text() + '\nc.Deadlines.due = {"ps1": "2026-12-01 23:59 UTC", '
+                      '"ps2": "2026-12-08 23:59 UTC"}\n'
+                      'c.Deadlines.extensions = {"ps2": {"cy@uni.example": "2 days"}}\n'
+                      'c.LateSubmissionPlugin.penalty_method = "zero"\nc.Roster.file = "participants.csv"\n')
+    people = {"ann@uni.example": "Ann Lee", "bo@uni.example": "Bo Chen", "cy@uni.example": "Cy Diaz",
+              "di@uni.example": "Di Evans", "ed@uni.example": "Ed Fox"}
+    (course_dir / "participants.csv").write_text(  # Moodle's participants export
+        "First name,Last name,ID number,Email address\nAnn,Lee,A-1,ann@uni.example\nBo,Chen,,bo@uni.example\n"
+        "Cy,Diaz,A-3,cy@uni.example\nDi,Evans,A-4,di@uni.example\nEd,Fox,A-5,ed@uni.example\n")
+    right, wrong = (nbformat.writes(_answered(course_dir, a)) for a in (CORRECT, WRONG))
+    downloads = {}
+    for assignment, entries in {  # (participant id: a new one per assignment, as Moodle numbers them)
+            "ps1": [("Ann Lee_42", "ps1.ipynb", right, _utc(1, 20)), ("Bo Chen_43", "ps1.ipynb", wrong, _utc(1, 21)),
+                    ("Cy Diaz_44", "ps1.ipynb", right, _utc(2, 10)), ("Di Evans_45", "answers.pdf", b"%PDF", _utc(1, 9))],
+            "ps2": [("Ann Lee_71", "ps2.ipynb", right, _utc(8, 20)), ("Bo Chen_72", "ps2.ipynb", right, _utc(9, 12)),
+                    ("Cy Diaz_73", "Copy of ps2.ipynb", right, _utc(9, 12)), ("Di Evans_74", "ps2.ipynb", wrong,
+                                                                              _utc(8, 1))]}.items():
+        downloads[assignment] = tmp_path / f"{assignment}-moodle.zip"
+        with zipfile.ZipFile(downloads[assignment], "w") as archive:
+            for folder, name, data, when in entries:
+                archive.writestr(_entry(f"{folder}_assignsubmission_file_/{name}", when), data)
+        assert main(["collect", "--course", str(course_dir), assignment, str(downloads[assignment])]) == 0
+    assert "answers.pdf is not a notebook" in capsys.readouterr().out
+    course = open_course(course_dir)
+    # One student per person across both assignments, whatever the participant id: their email.
+    assert sorted(p.name for p in course.submitted.iterdir()) == sorted(people)[:4]
+    assert main(["autograde", "--course", str(course_dir), "--workers", "2", "--no-progress"]) == 0
+    summary = capsys.readouterr().out
+    assert "cy@uni.example/ps1: late by 10 h 1 min; late penalty 5 point(s)" in summary
+    assert "bo@uni.example/ps2: late by 12 h 1 min; late penalty 5 point(s)" in summary
+    assert "cy@uni.example/ps2:" not in summary  # covered by the extension: not late
+    assert "di@uni.example/ps1/ps1: missing: missing, wrong file type uploaded (answers.pdf)" in summary
+
+    # A test of ps2 fixed after release: one command releases it and regrades the class with it.
+    _fix_test(course_dir, "test-norm-grad", "np.array([1.0, 2.0, 3.0])", "np.array([1.0, -2.0, 0.5])", "ps2")
+    assert main(["regrade", "--course", str(course_dir), "--workers", "2", "--no-progress", "ps2",
+                 "test-norm-grad"]) == 0
+    out = capsys.readouterr().out
+    assert "test-norm-grad of ps2/ps2 regraded with the current test for 4 submission(s)" in out
+    assert "scores moved for 0 student(s): 0 up, 0 down; 4 unchanged" in out  # a right test made righter
+    assert "flagged" not in out
+
+    # Feedback, released through nbgrader's exchange.
+    assert main(["feedback", "--course", str(course_dir)]) == 0
+    for assignment in ("ps1", "ps2"):
+        assert course.api().release_feedback(assignment)["success"]
+    assert len(list((course_dir / "exchange" / "autograd-lab" / "feedback").glob("*.html"))) == 8
+
+    # Moodle's import: the rows it matches by email, the grades as the gradebook has them after penalties.
+    out = tmp_path / "moodle.csv"
+    assert main(["export", "--course", str(course_dir), "--format", "moodle", "-o", str(out)]) == 0
+    assert "needs attention" not in capsys.readouterr().err
+    grades = _moodle_import(out, people, ["ps1", "ps2"])
+    assert grades == {
+        ("ann@uni.example", "ps1"): 5.0, ("bo@uni.example", "ps1"): 0.0, ("cy@uni.example", "ps1"): 0.0,
+        ("di@uni.example", "ps1"): 0.0, ("ann@uni.example", "ps2"): 5.0, ("bo@uni.example", "ps2"): 0.0,
+        ("cy@uni.example", "ps2"): 5.0, ("di@uni.example", "ps2"): 0.0}
+    table = {row["Email address"]: row for row in csv.DictReader(out.open())}
+    assert (table["ann@uni.example"]["ID number"], table["bo@uni.example"]["ID number"]) == ("A-1", "")
+    assert main(["report", "--course", str(course_dir)]) == 0
+    report = (course_dir / "reports" / "ps2.md").read_text()
+    assert r"- ed@uni.example \(Ed Fox\) / —: no submission" in report
+    assert "- bo@uni.example: late by 12 h 1 min, late penalty 5" in report

@@ -9,8 +9,8 @@ A notebook that could not be graded is never written as 0.0:
   SIS Login ID, Section, then one column per notebook); the cell is left empty,
   which Canvas treats as "no change", and the problems are printed;
 * ``--format moodle``: a file for Moodle's "Import grades from CSV" (map
-  "Username" or "ID number" to the users, and each notebook column to a grade item);
-  empty cells, problems printed.
+  "Email address" or "ID number" to the users, and each notebook column to a grade item);
+  empty cells, problems printed; a student without an email address is left out of it.
 
 A missing notebook counts 0 (nothing was handed in) and is marked "missing" in
 the plain format's Notes ("missing, wrong file type uploaded (answers.pdf)" when
@@ -137,10 +137,12 @@ def export(course: Course, assignments: list[str] | None, fmt: str = "plain",
     elif fmt == "moodle":
         # Moodle's "Import grades from CSV" maps a column to the user's email, ID number, username or user id;
         # a download gives none of them (its participant ids are per assignment): the roster does.
-        problems += [f"{row.student}: no email address, so Moodle's import cannot match this row (collect with "
-                     "--roster, Moodle's participants export)" for row in rows if not row.email]
+        # A row without one is left out: Moodle's import skips an empty user column and gives that row's grades
+        # to the user of the row before it (grade/import/csv/classes/load_data.php).
+        problems += [f"{row.student}: no email address, so Moodle's import cannot match this row: left out of the "
+                     "file (collect with --roster, Moodle's participants export)" for row in rows if not row.email]
         writer.writerow(["Email address", "ID number", "Full name", "Student id", *header, "Total"])
-        for row in rows:
+        for row in [row for row in rows if row.email]:
             name, student, lms_id = _people(row)
             # Without the roster the gradebook's LMS id is a Moodle download's participant id, which is not
             # the user's ID number and could match someone else's: only the roster's is written.
