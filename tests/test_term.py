@@ -630,7 +630,8 @@ def test_a_term_replayed_on_moodle_two_assignments_roster_late_extended_pdf_fixe
     downloads = {}
     for assignment, entries in {  # (participant id: a new one per assignment, as Moodle numbers them)
             "ps1": [("Ann Lee_42", "ps1.ipynb", right, _utc(1, 20)), ("Bo Chen_43", "ps1.ipynb", wrong, _utc(1, 21)),
-                    ("Cy Diaz_44", "ps1.ipynb", right, _utc(2, 10)), ("Di Evans_45", "answers.pdf", b"%PDF", _utc(1, 9))],
+                    ("Cy Diaz_44", "ps1.ipynb", right, _utc(2, 10)),
+                    ("Di Evans_45", "answers.pdf", b"%PDF", _utc(1, 9))],
             "ps2": [("Ann Lee_71", "ps2.ipynb", right, _utc(8, 20)), ("Bo Chen_72", "ps2.ipynb", right, _utc(9, 12)),
                     ("Cy Diaz_73", "Copy of ps2.ipynb", right, _utc(9, 12)), ("Di Evans_74", "ps2.ipynb", wrong,
                                                                               _utc(8, 1))]}.items():

@@ -77,7 +77,8 @@ def merge_file(course, assignment: str, started: Path, output: Path, notebook: s
     except OSError as error:
         raise GraderError(f"cannot read {started}: {error.strerror or error}") from None
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise GraderError(f"{started.name} is not a notebook this can merge ({type(error).__name__}: {error})") from None
+        raise GraderError(f"{started.name} is not a notebook this can merge "
+                          f"({type(error).__name__}: {error})") from None
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(merged, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return notebook

@@ -139,7 +139,8 @@ def print_regrade(result: Regrade, report: Callable[[str], None] = print) -> Non
         report(f"other exercises' scores moved too for {len(others)} student(s) (see autograde's summary above):")
         for student, (before, after) in sorted(others.items()):
             report(f"  {student}: {before:g} → {after:g} (the rest of {result.notebook})")
-    report(f"feedback pages are rewritten for the regraded submissions by `python -m grader feedback {result.assignment}`")
+    report("feedback pages are rewritten for the regraded submissions by "
+           f"`python -m grader feedback {result.assignment}`")
 
 
 def _points(score: float | None) -> str:
@@ -176,7 +177,8 @@ def _notebook_of(course: Course, assignment: str, grade_id: str) -> str:
 
 
 def _scores(course: Course, assignment: str, notebook: str, grade_id: str, students: list[str]) -> dict[str, Scores]:
-    """Each student's score for the exercise and for the whole submission, as the gradebook (and formgrader) has them."""
+    """Each student's score for the exercise and for the whole submission, as the gradebook (and formgrader) has
+    them."""
     from nbgrader.api import MissingEntry
 
     scores = {}
