@@ -119,6 +119,12 @@ def _unusable(got: Observed, what: str, context: str = "") -> Verdict | None:
             None, None, context=context,
             hint=_("use numpy (np.exp, np.sin, @, ...) and your own classes; PyTorch is only for checking"),
         )
+    if got.kind == "sequence" and got.type == "used_package":
+        return _verdict_fail(
+            what, _("calls {call}, autograd_lab's own answer to this exercise").format(call=got.message),
+            None, None, context=context,
+            hint=_("write it yourself: autograd_lab is there to compare with, not to call here"),
+        )
     if got.kind == "sequence" and got.type == "unwatched":
         return _verdict_fail(
             what, _("could not be checked for PyTorch ({reason}), and this exercise must be built without it").format(
@@ -483,7 +489,7 @@ def compare_tensor(got: Observed, expected: Observed | None, *, what: str, requi
 
 def compare_raises(got: Observed, *, exception: str, match: str | None, what: str, context: str = "") -> Verdict:
     """The student's code raised ``exception`` (by class name), whose message contains ``match``."""
-    if got.kind == "sequence" and got.type in ("used_torch", "unwatched"):
+    if got.kind == "sequence" and got.type in ("used_torch", "used_package", "unwatched"):
         return _unusable(got, what, context)
     if got.kind != "exception":
         hint = None

@@ -134,6 +134,61 @@ def _solution_with(notebook: str, grade_id: str, old: str, new: str) -> str:
     return source.replace(old, new)
 
 
+CHECKER_BODY = """
+def gradient_check(function, *inputs):
+    xs = [np.array(x, dtype=np.float64) for x in inputs]
+    f = function()
+    y = f(*[Variable(x.copy()) for x in xs])
+    gy = GY
+    gxs = f.backward(gy)
+    gxs = gxs if isinstance(gxs, tuple) else (gxs,)
+    NUMERIC
+    return all(np.allclose(g, n, rtol=1e-6, atol=1e-8) for g, n in zip(gxs, numeric))
+"""
+_OWN_NUMERIC = """numeric = []
+    for x in xs:
+        n = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            old = x[i]
+            x[i] = old + 1e-6
+            up = np.sum(gy * function().forward(*xs))
+            x[i] = old - 1e-6
+            n[i] = (up - np.sum(gy * function().forward(*xs))) / 2e-6
+            x[i] = old
+        numeric.append(n)"""
+CHECKER_GY_ONES = CHECKER_BODY.replace("GY", "np.ones(np.shape(y.data))").replace("NUMERIC", _OWN_NUMERIC)
+CHECKER_PACKAGE = CHECKER_BODY.replace("GY", "np.random.default_rng(0).standard_normal(np.shape(y.data))").replace(
+    "NUMERIC", "from autograd_lab.numerical import numerical_grad\n"
+    "    numeric = numerical_grad(lambda *a: np.sum(gy * function().forward(*a)), *xs, eps=1e-6)")
+
+TOPO_RECURSIVE = """
+def topological_order(output):
+    order, met = [], set()
+
+    def visit(f):
+        if f not in met:
+            met.add(f)
+            for x in f.inputs:
+                if x.creator is not None:
+                    visit(x.creator)
+            order.append(f)
+    if output.creator is not None:
+        visit(output.creator)
+    return order
+"""
+TOPO_PREORDER = """
+def topological_order(output):
+    order, met, stack = [], set(), [output.creator]
+    while stack:
+        f = stack.pop()
+        if f is None or f in met:
+            continue
+        met.add(f)
+        order.append(f)
+        stack.extend(x.creator for x in f.inputs)
+    return order[::-1]
+"""
+
 MINIBATCH = """
 def train_minibatch(w0, b0, X, t, lr, epochs, batch_size):
     X = torch.tensor(X)
@@ -259,6 +314,21 @@ ROWS = [
         "    def forward(self, x0, x1):\n        return x0 * x1\n\n    def backward(self, gy):\n"
         "        x0, x1 = self.inputs[0].data, self.inputs[1].data\n        return gy * x1, gy * x0",
         ["gradient for x1", "no gradient reached"], ["likely mistake"], name="Add returns one gradient"),
+    Row("05-build-your-own-autograd", "gradient-check-answer", ["gradient-check"], CHECKER_GY_ONES,
+        ["whose gy is all ones", "Draw gy at random"], ["autograd_lab's own answer"], name="gy all ones"),
+    Row("05-build-your-own-autograd", "gradient-check-answer", ["gradient-check"], CHECKER_PACKAGE,
+        ["autograd_lab.numerical.numerical_grad, autograd_lab's own answer"], ["all ones"], name="the package's checker"),
+    Row("05-build-your-own-autograd", "gradient-check-answer", ["gradient-check"],
+        "def gradient_check(function, *inputs):\n    return True",
+        ["does not match", "expected: False"], ["likely mistake"], name="always True"),
+    Row("05-build-your-own-autograd", "topological-order-answer", ["topological-order"], TOPO_RECURSIVE,
+        ["RecursionError", "loop"], ["thread", "could not be checked"], name="recursive"),
+    Row("05-build-your-own-autograd", "topological-order-answer", ["topological-order"], TOPO_PREORDER,
+        ["does not match", "64"], ["overwrites", "generation", "likely mistake"], name="pre-order"),
+    Row("05-build-your-own-autograd", "topological-order-answer", ["topological-order"],
+        "def topological_order(output):\n    from autograd_lab import reference05\n"
+        "    return reference05.topological_order(output)",
+        ["autograd_lab's own answer"], name="the package's order"),
     Row("05-build-your-own-autograd", "reuse-and-clear-answer", ["cleargrad"],
         "def reuse_and_clear(x):\n    x = Variable(np.array(x, dtype=np.float64))\n"
         "    y = Add()(Add()(x, x), x)\n    y.backward()\n    first = x.grad\n"
