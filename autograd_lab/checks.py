@@ -119,8 +119,9 @@ def function(fn: Callable, reference: Callable | Sequence, inputs: Sequence, *, 
     ``reference``, or its results): a wrong answer gets that message only if it *is*
     that mistake's result on every input.
 
-    ``forbid`` names autograd_lab's own answer to the exercise (``"autograd_lab.utils:sum_to"``):
-    a call to it fails the check, as PyTorch does with ``forbid_torch``. ``plug=(harness, obj)``
+    ``forbid`` names autograd_lab's own answer to the exercise (``"autograd_lab.utils:sum_to"``, or a
+    whole module, ``"autograd_lab.functions"``): a call to it fails the check, as PyTorch does with
+    ``forbid_torch``. ``plug=(harness, obj)``
     runs the check inside ``harness(obj)``, a context manager that plugs the student's code into a
     reference engine (see :mod:`autograd_lab.reference05`), so that an earlier exercise left undone
     does not fail this one.
@@ -554,14 +555,15 @@ def _plan(check: _Check) -> PlannedCheck:
     except AuthoringError:
         target = None
     plug = None if check.plug is None else encode(list(check.plug))
-    if target is None or "__lazy__" not in json.dumps([target, plug]):
+    kwargs = {key: encode(value) for key, value in check.kwargs.items()}
+    # The student's code: the target, or what a check plugs in (a topological order), or the Variable class.
+    if target is None or "__lazy__" not in json.dumps([target, plug, kwargs]):
         raise AuthoringError(
             f"The check of {check.what!r} does not involve the student's code: its first argument must be "
             "the student's value or function (a name the test cell does not define itself). Functions "
             "defined in a test cell cannot run in the student's kernel when grading."
         )
     args = [target, *encode(check.data)]
-    kwargs = {key: encode(value) for key, value in check.kwargs.items()}
     spec = {"probe": check.probe, "args": args, "kwargs": kwargs, "forbid_torch": check.forbid_torch}
     if check.forbid:
         spec["forbid"] = list(check.forbid)

@@ -296,8 +296,9 @@ class TorchWatch:
     def _profile(self, frame: Any, event: str, arg: Any) -> None:
         if self.used or self.package:
             return
-        if event == "call" and frame.f_code in self.forbidden:
-            self.package.append(self.forbidden[frame.f_code])
+        if event == "call" and (frame.f_code in self.forbidden or frame.f_code.co_filename in self.forbidden):
+            code = frame.f_code
+            self.package.append(self.forbidden.get(code) or f"{self.forbidden[code.co_filename]}.{code.co_qualname}")
         elif event == "c_call":
             module = getattr(arg, "__module__", None) or ""
             owner = type(getattr(arg, "__self__", None))
@@ -941,13 +942,17 @@ def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_t
 
 
 def forbidden_codes(names: Any) -> dict:
-    """The code objects of the functions named ``"module:qualified.name"``, mapped to a readable name."""
+    """What a watch must not see called, mapped to a readable name: the code object of each function
+    named ``"module:qualified.name"``, and the file of each module named ``"module"`` (all its functions)."""
     import importlib
 
-    found = {}
+    found: dict = {}
     for name in names or ():
-        module, path = name.split(":")
+        module, _colon, path = name.partition(":")
         obj = importlib.import_module(module)
+        if not path:
+            found[obj.__file__] = module
+            continue
         for part in path.split("."):
             obj = getattr(obj, part)
         found[obj.__code__] = f"{module}.{path}"

@@ -5,7 +5,7 @@
   the same submission written by hand passes.
 * ``plug``: a check runs the student's code inside a reference engine (``autograd_lab.reference05``),
   so an earlier exercise left undone does not fail it.
-* ``reference05.suspects``: the Functions that grade a student's gradient checker are
+* ``suspects.suspects``: the Functions that grade a student's gradient checker are
   labelled by PyTorch, and a careful checker agrees with every label.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import numpy as np
 import pytest
 
-from autograd_lab import reference05
+from autograd_lab import reference05, suspects
 from autograd_lab.checks import CheckFailed, judge_cell
 from autograd_lab.probes import run_planned
 from grader.plan import plan_notebook
@@ -61,11 +61,11 @@ preorder = _defined(TOPO_PREORDER, "topological_order")
 CHECKER_CELL = '''
 import numpy as np
 from autograd_lab import checks
-from autograd_lab import reference05 as _r
-_forbid = ["autograd_lab.numerical:gradient_check", "autograd_lab.numerical:numerical_grad"]
-_ones = {"a checker whose gy is all ones": lambda function, *xs: _r.agrees_with_torch(function, *xs, upstream="ones")}
-_cases = _r.suspects(checks.rng("test-checker"), 10) + [(_r.suspect("exp", "forgets gy"), np.array([0.5, -1.0]))]
-checks.function(gradient_check, _r.agrees_with_torch, _cases, exact=True, forbid_torch=True, forbid=_forbid,
+from autograd_lab import suspects as _s
+_forbid = ["autograd_lab.numerical"]
+_ones = {"a checker whose gy is all ones": lambda function, *xs: _s.agrees_with_torch(function, *xs, upstream="ones")}
+_cases = _s.suspects(checks.rng("test-checker"), 10) + [(_s.suspect("exp", "forgets gy"), np.array([0.5, -1.0]))]
+checks.function(gradient_check, _s.agrees_with_torch, _cases, exact=True, forbid_torch=True, forbid=_forbid,
                 mistakes=_ones)
 '''
 
@@ -81,11 +81,11 @@ def _plain(source: str, namespace: dict) -> None:
 
 
 def test_suspects_are_labelled_by_pytorch_and_a_careful_checker_agrees():
-    cases = reference05.suspects(np.random.default_rng(3), 120)
-    kinds = {reference05.KIND[case[0].__name__][1] for case in cases}
+    cases = suspects.suspects(np.random.default_rng(3), 120)
+    kinds = {suspects.KIND[case[0].__name__][1] for case in cases}
     assert {None, "forgets gy", "sign flipped", "transposed", "inputs swapped", "factor missing"} <= kinds
-    labels = [reference05.agrees_with_torch(*case) for case in cases]
-    assert labels == [reference05.KIND[case[0].__name__][1] is None for case in cases]
+    labels = [suspects.agrees_with_torch(*case) for case in cases]
+    assert labels == [suspects.KIND[case[0].__name__][1] is None for case in cases]
     assert [careful_checker(*case) for case in cases] == labels
 
 
@@ -157,7 +157,7 @@ def test_a_topological_order_is_plugged_into_the_reference_engine(mode, order, m
     assert reference05.Variable.order is None  # the plug is taken out again
 
 
-def test_reference_backward_replaces_and_restores_a_students_methods():
+def test_reference_engine_replaces_and_restores_a_students_methods():
     class Broken:
         def __init__(self, data):
             self.data, self.grad, self.creator, self.generation = data, None, None, 0
@@ -171,10 +171,67 @@ def test_reference_backward_replaces_and_restores_a_students_methods():
     x = Broken(np.array(2.0))
     a = reference05.Square()(x)
     y = reference05.Add()(reference05.Square()(a), reference05.Square()(a))
-    with reference05.reference_backward(Broken):
+    with reference05.reference_engine((Broken,)):
         y.backward()
         assert float(x.grad) == 64.0
         x.cleargrad()
         assert x.grad is None
     with pytest.raises(RuntimeError):
         y.backward()
+
+
+# --- no cascades in 05: an exercise left blank does not fail the ones after it ------------------
+
+#: (solution cells left blank, test cells that must pass all the same)
+CASCADES = [
+    (["square-exp-answer", "add-mul-answer"], ["manual-backprop", "backward-loop", "accumulate", "generations",
+                                               "long-chain"]),
+    (["square-exp-answer", "add-mul-answer", "final-variable-answer", "sigmoid-answer"],
+     ["topological-order", "cleargrad", "operators", "two-layer-net"]),
+]
+
+
+def _blank(source: str) -> str:
+    """A solution cell as the student gets it: each solution replaced by ``raise NotImplementedError()``."""
+    import re
+
+    return re.sub(r"( *)### BEGIN SOLUTION.*?### END SOLUTION",
+                  lambda m: f"{m.group(1)}# YOUR CODE HERE\n{m.group(1)}raise NotImplementedError()", source, flags=re.S)
+
+
+def _test_results(blanks: list[str]) -> dict[str, str | None]:
+    """Each test cell's first failure (None: passed), in 05 run top to bottom with the ``blanks`` left blank."""
+    import contextlib
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from grader.plan import is_demo_cell, is_test_cell
+
+    namespace: dict = {"__name__": "__main__"}
+    results: dict[str, str | None] = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for cell in _cells(NOTEBOOK):
+            if cell["cell_type"] != "code" or is_demo_cell(cell):
+                continue
+            source = "".join(cell["source"])
+            source = _blank(source) if _grade_id(cell) in blanks else source
+            try:
+                exec(compile(source, f"<{_grade_id(cell)}>", "exec"), namespace)
+                if is_test_cell(cell):
+                    results[_grade_id(cell)] = None
+            except Exception as error:  # a blank exercise's own cells raise, as in the student's notebook
+                if is_test_cell(cell):
+                    results[_grade_id(cell)] = str(error)
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("blanks, passing", CASCADES)
+def test_a_blank_exercise_fails_only_its_own_tests(blanks, passing):
+    results = _test_results(blanks)
+    assert {grade_id: results[grade_id] for grade_id in passing if results[grade_id]} == {}
+    own = {"square-exp-answer": "square-exp", "add-mul-answer": "add-mul", "final-variable-answer": "generations",
+           "sigmoid-answer": "sigmoid"}
+    assert all("NotImplementedError" in results[own[blank]] for blank in blanks)
