@@ -70,6 +70,14 @@ checks.function(gradient_check, _s.agrees_with_torch, _cases, exact=True, forbid
 '''
 
 
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+    """Graded kernels run one thread; a thread an earlier test left in this process is not the student's."""
+    from autograd_lab.probes import TorchWatch
+
+    monkeypatch.setattr(TorchWatch, "_other_threads", lambda self: None)
+
+
 def _planned(source: str, namespace: dict):
     plan = plan_notebook([("cell", source)])
     observations = json.loads(json.dumps(run_planned([c.spec for c in plan.checks["cell"]], namespace)))

@@ -299,6 +299,13 @@ ROWS = [
         "def numerical_gradient(f, x, h=1e-5):\n    import torch\n    t = torch.tensor(x, requires_grad=True)\n"
         "    return torch.autograd.grad(f(t), t)[0].numpy()",
         ["uses PyTorch", "without PyTorch"], name="uses autograd"),
+    Row("04-how-computers-differentiate", "ex8-solution", ["reverse-sweep"],
+        _solution_with("04-how-computers-differentiate", "ex8-solution", "in reversed(edges)", "in edges"),
+        ["does not match"], ["likely mistake"], name="forward sweep"),
+    Row("04-how-computers-differentiate", "ex8-solution", ["reverse-sweep"],
+        "def adjoints(edges, output):\n    adjoint = {output: 1.0}\n    for s, t, w in reversed(edges):\n"
+        "        adjoint[s] = adjoint.get(s, 0.0) + w * adjoint.get(t, 0.0)\n    return adjoint, len(edges)",
+        ["has no entry for 'z'"], ["likely mistake"], name="only the nodes met"),
     # 05 ------------------------------------------------------------------------------------------
     Row("05-build-your-own-autograd", "backward-loop-answer", ["backward-loop"], RECURSIVE,
         ["RecursionError", "use a loop"], ["thread", "could not be checked"], name="recursive backward"),
