@@ -336,6 +336,12 @@ ROWS = [
         "def topological_order(output):\n    from autograd_lab import reference05\n"
         "    return reference05.topological_order(output)",
         ["autograd_lab's own answer"], name="the package's order"),
+    Row("05-build-your-own-autograd", "engine-answer", ["engine"],
+        _solution_with("05-build-your-own-autograd", "engine-answer", "gy * (x > 0)", "gy * (x >= 0)"),
+        ["ReLU (at 0 too)", "does not match"], ["likely mistake"], name="ReLU's derivative 1 at 0"),
+    Row("05-build-your-own-autograd", "engine-answer", ["engine"],
+        _solution_with("05-build-your-own-autograd", "engine-answer", "-gy * x0 / x1 ** 2", "gy * x0 / x1 ** 2"),
+        ["Div", "x1", "does not match"], ["likely mistake"], name="Div's sign"),
     Row("05-build-your-own-autograd", "reuse-and-clear-answer", ["cleargrad"],
         "def reuse_and_clear(x):\n    x = Variable(np.array(x, dtype=np.float64))\n"
         "    y = Add()(Add()(x, x), x)\n    y.backward()\n    first = x.grad\n"
