@@ -356,6 +356,9 @@ ROWS = [
         _solution_with("06-forward-mode", "dual-class", "self.deriv - other.deriv", "self.deriv + other.deriv"),
         ["does not match"], ["likely mistake"], name="ε part of a difference"),
     # 07 ------------------------------------------------------------------------------------------
+    Row("07-neural-network", "sum-to-code", ["sum-to"],
+        "def sum_to(x, shape):\n    from autograd_lab.utils import sum_to as theirs\n    return theirs(x, shape)",
+        ["autograd_lab.utils.sum_to, autograd_lab's own answer"], name="the package's sum_to"),
     Row("07-neural-network", "cross-entropy-code", ["cross-entropy"],
         "def cross_entropy(scores, onehot):\n    s, T = scores.data, onehot.data\n"
         "    z = s - s.max(axis=1, keepdims=True)\n    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))\n"
