@@ -315,6 +315,13 @@ ROWS = [
         ["overwrites gradients", "all zeros"], ["reset"], name="overwrites (ladder)"),
     Row("05-build-your-own-autograd", "final-variable-answer", ["generations"], NO_GENERATIONS,
         ["by generation", "96"], ["overwrites"], name="no generations"),
+    Row("05-build-your-own-autograd", "final-variable-answer", ["generations"],
+        FINAL_VARIABLE.replace("BODY", "pass") + "\n\nfrom autograd_lab import reference05\n"
+        "reference05.continue_with_reference(Variable)",
+        ["autograd_lab.reference05.backward, autograd_lab's own answer"], ["96"], name="the reference's backward"),
+    Row("05-build-your-own-autograd", "square-exp-answer", ["square-exp"],
+        "from autograd_lab.reference05 import Exp, Square",
+        ["autograd_lab.reference05.Square.forward, autograd_lab's own answer"], name="the reference's Square"),
     Row("05-build-your-own-autograd", "add-mul-answer", ["add-mul"],
         "class Add(Function):\n    def forward(self, x0, x1):\n        return x0 + x1\n\n"
         "    def backward(self, gy):\n        return gy\n\n\nclass Mul(Function):\n"
