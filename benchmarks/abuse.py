@@ -50,7 +50,7 @@ def add_abuser(course: Path, assignments: list[str]) -> None:
 def honest_outcomes(course: Path) -> dict[tuple[str, str], tuple[float | None, float]]:
     """(student, assignment) → (score, seconds) of every honest notebook, from the grader's records."""
     sys.path.insert(0, str(ROOT))
-    from grader.autograde import SubmissionRecord
+    from grader.records import SubmissionRecord
 
     found = {}
     for path in sorted((course / ".grader" / "results").glob("*/*.json")):

@@ -19,6 +19,7 @@ Prints a table and exits with status 1 if a target is missed.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import sys
@@ -86,10 +87,8 @@ def backward_times(build, n: int, repeats: int) -> tuple[float, float]:
     tx = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
     ty = build(tx, n)
 
-    def clear() -> None:
-        tx.grad = None
-
-    theirs = best_time(lambda: ty.backward(retain_graph=True), repeats, setup=clear)
+    clear = functools.partial(setattr, tx, "grad", None)
+    theirs = best_time(functools.partial(ty.backward, retain_graph=True), repeats, setup=clear)
     del tx, ty
     gc.collect()
     return ours, theirs

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -27,46 +26,29 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from grader.notebooks import fill_solutions, instructor_answers  # noqa: E402 (run as a script, from anywhere)
+
 KINDS = {"correct": 0.55, "partly right": 0.2, "wrong": 0.1, "blank": 0.1, "looping": 0.05}
-SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[ \t]*\n?", re.S | re.M)
-
-
-def _grade_id(cell) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-
-
-def _is_solution(cell) -> bool:
-    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
 
 
 def student_notebook(source, release, kind: str, rng: random.Random):
     """The student version, answered as a student of this kind would answer it."""
-    solutions = {_grade_id(c): c.source for c in source.cells if _is_solution(c)}
-    notebook = nbformat.from_dict(release)
-    ids = [_grade_id(c) for c in notebook.cells if _is_solution(c)]
+    solutions = instructor_answers(source)
+    ids = list(solutions)
     answered = set(ids)
     if kind == "partly right":
         answered = set(rng.sample(ids, k=max(1, len(ids) // 2)))
     elif kind in ("blank", "wrong"):
         answered = set()
     looping = rng.choice(ids) if kind == "looping" and ids else None
-    for cell in notebook.cells:
-        grade_id = _grade_id(cell)
-        if not _is_solution(cell):
-            continue
-        answer = solutions[grade_id]
-        if grade_id in answered:
-            cell.source = _strip_markers(answer)
-        elif kind == "wrong":
-            cell.source = SOLUTION.sub(lambda m: f"{m.group(1)}pass\n", answer)
-        if grade_id == looping:
-            cell.source = SOLUTION.sub(lambda m: f"{m.group(1)}while True:\n{m.group(1)}    pass\n", answer)
-    return notebook
-
-
-def _strip_markers(source: str) -> str:
-    return "\n".join(line for line in source.split("\n")
-                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+    answers = {grade_id: solutions[grade_id] for grade_id in answered}
+    if kind == "wrong":
+        answers = instructor_answers(source, region=lambda indent, code: f"{indent}pass\n")
+    if looping:
+        answers[looping] = instructor_answers(source, region=lambda indent, code: f"{indent}while True:\n"
+                                              f"{indent}    pass\n")[looping]
+    return fill_solutions(release, answers)
 
 
 def make_course(folder: Path, assignments: list[str], timeout: float) -> Path:

@@ -10,9 +10,9 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 # nbgrader's exchange (for JupyterHub set-ups) lives in the course, not in /usr/local/share.
 c.Exchange.root = os.path.join(c.CourseDirectory.root, "exchange")
 
-# Student versions get an "Open in Colab" badge and a Colab set-up cell (grader/colab.py).
+# Student versions get an "Open in Colab" badge and a Colab set-up cell (grader/authoring/colab.py).
 c.GenerateAssignment.preprocessors = GenerateAssignment.class_traits()["preprocessors"].make_dynamic_default() + [
-    "grader.colab.AddColabCells",
+    "grader.authoring.colab.AddColabCells",
 ]
 # The one place the repository's address is written: badges and Colab set-up cells are made from it.
 c.AddColabCells.repository = "https://github.com/autograd-lab/autograd-lab"

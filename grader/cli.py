@@ -6,6 +6,8 @@
     python -m grader feedback     an HTML report per student
     python -m grader export       grades as CSV for Canvas, Moodle or a spreadsheet
     python -m grader report       pass rates per exercise and a score histogram
+    python -m grader tokens       students' tokens for the course server (issue, list, revoke)
+    python -m grader serve        the course server: submissions graded as they arrive
 
 Every subcommand takes ``--course DIR`` (default: ./course, or the current
 directory when it holds nbgrader_config.py) and ``--help``.
@@ -34,8 +36,19 @@ def warn(text: object) -> None:
     print(printable(text), file=sys.stderr)
 
 
-def _add_course(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--course", metavar="DIR", help="the nbgrader course directory (default: ./course)")
+def _options() -> dict[str, argparse.ArgumentParser]:
+    """Options several subcommands share, as argparse parents (one definition each)."""
+    course = argparse.ArgumentParser(add_help=False)
+    course.add_argument("--course", metavar="DIR", help="the nbgrader course directory (default: ./course)")
+    assignments = argparse.ArgumentParser(add_help=False)
+    assignments.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
+    students = argparse.ArgumentParser(add_help=False)
+    students.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
+    parallel = argparse.ArgumentParser(add_help=False)
+    parallel.add_argument("--workers", type=_at_least_one, metavar="N",
+                          help="parallel workers (default: every core)")
+    parallel.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return {"course": course, "assignments": assignments, "students": students, "parallel": parallel}
 
 
 def _epilog() -> str:
@@ -50,23 +63,30 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog(),
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    shared = _options()
+    course, assignments, students, parallel = (shared[name] for name in ("course", "assignments", "students",
+                                                                          "parallel"))
 
-    release = commands.add_parser("release", help="generate the student versions of assignments and check them",
-                                  description="Generate student versions (nbgrader generate_assignment) into "
-                                              "release/, then check that every source passes its own tests and "
-                                              "every blank student version fails them.")
-    _add_course(release)
-    release.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
+    release = commands.add_parser(
+        "release", parents=[course, assignments],
+        help="generate the student versions of assignments and check them",
+        description="Generate student versions (nbgrader generate_assignment) into "
+                    "release/, then check that every source passes its own tests and "
+                    "every blank student version fails them.")
     release.add_argument("--no-check", action="store_true", help="generate only; skip running the notebooks")
     release.add_argument("--no-generate", action="store_true", help="check the existing student versions only")
+    release.add_argument("--list", action="store_true",
+                         help="print the exercise index (each test cell's notebook cell, checks, engine code and "
+                              "tests) instead; nothing is generated or run")
+    release.add_argument("--write", action="store_true",
+                         help="with --list: write the index into the course's AUTHORING.md instead of printing it")
     release.set_defaults(run=_release)
 
     collect = commands.add_parser(
-        "collect", help="import a folder or zip of submissions (an LMS bulk download)",
+        "collect", parents=[course], help="import a folder or zip of submissions (an LMS bulk download)",
         description="Import submissions into submitted/<student>/<assignment>/ from a Canvas or Moodle bulk "
                     "download (zip or unpacked) or from a folder per student. Renamed notebooks ('Copy of …', "
                     "'… (1)') are matched; earlier submissions are moved to .grader/replaced/, never deleted.")
-    _add_course(collect)
     collect.add_argument("assignment", metavar="ASSIGNMENT")
     collect.add_argument("source", metavar="PATH", help="a .zip file or a folder")
     collect.add_argument("--lms", choices=["auto", "canvas", "moodle", "folders"], default="auto",
@@ -78,74 +98,87 @@ def build_parser() -> argparse.ArgumentParser:
     collect.set_defaults(run=_collect)
 
     autograde = commands.add_parser(
-        "autograde", help="grade submissions: sandboxed, in parallel, verdicts outside the student's process",
+        "autograde", parents=[course, assignments, students, parallel],
+        help="grade submissions: sandboxed, in parallel, verdicts outside the student's process",
         description="Grade the submissions in submitted/ into the gradebook and autograded/. Each notebook runs in "
                     "a sandbox forked from a pre-warmed process; its tests are judged by the grader, outside the "
                     "student's process. Submissions graded before and unchanged since are skipped (--force regrades).")
-    _add_course(autograde)
-    autograde.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
-    autograde.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
-    autograde.add_argument("--workers", type=_at_least_one, metavar="N", help="parallel workers (default: every core)")
     autograde.add_argument("--scheduler", metavar="ADDRESS",
                            help="send the work to a Dask cluster at ADDRESS (tcp://host:8786) instead of local cores")
     autograde.add_argument("--force", action="store_true", help="regrade submissions already graded")
     autograde.add_argument("--cell-timeout", type=float, metavar="SECONDS", help="override c.Sandbox.cell_timeout")
-    autograde.add_argument("--no-progress", action="store_true", help="no progress bar")
     autograde.set_defaults(run=_autograde)
 
-    feedback = commands.add_parser("feedback", help="an HTML report per student and notebook (hidden tests' code left out)",
-                                   description="Write feedback/<student>/<assignment>/<notebook>.html from the graded "
-                                               "notebooks: each cell's output and score, the grading status, and "
-                                               "the hidden tests' results without their code. Students are "
-                                               "converted in parallel; pages already made from the current grades "
-                                               "are kept (--force rewrites them); a student whose pages cannot be "
-                                               "made is reported and the others go on.")
-    _add_course(feedback)
-    feedback.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
-    feedback.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
-    feedback.add_argument("--workers", type=_at_least_one, metavar="N", help="parallel processes (default: every core)")
+    feedback = commands.add_parser(
+        "feedback", parents=[course, assignments, students, parallel],
+        help="an HTML report per student and notebook (hidden tests' code left out)",
+        description="Write feedback/<student>/<assignment>/<notebook>.html from the graded "
+                    "notebooks: each cell's output and score, the grading status, and "
+                    "the hidden tests' results without their code. Students are "
+                    "converted in parallel; pages already made from the current grades "
+                    "are kept (--force rewrites them); a student whose pages cannot be "
+                    "made is reported and the others go on.")
     feedback.add_argument("--force", action="store_true",
                           help="rewrite pages already written from the current grades")
-    feedback.add_argument("--no-progress", action="store_true", help="no progress bar")
     feedback.set_defaults(run=_feedback)
 
-    export = commands.add_parser("export", help="grades as CSV (plain, Canvas or Moodle)",
-                                 description="A row per student, a column per notebook and a total. Notebooks that "
-                                             "could not be graded are marked, never written as 0.")
-    _add_course(export)
-    export.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
+    export = commands.add_parser(
+        "export", parents=[course, assignments],
+        help="grades as CSV (plain, Canvas or Moodle)",
+        description="A row per student, a column per notebook and a total. Notebooks that "
+                    "could not be graded are marked, never written as 0.")
     export.add_argument("--format", choices=["plain", "canvas", "moodle"], default="plain")
     export.add_argument("--output", "-o", metavar="FILE", help="write here instead of printing")
     export.add_argument("--roster", metavar="CSV", help="Canvas's gradebook export, whose 'Name (id)' columns the "
                                                         "assignments are exported under (default: c.Roster.file)")
     export.set_defaults(run=_export)
 
-    report = commands.add_parser("report", help="pass rate per exercise and a score histogram",
-                                 description="For each assignment: pass rates of every exercise, a histogram of "
-                                             "scores, grading statuses and flagged submissions, in reports/.")
-    _add_course(report)
-    report.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="assignments (default: all)")
+    report = commands.add_parser(
+        "report", parents=[course, assignments],
+        help="pass rate per exercise and a score histogram",
+        description="For each assignment: pass rates of every exercise, a histogram of "
+                    "scores, grading statuses and flagged submissions, in reports/.")
     report.add_argument("--roster", metavar="CSV", help="the class list, to list who handed in nothing at all "
                                                         "(default: c.Roster.file)")
     report.set_defaults(run=_report)
+
+    from grader.server.commands import add_commands
+
+    add_commands(commands, shared, _at_least_one)
     return parser
 
 
 def _release(args: argparse.Namespace) -> int:
     from grader.course import open_course
-    from grader.release import release
+    from grader.authoring.release import release
 
+    if args.list or args.write:
+        return _exercise_index(open_course(args.course), write=args.write)
     release(open_course(args.course), args.assignments, generate_versions=not args.no_generate,
             check=not args.no_check, report=say)
+    return 0
+
+
+def _exercise_index(course, *, write: bool) -> int:
+    from grader.authoring.exercises import authoring_path, exercises, markdown, tests_folder, with_index
+
+    index = markdown(exercises(course, tests_folder(course)))
+    if not write:
+        say(index)
+        return 0
+    path = authoring_path(course)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    path.write_text(with_index(text, index), encoding="utf-8")
+    say(f"wrote the exercise index into {path}")
     return 0
 
 
 def _collect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from grader.collect import collect, print_report
+    from grader.intake.collect import collect, print_report
     from grader.course import open_course
-    from grader.roster import course_roster
+    from grader.intake.roster import course_roster
 
     course = open_course(args.course)
     report = collect(course, args.assignment, Path(args.source), lms=args.lms, dry_run=args.dry_run,
@@ -168,9 +201,11 @@ def _at_least_one(text: str) -> int:
 def _autograde(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from grader.autograde import Autograder, print_summary
+    from grader.autograde.run import Autograder
+
+    from grader.autograde.summary import print_summary
     from grader.course import open_course
-    from grader.sandbox import Sandbox
+    from grader.sandbox.linux import Sandbox
 
     course = open_course(args.course)
     limits = Sandbox(config=course.config).limits()
@@ -184,7 +219,7 @@ def _autograde(args: argparse.Namespace) -> int:
 
 def _feedback(args: argparse.Namespace) -> int:
     from grader.course import open_course
-    from grader.feedback import feedback
+    from grader.outputs.feedback import feedback
 
     summary = feedback(open_course(args.course), args.assignments, args.student, workers=args.workers,
                        force=args.force, progress=not args.no_progress, say=say)
@@ -193,8 +228,8 @@ def _feedback(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from grader.course import open_course
-    from grader.export import export
-    from grader.roster import course_roster
+    from grader.outputs.export import export
+    from grader.intake.roster import course_roster
 
     course = open_course(args.course)
     text, problems = export(course, args.assignments, args.format, roster=course_roster(course, args.roster))
@@ -203,7 +238,7 @@ def _export(args: argparse.Namespace) -> int:
             handle.write(text)
         say(f"wrote {args.output}")
     else:
-        sys.stdout.write(text)  # every text cell is already printable (grader.export.spreadsheet_text)
+        sys.stdout.write(text)  # every text cell is already printable (grader.outputs.export.spreadsheet_text)
     for problem in problems:
         warn(f"needs attention: {problem}")
     return 0
@@ -211,8 +246,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from grader.course import open_course
-    from grader.report import report
-    from grader.roster import course_roster
+    from grader.outputs.report import report
+    from grader.intake.roster import course_roster
 
     course = open_course(args.course)
     paths = report(course, args.assignments, say=say, roster=course_roster(course, args.roster))

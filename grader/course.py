@@ -60,8 +60,38 @@ class Course:
         """The grader's own files: results, intake records, the secret, replaced submissions."""
         return self.root / ".grader"
 
+    @property
+    def results(self) -> Path:
+        """Each submission's record (grader.records.SubmissionRecord): ``results/<assignment>/<student>.json``."""
+        return self.state / "results"
+
+    @property
+    def secret_file(self) -> Path:
+        """The course secret the hidden tests' inputs are drawn from (0600)."""
+        return self.state / "secret"
+
+    @property
+    def locks(self) -> Path:
+        """One lock file per (assignment, student) being graded (grader.locks)."""
+        return self.state / "locks"
+
+    @property
+    def replaced(self) -> Path:
+        """Earlier submissions a newer one replaced, never deleted: ``replaced/<assignment>/<student>-<time>``."""
+        return self.state / "replaced"
+
+    @property
+    def released_history(self) -> Path:
+        """Every version of the graded cells released to students: ``released/<assignment>/<notebook>.json``."""
+        return self.state / "released"
+
+    @property
+    def feedback_stamps(self) -> Path:
+        """What each feedback page was made from: ``feedback/<assignment>/<student>.done``."""
+        return self.state / "feedback"
+
     def intake_path(self, assignment: str, student: str) -> Path:
-        """What collect learnt from the download about one submission (grader.collect.Intake)."""
+        """What collect learnt from the download about one submission (grader.intake.collect.Intake)."""
         return self.state / "submissions" / assignment / f"{student}.json"
 
     @property

@@ -13,7 +13,7 @@ from nbgrader's ``total_seconds_late``. So ``autograde``'s summary, the gradeboo
 ``export`` and ``report`` all read one lateness. A due date changed in formgrader
 is replaced by this one, with a warning: change it here.
 
-When a submission was made is what the download says (``grader.collect``): a
+When a submission was made is what the download says (``grader.intake.collect``): a
 Moodle zip's entry times, the ``timestamp.txt`` of nbgrader's exchange, or, for
 Canvas, whose download carries no submission times, only its ``LATE`` mark.
 """

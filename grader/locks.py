@@ -22,8 +22,8 @@ from pathlib import Path
 class Locks:
     """The locks this run holds (released by :meth:`release_all`, or when the process ends)."""
 
-    def __init__(self, root: Path) -> None:
-        self.folder = root / ".grader" / "locks"
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder  # Course.locks
         self.held: dict[tuple[str, str], int] = {}
 
     def take(self, assignment: str, student: str) -> str | None:

@@ -8,13 +8,75 @@ top to bottom.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Mapping
 
 import nbformat
 
 from grader.errors import GraderError
-from grader.plan import is_test_cell
+
+
+def is_test_cell(cell: dict) -> bool:
+    """An autograded test cell: a graded, non-solution code cell (nbgrader's "Autograder tests").
+
+    nbgrader's ``utils.is_grade``/``is_solution`` read ``cell.metadata`` as an attribute; this also takes
+    the plain dicts of a notebook read as JSON (the release lint, the tests).
+    """
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def is_demo_cell(cell: dict) -> bool:
+    """A read-only cell tagged ``demo``: it only draws or times something, and grading skips it."""
+    meta = cell.get("metadata", {})
+    return "demo" in meta.get("tags", []) and bool(meta.get("nbgrader", {}).get("locked"))
+
+
+def is_solution_cell(cell: dict) -> bool:
+    """A cell the student writes (nbgrader's "Autograded answer"); dicts too, as :func:`is_test_cell`."""
+    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
+
+
+#: One region of a solution cell that the student version replaces by a stub: (its indentation, its code).
+SOLUTION_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n(.*?)^[ \t]*### END SOLUTION[ \t]*\n?", re.S | re.M)
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
+def instructor_answers(source: nbformat.NotebookNode, *, region: Callable[[str, str], str] | None = None
+                       ) -> dict[str, str]:
+    """grade id → each solution cell of the instructor's notebook ``source`` as a student who answered as the
+    instructor did hands it in: the code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` kept, the markers
+    removed. With ``region(indentation, code)``, each such region is written by it instead (a wrong answer, a loop)."""
+    answers = {}
+    for cell in source.cells:
+        if is_solution_cell(cell):
+            text = cell_source(cell)
+            if region is None:
+                text = "\n".join(line for line in text.split("\n") if line.strip() not in SOLUTION_MARKERS)
+            else:
+                text = SOLUTION_REGION.sub(lambda match: region(match.group(1), match.group(2)), text)
+            answers[cell["metadata"]["nbgrader"]["grade_id"]] = text
+    return answers
+
+
+def fill_solutions(student: nbformat.NotebookNode, answers: Mapping[str, str]) -> nbformat.NotebookNode:
+    """A copy of the student version ``student`` whose solution cells of ``answers`` hold those answers (grade id →
+    the cell's code), the other cells as released: ``fill_solutions(release, instructor_answers(source))`` is the
+    student version answered with the instructor's solutions."""
+    filled = nbformat.from_dict(student)
+    for cell in filled.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if is_solution_cell(cell) and grade_id in answers:
+            cell.source = answers[grade_id]
+    return filled
+
+
+def cell_source(cell: dict) -> str:
+    """A cell's source as one string (a notebook file may hold it as a list of lines)."""
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:

@@ -8,6 +8,7 @@ grader prints or writes that a submission could have chosen.
 """
 from __future__ import annotations
 
+import ast
 import functools
 import re
 import unicodedata
@@ -55,3 +56,11 @@ def python_source(cell_source: str) -> str:
     from IPython.core.inputtransformer2 import TransformerManager
 
     return TransformerManager().transform_cell(cell_source)
+
+
+def parse_cell(cell_source: str) -> ast.Module:
+    """A notebook cell's code as Python's syntax tree (a fresh tree: callers may change it).
+
+    Raises SyntaxError when the cell is not Python (each caller says what that means for it).
+    """
+    return ast.parse(python_source(cell_source))

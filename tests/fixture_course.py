@@ -12,6 +12,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from grader.notebooks import fill_solutions, is_solution_cell
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SOLUTIONS = {
@@ -96,7 +98,7 @@ def source_notebook() -> nbformat.NotebookNode:
 def make_course(root: Path) -> Path:
     """A course directory with ps1's source and its generated student version."""
     from grader.course import open_course
-    from grader.release import generate
+    from grader.authoring.release import generate
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "source" / "ps1").mkdir(parents=True, exist_ok=True)
@@ -108,25 +110,17 @@ def make_course(root: Path) -> Path:
     return root
 
 
-def _replace_solution(nb, grade_id: str, body: str) -> None:
-    """Put ``body`` where the student writes the solution of ``grade_id``."""
-    for cell in nb.cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
-            head = cell.source.split("# YOUR CODE HERE")[0]
-            cell.source = head + body
-            return
-    raise KeyError(grade_id)
-
-
 def _student_version(root: Path):
     return nbformat.read(root / "release" / "ps1" / "ps1.ipynb", as_version=4)
 
 
 def _answered(root: Path, answers: dict[str, str]):
+    """The student version with ``answers`` (grade id → code) in place of the stubs: each answer goes where the
+    student writes it, after the function's signature and docstring (``# YOUR CODE HERE`` and what follows)."""
     nb = _student_version(root)
-    for grade_id, body in answers.items():
-        _replace_solution(nb, grade_id, body)
-    return nb
+    heads = {cell.metadata.nbgrader.grade_id: cell.source.split("# YOUR CODE HERE")[0]
+             for cell in nb.cells if is_solution_cell(cell)}
+    return fill_solutions(nb, {grade_id: heads[grade_id] + body for grade_id, body in answers.items()})
 
 
 CORRECT = {

@@ -122,7 +122,7 @@ def failing_check_screenshot(folder: Path, name: str, environment: dict | None =
 
     from selenium.webdriver.common.by import By
 
-    from grader.plan import test_sources
+    from grader.autograde.plan import test_sources
 
     source = json.loads((ROOT / "course" / "source" / "03-gradient-descent" / "03-gradient-descent.ipynb").read_text())
     test = dict(test_sources(source["cells"]))["descend-autograd"].split("### BEGIN HIDDEN TESTS")[0]

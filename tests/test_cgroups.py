@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from grader import cgroups
-from grader.execute import Job, run, shutdown
-from grader.sandbox import Limits
+from grader.sandbox import cgroups
+from grader.sandbox.execute import Job, run, shutdown
+from grader.sandbox.linux import Limits
 
 GROUPS = cgroups.probe() if sys.platform.startswith("linux") else cgroups.Cgroups(reason="not Linux")
 GROUPS.remove()

@@ -11,9 +11,9 @@ COMMANDS = ["release", "collect", "autograde", "feedback", "export", "report"]
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_subcommand_has_help_and_a_course_option(command, capsys):
-    with pytest.raises(SystemExit) as exit:
+    with pytest.raises(SystemExit) as stopped:
         main([command, "--help"])
-    assert exit.value.code == 0
+    assert stopped.value.code == 0
     assert "--course" in capsys.readouterr().out
 
 
@@ -46,8 +46,17 @@ def test_nothing_to_grade_says_how_to_get_submissions(course_dir, capsys):
 @pytest.mark.parametrize("command", ["autograde", "feedback"])
 @pytest.mark.parametrize("workers", ["0", "two"])
 def test_workers_must_be_a_positive_number(command, workers, course_dir, capsys):
-    with pytest.raises(SystemExit) as exit:
+    with pytest.raises(SystemExit) as stopped:
         main([command, "--course", str(course_dir), "--workers", workers])
-    assert exit.value.code == 2  # argparse's usage error
+    assert stopped.value.code == 2  # argparse's usage error
     error = capsys.readouterr().err
     assert "--workers" in error and "1 or more" in error
+
+
+def test_release_list_prints_the_exercise_index_and_runs_nothing(capsys):
+    from pathlib import Path
+
+    course = Path(__file__).resolve().parents[1] / "course"
+    assert main(["release", "--list", "--course", str(course)]) == 0
+    out = capsys.readouterr().out
+    assert "### 01-tensors" in out and "| `make-leaf` |" in out and "generated" not in out

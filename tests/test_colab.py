@@ -64,7 +64,7 @@ print("RESULT", json.dumps({"cells": report, "autograd_lab": autograd_lab.__file
 
 def _cells(assignment: str) -> list[tuple[str, str]]:
     """The release's set-up cell, then the source's cells (solutions, all tests), demo cells left out."""
-    from grader.plan import is_demo_cell
+    from grader.notebooks import is_demo_cell
 
     release = nbformat.read(COURSE / "release" / assignment / f"{assignment}.ipynb", as_version=4)
     source = nbformat.read(COURSE / "source" / assignment / f"{assignment}.ipynb", as_version=4)

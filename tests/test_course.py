@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.plan import is_test_cell
+from grader.notebooks import fill_solutions, instructor_answers, is_solution_cell, is_test_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "course"
@@ -64,7 +64,7 @@ def test_each_notebook_is_a_complete_lesson(assignment):
     assert markdown.count("<details>") >= 3, "hints a stuck student can open"
     assert "summary" in markdown.lower()
     assert code.count("plt.show()") + code.count("draw_torch_graph(") + code.count("plot_dot_graph(") >= 2, "figures"
-    solutions = [cell for cell in source.cells if cell.get("metadata", {}).get("nbgrader", {}).get("solution")]
+    solutions = [cell for cell in source.cells if is_solution_cell(cell)]
     assert all("### BEGIN SOLUTION" in cell.source for cell in solutions)
 
 
@@ -97,6 +97,37 @@ def test_student_versions_open_on_colab(assignment):
     assert "BEGIN HIDDEN TESTS" not in "".join(c.source for c in cells)
 
 
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_student_version_answered_with_the_instructors_solutions(assignment):
+    """``fill_solutions(release, instructor_answers(source))``: every solution cell holds the source's code without
+    the solution markers, every other cell is the student version's, and the student version is left as it was."""
+    source, release = _notebook("source", assignment), _notebook("release", assignment)
+    answers = instructor_answers(source)
+    filled = fill_solutions(release, answers)
+    assert [c.source for c in filled.cells if is_solution_cell(c)] == list(answers.values())
+    assert [c.source for c in source.cells if is_solution_cell(c)] != list(answers.values())
+    assert not any(marker in answer for answer in answers.values() for marker in ("BEGIN SOLUTION", "END SOLUTION"))
+    assert [c for c in filled.cells if not is_solution_cell(c)] == [c for c in release.cells if not is_solution_cell(c)]
+    assert release == _notebook("release", assignment)
+    passing = instructor_answers(source, region=lambda indent, code: f"{indent}pass\n")
+    assert all(answer.count("pass\n") >= 1 and "BEGIN SOLUTION" not in answer for answer in passing.values())
+
+
+def test_the_exercise_index_in_authoring_md_is_in_step_with_the_notebooks_and_the_tests():
+    """course/AUTHORING.md's exercise index is what `python -m grader release --list --write` makes now."""
+    from grader.authoring.exercises import BEGIN, END, exercises, markdown, tests_folder
+    from grader.course import open_course
+
+    course = open_course(COURSE)
+    found = exercises(course, tests_folder(course))
+    assert [e.grade_id for e in found] == [c.metadata.nbgrader.grade_id for a in ASSIGNMENTS
+                                           for c in _notebook("source", a).cells if is_test_cell(c)]
+    text = (COURSE / "AUTHORING.md").read_text(encoding="utf-8")
+    committed = text[text.index(BEGIN):text.index(END) + len(END)]
+    assert committed == markdown(found), "course/AUTHORING.md's exercise index is stale: run " \
+                                         "python -m grader release --list --write"
+
+
 @pytest.mark.slow
 def test_release_is_in_sync_with_the_sources(tmp_path):
     """course/release is what `python -m grader release` generates, byte for byte."""
@@ -115,7 +146,7 @@ def test_release_is_in_sync_with_the_sources(tmp_path):
 def test_source_passes_and_blank_fails_in_a_real_kernel(assignment):
     """What `release` checks: the source passes every test, the blank fails every one."""
     from grader.course import open_course
-    from grader.release import verify
+    from grader.authoring.release import verify
 
     check = verify(open_course(COURSE), assignment, assignment)
     print(f"{assignment}: " + ", ".join(f"{kind} {seconds:.1f} s" for kind, seconds in check.seconds.items()))
@@ -124,12 +155,12 @@ def test_source_passes_and_blank_fails_in_a_real_kernel(assignment):
 
 @pytest.mark.slow
 def test_the_secure_grader_gives_solutions_full_marks_and_blanks_nothing(tmp_path):
-    from grader.autograde import Autograder, SubmissionRecord, record_path
+    from grader.autograde.run import Autograder
     from grader.course import open_course
 
     copy = _course_copy(tmp_path, release=True)
     course = open_course(copy)
-    from grader.release import generate
+    from grader.authoring.release import generate
 
     for assignment in ASSIGNMENTS:
         generate(course, assignment)
@@ -138,12 +169,7 @@ def test_the_secure_grader_gives_solutions_full_marks_and_blanks_nothing(tmp_pat
             folder.mkdir(parents=True)
             release = _notebook("release", assignment)
             if kind == "source":  # the student version, answered with the instructor's solutions
-                solutions = {c.metadata.nbgrader.grade_id: c.source for c in _notebook("source", assignment).cells
-                             if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
-                for cell in release.cells:
-                    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-                    if grade_id in solutions:
-                        cell.source = solutions[grade_id]
+                release = fill_solutions(release, instructor_answers(_notebook("source", assignment)))
             nbformat.write(release, folder / f"{assignment}.ipynb")
     summary = Autograder(course, workers=2, progress=False, report=lambda _: None).run()
     problems = []
@@ -168,7 +194,7 @@ def test_the_secure_grader_gives_solutions_full_marks_and_blanks_nothing(tmp_pat
 def test_hidden_tests_can_be_planned_under_any_salt(assignment, salt):
     """The grader salts the hidden tests' random inputs with a secret of its own: every reference must
     still compute (a random graph whose output node has no edge once stopped a whole class's grading)."""
-    from grader.plan import plan_notebook
+    from grader.autograde.plan import plan_notebook
 
     tests = [(cell.metadata.nbgrader.grade_id, cell.source) for cell in _notebook("source", assignment).cells
              if is_test_cell(cell)]

@@ -1,6 +1,6 @@
 """Feedback pages show mathematics as mathematics, with no script: TeX becomes MathML when the page is built.
 
-The pages forbid every script (grader.feedback's Content-Security-Policy), so MathJax
+The pages forbid every script (grader.outputs.feedback's Content-Security-Policy), so MathJax
 cannot run; browsers render MathML themselves. The screenshot of a page in Chromium
 is left in build/browser/feedback-math.png.
 """
@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_markdown_cell
 
-from grader.feedback import inert, math_as_mathml
+from grader.outputs.feedback import inert, math_as_mathml
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

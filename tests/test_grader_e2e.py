@@ -8,14 +8,14 @@ exact score and status are asserted.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import zipfile
 
 import pytest
 
 from fixture_course import MAX_SCORE, write_class
-from grader.autograde import Autograder, SubmissionRecord, record_path
+from grader.autograde.run import Autograder
+from grader.records import SubmissionRecord
 from grader.cli import main
 from grader.course import open_course
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.collect import WRONG_TYPE, Intake, collect, print_report
+from grader.intake.collect import WRONG_TYPE, Intake, collect, print_report
 from grader.course import open_course
 from grader.deadlines import CourseDeadlines, Lateness, parse_due, parse_extension
 from grader.errors import GraderError
@@ -158,7 +158,7 @@ MOODLE_ROSTER = ("First name,Last name,ID number,Email address\n"
 def _second_assignment(course_dir):
     import shutil
 
-    from grader.release import generate
+    from grader.authoring.release import generate
 
     shutil.copytree(course_dir / "source" / "ps1", course_dir / "source" / "ps2")
     (course_dir / "source" / "ps2" / "ps1.ipynb").rename(course_dir / "source" / "ps2" / "ps2.ipynb")
@@ -166,7 +166,7 @@ def _second_assignment(course_dir):
 
 
 def test_canvas_names_come_from_the_roster_and_are_never_none(course_dir, tmp_path):
-    from grader.roster import load
+    from grader.intake.roster import load
 
     roster = tmp_path / "canvas-roster.csv"
     roster.write_text(CANVAS_ROSTER)
@@ -183,7 +183,7 @@ def test_canvas_names_come_from_the_roster_and_are_never_none(course_dir, tmp_pa
 
 
 def test_moodle_people_are_one_student_across_assignments_with_a_roster(course_dir, tmp_path):
-    from grader.roster import load
+    from grader.intake.roster import load
 
     _second_assignment(course_dir)
     roster = tmp_path / "participants.csv"
@@ -212,7 +212,7 @@ def test_without_a_roster_one_moodle_name_under_two_ids_is_a_warning(course_dir,
 
 
 def test_a_roster_the_grader_cannot_read_says_which_files_it_reads(tmp_path):
-    from grader.roster import load
+    from grader.intake.roster import load
 
     (tmp_path / "r.csv").write_text("name;mail\nAnn;a@b\n")
     with pytest.raises(GraderError, match="export Canvas's gradebook .* Moodle's participants"):
@@ -223,7 +223,7 @@ def test_a_roster_the_grader_cannot_read_says_which_files_it_reads(tmp_path):
 
 
 def test_a_report_with_nothing_graded_still_lists_the_missing():
-    from grader.report import AssignmentReport, text
+    from grader.outputs.report import AssignmentReport, text
 
     report = AssignmentReport("ps1", missing=[("kim", "ps1", "missing, wrong file type uploaded (a.pdf)")])
     body = text(report)

@@ -9,7 +9,9 @@ import nbformat
 import pytest
 
 from fixture_course import CORRECT, WRONG, _answered
-from grader.autograde import Autograder, SubmissionRecord, print_summary, record_path
+from grader.autograde.run import Autograder
+from grader.autograde.summary import print_summary
+from grader.records import SubmissionRecord, record_path
 from grader.course import open_course
 from grader.locks import Locks
 
@@ -39,7 +41,7 @@ def test_a_second_run_leaves_what_another_run_grades_to_it(course_dir):
     for student, answers in (("alice", CORRECT), ("bob", WRONG)):
         (course.submitted / student / "ps1").mkdir(parents=True)
         nbformat.write(_answered(course_dir, answers), course.submitted / student / "ps1" / "ps1.ipynb")
-    other_run = Locks(course_dir)  # another run, grading alice right now
+    other_run = Locks(course.locks)  # another run, grading alice right now
     assert other_run.take("ps1", "alice") is None
     half_written = record_path(course, "ps1", "alice").with_name(".alice.json.99999.tmp")
     half_written.parent.mkdir(parents=True, exist_ok=True)

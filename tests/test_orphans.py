@@ -78,7 +78,7 @@ def test_kill_9_of_autograde_leaves_no_process_behind(course_dir, workers, stop)
         while time.monotonic() < deadline and not sandboxes:
             time.sleep(0.5)
             family = _descendants(run.pid)
-            zygotes = {pid for pid in family if "grader.zygote" in _command(pid)}
+            zygotes = {pid for pid in family if "grader.sandbox.zygote" in _command(pid)}
             sandboxes = {pid for zygote in zygotes for pid in _descendants(zygote)}
         assert sandboxes, "no sandbox started"
         family = _descendants(run.pid)

@@ -17,8 +17,9 @@ import pytest
 
 from autograd_lab import reference05, suspects
 from autograd_lab.checks import CheckFailed, judge_cell
-from autograd_lab.probes import run_planned
-from grader.plan import plan_notebook
+from autograd_lab.checks.observed import from_json
+from grader.sandbox.kernel_probes import run_planned
+from grader.autograde.plan import plan_notebook
 from tests.test_wrong_answers import (CHECKER_GY_ONES, CHECKER_PACKAGE, TOPO_PREORDER, TOPO_RECURSIVE, _cells,
                                       _grade_id)
 
@@ -73,7 +74,7 @@ checks.function(gradient_check, _s.agrees_with_torch, _cases, exact=True, forbid
 @pytest.fixture(autouse=True)
 def _one_thread(monkeypatch):
     """Graded kernels run one thread; a thread an earlier test left in this process is not the student's."""
-    from autograd_lab.probes import TorchWatch
+    from autograd_lab.checks.probes import TorchWatch
 
     monkeypatch.setattr(TorchWatch, "_other_threads", lambda self: None)
 
@@ -81,7 +82,7 @@ def _one_thread(monkeypatch):
 def _planned(source: str, namespace: dict):
     plan = plan_notebook([("cell", source)])
     observations = json.loads(json.dumps(run_planned([c.spec for c in plan.checks["cell"]], namespace)))
-    return judge_cell(plan.checks["cell"], observations)
+    return judge_cell(plan.checks["cell"], [from_json(observation) for observation in observations])
 
 
 def _plain(source: str, namespace: dict) -> None:
@@ -215,7 +216,7 @@ def _test_results(blanks: list[str]) -> dict[str, str | None]:
     import matplotlib
 
     matplotlib.use("Agg")
-    from grader.plan import is_demo_cell, is_test_cell
+    from grader.notebooks import is_demo_cell, is_test_cell
 
     namespace: dict = {"__name__": "__main__"}
     results: dict[str, str | None] = {}

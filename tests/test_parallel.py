@@ -17,7 +17,8 @@ import pytest
 from nbformat.v4 import new_code_cell
 
 from fixture_course import CORRECT, _answered, copy_course, write_class
-from grader.autograde import Autograder, SubmissionRecord
+from grader.autograde.run import Autograder
+from grader.records import SubmissionRecord
 from grader.cli import main
 from grader.course import open_course
 

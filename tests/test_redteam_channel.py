@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 
 from autograd_lab.checks import judge_cell
-from autograd_lab.observed import from_json, observe, to_json
-from autograd_lab.probes import run_planned
-from grader import channel
+from autograd_lab.checks.observed import from_json, observe, to_json
+from grader.sandbox.kernel_probes import run_planned
+from grader.sandbox import channel
 from grader.text import printable
-from grader.autograde import course_secret
+from grader.autograde.run import course_secret
 from grader.course import open_course
 from grader.errors import GraderError
 from grader.notebooks import read_notebook
-from grader.plan import plan_notebook
+from grader.autograde.plan import plan_notebook
 
 
 # --- the channel's schema -------------------------------------------------------------------
@@ -36,8 +36,7 @@ from grader.plan import plan_notebook
     (b'{"event": "finished"}', "unknown event"),
     (b'{"event": "start", "cell": "3"}', "cell is not a cell index"),
     (b'{"event": "start", "cell": true}', "cell is not a cell index"),
-    (b'{"event": "done", "cell": 3, "seconds": "fast"}', "seconds"),
-    (b'{"event": "done", "cell": 3, "seconds": 1, "tampering": [5]}', "tampering"),
+    (b'{"event": "done", "cell": 3, "outputs": [], "tampering": [5]}', "tampering"),
     (b'{"event": "sandbox-error", "message": {"a": 1}}', "message is not a string"),
     (b"[" * 100_000 + b"]" * 100_000, "not JSON"),
 ])
@@ -47,9 +46,9 @@ def test_reports_that_fit_no_event_are_rejected(line, why):
 
 
 def test_a_valid_report_keeps_only_its_fields_and_printable_text():
-    report = channel.parse(json.dumps({"event": "done", "cell": 2, "seconds": 0.5, "outputs": [], "extra": "x",
+    report = channel.parse(json.dumps({"event": "done", "cell": 2, "outputs": [], "extra": "x",
                                        "tampering": ["\x1b[2Jnumpy.allclose was replaced"]}).encode())
-    assert "extra" not in report and report["tampering"] == ["numpy.allclose was replaced"]
+    assert not hasattr(report, "extra") and report.tampering == ["numpy.allclose was replaced"]
 
 
 @pytest.mark.parametrize("outputs", [
@@ -79,11 +78,11 @@ def test_text_that_no_file_can_hold_is_replaced_not_fatal():
     """``print(chr(0xD800))`` reaches the channel as a lone surrogate, which UTF-8 cannot encode."""
     import nbformat
 
-    line = json.dumps({"event": "done", "cell": 0, "seconds": 0.1, "tampering": ["x\ud800"], "outputs": [
+    line = json.dumps({"event": "done", "cell": 0, "tampering": ["x\ud800"], "outputs": [
         {"output_type": "stream", "name": "stdout", "text": "a\ud800b\n"}]}).encode()
     report = channel.parse(line)
-    outputs = channel.clean_outputs(report["outputs"])
-    assert outputs[0]["text"] == "a?b\n" and report["tampering"] == ["x?"]
+    outputs = channel.clean_outputs(report.outputs)
+    assert outputs[0]["text"] == "a?b\n" and report.tampering == ["x?"]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(chr(0xD800))", outputs=nbformat.from_dict(outputs))])
     nbformat.writes(notebook).encode("utf-8")
     assert printable("ok\udc00") == "ok"
@@ -97,7 +96,7 @@ def test_half_observations_fail_their_check_instead_of_crashing_the_judge(forged
     with pytest.raises(ValueError):
         from_json(forged)
     cleaned, problems = channel.clean_observations([forged], expected=1)
-    assert problems and cleaned[0]["type"] == "InvalidObservation"
+    assert problems and cleaned[0].type == "InvalidObservation"
     plan = plan_notebook([("t", "from autograd_lab import checks\nchecks.close(f(3.0), 6.0)")], salt="s")
     lines, failure = judge_cell(plan.checks["t"], cleaned)
     assert failure is not None and "unreadable" in failure.message
@@ -133,7 +132,8 @@ FORBID = "from autograd_lab import checks\nimport numpy as np\nchecks.gradient(g
 
 def _judge_forbidden(fn) -> str | None:
     plan = plan_notebook([("t", FORBID)], salt="s")
-    _, failure = judge_cell(plan.checks["t"], run_planned([c.spec for c in plan.checks["t"]], {"g": fn}))
+    observations = run_planned([c.spec for c in plan.checks["t"]], {"g": fn})
+    _, failure = judge_cell(plan.checks["t"], channel.clean_observations(observations, len(observations))[0])
     return None if failure is None else failure.message
 
 
@@ -173,7 +173,7 @@ def _unhooked(x):
 
 def _unhooked_as_the_watch(x):
     """Code compiled under the watch's own file name, once trusted by name."""
-    from autograd_lab import probes
+    from autograd_lab.checks import probes
 
     hook = sys.getprofile()
     exec(compile("import sys\nsys.setprofile(None)", probes.__file__, "exec"))
@@ -193,7 +193,7 @@ def _thread_hook_taken_away(x):
 
 
 def _thread_hook_unset_as_the_watch(x):
-    from autograd_lab import probes
+    from autograd_lab.checks import probes
 
     exec(compile("import threading\nthreading.setprofile(None)", probes.__file__, "exec"))
     return _in_thread(x)
@@ -201,7 +201,7 @@ def _thread_hook_unset_as_the_watch(x):
 
 def _a_second_watch(x):
     """A watch of its own, entered inside the real one: PyTorch calls would go to it."""
-    from autograd_lab.probes import TorchWatch
+    from autograd_lab.checks.probes import TorchWatch
 
     with TorchWatch().watching():
         return _torch_gradient(x)
@@ -332,8 +332,8 @@ def test_probes_a_notebook_does_not_read_never_stall_the_grader():
     import selectors
     import time
 
-    from grader.execute import Job, _Run
-    from grader.sandbox import Limits
+    from grader.sandbox.execute import Job, _Run
+    from grader.sandbox.linux import Limits
 
     big = [{"probe": "value", "args": ["x" * 1000]}] * 200  # ~200 kB, more than a pipe holds
     job = Job("k", [{"index": i, "kind": "test", "probes": big} for i in range(3)], Limits(cell_timeout=30))
@@ -428,25 +428,73 @@ def test_an_observation_whose_value_nests_deep_fails_its_check_in_the_worker_not
         nested = {"a": nested}
     forged["value"] = nested
     cleaned, problems = channel.clean_observations([honest, forged], 2)
-    assert cleaned[0] == honest
+    assert to_json(cleaned[0]) == honest
     assert len(problems) == 1 and "flat record" in problems[0]
-    assert from_json(cleaned[1]).type == "InvalidObservation"
+    assert cleaned[1].type == "InvalidObservation"
 
 
 def test_a_grader_failure_is_recorded_as_error_without_flagging_the_student():
-    from grader.executors import failed
+    from grader.sandbox.executors import failed
 
     result = failed("ps1/alice/ps1", "the grader failed on this notebook: KeyError: 'x'",
-                    "Traceback (most recent call last):\n  File \"grader/execute.py\", line 1\nKeyError: 'x'")
+                    "Traceback (most recent call last):\n  File \"grader/sandbox/execute.py\", line 1\nKeyError: 'x'")
     assert result.status == "error" and result.flags == []
     assert "KeyError" in result.detail and "Traceback" in result.detail
 
 
-def test_code_that_takes_pytorchs_hooks_away_is_flagged_by_the_code_reading():
-    """Popping the watch and putting it back between two checks leaves nothing to see at the end: the code says it."""
-    from grader.tamper import scan
+_HOOKS_AWAY = "uses {}, which takes PyTorch's dispatch hooks away"
 
-    found = scan("import itertools, torch\nlist(itertools.starmap(torch._C._pop_torch_dispatch_stack, [(None,)]))\n"
-                 "with torch.utils._python_dispatch._disable_current_modes():\n    pass")
-    assert [line for line, _ in found] == [2, 3] and all("PyTorch's dispatch hooks" in what for _, what in found)
-    assert scan("import torch\nx = torch.ones(2).sum()") == []
+
+@pytest.mark.parametrize("source, found", [
+    # What honest code does: nothing to flag.
+    ("import torch\nx = torch.ones(2).sum()", []),
+    ("import numpy as np\nx = np.ones(3)", []),
+    ("x = 1\nx: int = 2\nmine.attr = 1", []),
+    ("setattr(obj, 'close', f)", []),  # setattr on the student's own object
+    ("%timeit np.ones(3)", []),  # IPython syntax is read as the kernel reads it
+    ("def (:", []),  # a syntax error fails in the kernel, not here
+    # Replacing what the checks rely on.
+    ("np.allclose = f", [(1, "replaces np.allclose")]),
+    ("torch.Tensor.__eq__ = f", [(1, "replaces torch.Tensor.__eq__")]),
+    ("builtins.print = f", [(1, "replaces builtins.print")]),
+    ("torch.x += 1", [(1, "replaces torch.x")]),
+    ("checks.close: object = None", [(1, "replaces checks.close")]),
+    ("del np.allclose", [(1, "replaces np.allclose")]),
+    ("sys.modules['x'] = m", [(1, "replaces sys.modules")]),
+    ("__builtins__ = {}", [(1, "replaces __builtins__")]),
+    ("np.a = 1; np.a = 2", [(1, "replaces np.a")]),  # once a line
+    ("setattr(checks, 'close', f)", [(1, "setattr() changes an attribute by name")]),
+    ("delattr(np, 'allclose')", [(1, "delattr() deletes an attribute by name")]),
+    # The kernel's hooks.
+    ("get_ipython().run_cell = f", [(1, "replaces get_ipython().run_cell"), (1, "uses get_ipython().run_cell")]),
+    ("get_ipython().events.register('pre_run_cell', f)",
+     [(1, "get_ipython().events.register() changes the kernel"), (1, "uses get_ipython().events")]),
+    ("get_ipython().showtraceback", [(1, "uses get_ipython().showtraceback")]),
+    ("sys.settrace(f)", [(1, "sys.settrace() installs a trace hook")]),
+    ("signal.signal(2, h)", [(1, "signal.signal() changes a signal handler")]),
+    # Processes, memory and raw file descriptors.
+    ("os.kill(1, 9)", [(1, "os.kill() sends a signal to a process")]),
+    ("gc.get_objects()", [(1, "gc.get_objects() searches the interpreter's objects")]),
+    ("import ctypes", [(1, "imports ctypes")]),
+    ("from grader.x import y", [(1, "imports grader.x")]),
+    # PyTorch's dispatch hooks (the watch of exercises built without PyTorch), on the line that takes them:
+    # popping the watch and putting it back between two checks leaves nothing to see at the end, the code says it.
+    ("import itertools, torch\nlist(itertools.starmap(torch._C._pop_torch_dispatch_stack, [(None,)]))\n"
+     "with torch.utils._python_dispatch._disable_current_modes():\n    pass",
+     [(2, _HOOKS_AWAY.format("_pop_torch_dispatch_stack")), (3, _HOOKS_AWAY.format("_disable_current_modes"))]),
+    ("torch._C._DisableTorchDispatch()", [(1, _HOOKS_AWAY.format("_DisableTorchDispatch"))]),
+], ids=["torch", "numpy", "own-names", "setattr-own", "magic", "syntax-error", "replace-np", "replace-dunder",
+        "replace-builtins", "augmented", "annotated", "delete", "sys-modules", "dunder-builtins", "once-a-line",
+        "setattr-protected", "delattr-protected", "run-cell", "events", "showtraceback", "settrace", "signal",
+        "kill", "gc", "ctypes", "grader", "torch-hooks-lines", "torch-hooks-class"])
+def test_the_code_reading_flags(source, found):
+    """The static reading of a cell (``tamper.scan``): each finding and its line; a flag never changes a score."""
+    from grader.autograde.tamper import scan
+
+    assert scan(source) == found
+
+
+def test_the_code_reading_names_twenty_findings_at_most():
+    from grader.autograde.tamper import scan
+
+    assert len(scan("\n".join(f"np.a{i} = 1" for i in range(30)))) == 20

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import collect as collect_module
+from grader.intake import collect as collect_module
 from grader.cli import main
-from grader.collect import collect, find_submitted, print_report
+from grader.intake.collect import collect, find_submitted, normalize_name, print_report, student_id
 from grader.course import open_course
 from grader.errors import GraderError
 
@@ -66,6 +66,29 @@ def _skipped(report) -> dict[str, str]:
 
 
 # -- student ids -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder, student", [
+    ("Zoë O'Brien", "Zoë O'Brien"),
+    (unicodedata.normalize("NFD", "Zoë"), unicodedata.normalize("NFC", "Zoë")),
+    ("王伟", "王伟"),
+    ("Иван Петров", "Иван Петров"),
+    ("a_b-c.d", "a_b-c.d"),
+    ("a/b*c", "a_b_c"),
+    ('x\\y+z?[1]<2>:"|', "x_y_z__1__2____"),
+    ("Ann   Lee\t", "Ann Lee"),
+    ("a\nb", "a b"),
+    ("a\x1bb", "a_b"),
+    ("a\u200bb", "a_b"),
+    (".hidden ", "hidden"),
+    ("...a", "a"),
+    (". x", "x"),
+    ("..", ""),
+    ("   ", ""),
+], ids=["apostrophe", "decomposed", "chinese", "cyrillic", "punctuation-kept", "slash-star", "every-unsafe",
+        "white-space-runs", "newline", "control", "zero-width", "hidden", "dots", "dot-space", "dot-dot", "blank"])
+def test_student_id(folder, student):
+    assert student_id(folder) == student
 
 
 def test_unicode_names_are_kept_readable_and_never_merge(course_dir, tmp_path):
@@ -254,6 +277,30 @@ def test_the_total_and_the_number_of_entries_are_bounded_before_anything_is_read
 # -- the matcher autograde uses ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("filename, candidates", [
+    ("ps1.ipynb", [("ps1", 0)]),
+    ("ps1", [("ps1", 0)]),
+    ("PS1.IPYNB", [("PS1", 0)]),
+    ("notes.txt", [("notes.txt", 0)]),
+    ("  ps1  .ipynb", [("ps1", 0)]),
+    ("Copy of 01-tensors (1).ipynb", [("01-tensors", 1)]),
+    ("Copy of Copy of ps1.ipynb", [("ps1", 0)]),
+    ("ps1 - Copy.ipynb", [("ps1", 0)]),
+    ("copy of ps1 - copy (3).ipynb", [("ps1 - copy", 3)]),
+    ("ps1 (12).ipynb", [("ps1", 12)]),
+    ("02-backward-1.ipynb", [("02-backward-1", 0), ("02-backward", 1)]),
+    ("ps1 -2.ipynb", [("ps1 -2", 0), ("ps1", 2)]),
+    ("ps1-2 (1).ipynb", [("ps1-2", 1), ("ps1", 2)]),
+    ("01-tensors-3 (2).ipynb", [("01-tensors-3", 2), ("01-tensors", 3)]),
+    ("01-tensors-123.ipynb", [("01-tensors-123", 0)]),
+], ids=["exact", "no-extension", "upper-case", "not-a-notebook", "spaces", "colab-copy", "copy-of-a-copy",
+        "windows-copy", "copy-both-ways", "browser-number", "canvas-resubmission", "dash-number",
+        "canvas-and-browser", "larger-of-two-numbers", "three-digits-are-a-name"])
+def test_normalize_name(filename, candidates):
+    """What notebook a file name may mean, most literal first, with its revision number."""
+    assert normalize_name(filename) == candidates
+
+
 @pytest.mark.parametrize("name", ["Copy of 01-tensors.ipynb", "01-tensors (1).ipynb", "01-Tensors-1.ipynb",
                                   "01_tensors.ipynb"])
 def test_find_submitted_matches_renamed_notebooks_as_collect_does(tmp_path, name):
@@ -307,7 +354,8 @@ def test_a_unicode_named_student_is_collected_and_autograded(course_dir, tmp_pat
     import nbformat
 
     from fixture_course import CORRECT, _answered
-    from grader.autograde import Autograder, SubmissionRecord, record_path
+    from grader.autograde.run import Autograder
+    from grader.records import SubmissionRecord, record_path
 
     decomposed = unicodedata.normalize("NFD", "Zoë Ölçer")
     download = tmp_path / "download"

@@ -21,7 +21,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
 
-from grader.autograde import NotebookOutcome, Summary
+from grader.autograde.summary import Summary
+
+from grader.records import NotebookOutcome
 from grader.cli import main
 
 #: What a terminal or a Markdown viewer must never get: escape sequences (colour, clear screen,
@@ -65,7 +67,7 @@ class _Elements(html.parser.HTMLParser):
 
 def assert_inert(page: str) -> None:
     """The page starts its head with the policy and holds nothing that runs, fetches, or came from a student."""
-    from grader.feedback import CONTENT_SECURITY_POLICY
+    from grader.outputs.feedback import CONTENT_SECURITY_POLICY
 
     parser = _Elements()
     parser.feed(page)
@@ -105,7 +107,7 @@ def attack_notebook(base: str) -> nbformat.NotebookNode:
     ])
     code.metadata.tags = ['"><script>window.__pwned = "tag"</script>']
     graded = new_code_cell("pass", metadata={"nbgrader": {"grade": True, "solution": False, "points": 1, "score": 0,
-                                                          "grade_id": f'x"><img src=x onerror="window.__pwned=1">',
+                                                          "grade_id": 'x"><img src=x onerror="window.__pwned=1">',
                                                           "schema_version": 3}})
     return new_notebook(cells=[new_markdown_cell(attack), code, graded,
                                new_raw_cell(attack, metadata={"raw_mimetype": "text/html"})])
@@ -121,7 +123,7 @@ def forged(base: str, status: str = "died") -> NotebookOutcome:
 def test_the_status_cell_shows_a_forged_detail_as_text():
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
-    from grader.feedback import status_markdown
+    from grader.outputs.feedback import status_markdown
 
     rendered = markdown2html_mistune(status_markdown(forged("http://127.0.0.1:9")))
     parser = _Elements()
@@ -136,7 +138,7 @@ def test_the_feedback_exporter_writes_inert_pages(course_dir):
     from nbgrader.converters import GenerateFeedback
 
     from grader.course import open_course
-    from grader.feedback import _api, _feedback_config, status_markdown
+    from grader.outputs.feedback import _api, _feedback_config, status_markdown
 
     course = open_course(course_dir)
     config = _feedback_config(course)
@@ -172,7 +174,7 @@ def formgrader_page(notebook: nbformat.NotebookNode) -> str:
 
 def test_graded_notebooks_are_inert_where_formgrader_renders_them():
     """autograded/ is shown by formgrader in the instructor's own Jupyter: nothing the student wrote may run."""
-    from grader.inert import inert_notebook
+    from grader.outputs.inert import inert_notebook
 
     page = formgrader_page(inert_notebook(attack_notebook("http://127.0.0.1:9")))
     parser = _Elements()
@@ -189,7 +191,7 @@ def test_graded_notebooks_are_inert_where_formgrader_renders_them():
 
 
 def test_the_page_of_an_ungraded_notebook_is_inert():
-    from grader.feedback import _page
+    from grader.outputs.feedback import _page
 
     page = _page("student\x1b[2J", "ps1", "ps1", forged("http://127.0.0.1:9", status="invalid"))
     assert_inert(page)
@@ -202,7 +204,8 @@ def test_pages_written_before_they_were_inert_are_written_again(course_dir):
     import hashlib
 
     from grader.course import open_course
-    from grader.feedback import _is_current, _stamp, record_path
+    from grader.outputs.feedback import _is_current, _stamp
+    from grader.records import record_path
 
     course = open_course(course_dir)
     record = record_path(course, "ps1", "student")
@@ -253,7 +256,9 @@ def test_feedback_pages_run_and_fetch_nothing_in_chromium(course_dir, listener):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    from grader.autograde import Autograder, SubmissionRecord, record_path
+    from grader.autograde.run import Autograder
+
+    from grader.records import SubmissionRecord, record_path
     from grader.course import open_course
 
     base, requests = listener
@@ -325,7 +330,7 @@ def _is_number(cell: str) -> bool:
 def test_export_writes_formulas_as_text(course_dir, fmt):
     """OWASP's advice on CSV injection: a text cell starting with = + - @ tab or CR gets a leading '."""
     from grader.course import open_course
-    from grader.export import export
+    from grader.outputs.export import export
 
     course = open_course(course_dir)
     people = {"=cmd|' /C calc'!A0": ("=HYPERLINK(\"http://x\",\"y\")", "@SUM(A1:A2)"),  # id: (name, LMS id)
@@ -343,8 +348,8 @@ def test_export_writes_formulas_as_text(course_dir, fmt):
 
 
 def test_export_keeps_negative_scores_numbers(monkeypatch):
-    import grader.export as export_module
-    from grader.export import Row
+    import grader.outputs.export as export_module
+    from grader.outputs.export import Row
 
     rows = [Row("=evil", "-name", "+id", {"ps1": -1.5}, ["ps1: flagged for review"])]
     monkeypatch.setattr(export_module, "gather", lambda course, assignments: (["ps1"], {"ps1": 5.0}, rows))
@@ -361,7 +366,7 @@ def _clean(text: str) -> bool:
 
 
 def _report(student: str = "student" + ESCAPES):
-    from grader.report import AssignmentReport, ExerciseStats
+    from grader.outputs.report import AssignmentReport, ExerciseStats
 
     built = AssignmentReport("ps1", max_score=5.0, scores=[1.0, 4.0])
     built.exercises = [ExerciseStats("test-a|b<script>", "ps1", 2.0, attempts=2, passed=1)]
@@ -374,7 +379,7 @@ def _report(student: str = "student" + ESCAPES):
 def test_a_report_shows_what_submissions_chose_as_text():
     import mistune
 
-    from grader.report import text
+    from grader.outputs.report import text
 
     markdown = text(_report())
     assert _clean(markdown)
@@ -388,7 +393,7 @@ def test_a_report_shows_what_submissions_chose_as_text():
 
 
 def test_report_prints_and_writes_no_escape_codes(course_dir, monkeypatch, capsys):
-    import grader.report as report_module
+    import grader.outputs.report as report_module
 
     monkeypatch.setattr(report_module, "build", lambda course, assignment, roster=None: _report())
     assert main(["report", "--course", str(course_dir)]) == 0
@@ -399,7 +404,7 @@ def test_report_prints_and_writes_no_escape_codes(course_dir, monkeypatch, capsy
 
 
 def test_autograde_summary_prints_no_escape_codes(course_dir, monkeypatch, capsys):
-    import grader.autograde as autograde_module
+    import grader.autograde.run as autograde_module
 
     outcome = NotebookOutcome("ps1" + ESCAPES, "died", detail="it said " + ESCAPES, flags=["flag" + ESCAPES])
     monkeypatch.setattr(autograde_module.Autograder, "run",
@@ -411,7 +416,7 @@ def test_autograde_summary_prints_no_escape_codes(course_dir, monkeypatch, capsy
 
 
 def test_export_problems_print_no_escape_codes(course_dir, tmp_path, monkeypatch, capsys):
-    import grader.export as export_module
+    import grader.outputs.export as export_module
 
     monkeypatch.setattr(export_module, "export", lambda course, assignments, fmt, roster=None: (
         "student\n", ["student" + ESCAPES + ": ps1: not graded (invalid: " + ESCAPES + ")"]))
@@ -421,7 +426,7 @@ def test_export_problems_print_no_escape_codes(course_dir, tmp_path, monkeypatch
 
 
 def test_feedback_failures_print_no_escape_codes(course_dir, monkeypatch, capsys):
-    import grader.feedback as feedback_module
+    import grader.outputs.feedback as feedback_module
 
     results = course_dir / ".grader" / "results" / "ps1"
     results.mkdir(parents=True)

@@ -14,34 +14,36 @@ from pathlib import Path
 
 import pytest
 
-from grader import confine, sandbox
+from grader.sandbox import confine
+
+from grader.sandbox import linux
 
 STUDENT_HOST_UID = 61999
 #: The isolation modes this machine can test: a root test run can make both.
 MODES = ["root", "userns"] if os.geteuid() == 0 else ["userns"]
 
-pytestmark = pytest.mark.skipif(sandbox.isolation_available().mode == "none",
+pytestmark = pytest.mark.skipif(linux.isolation_available().mode == "none",
                                 reason="needs Linux namespaces (root or user namespaces)")
 
 
-def _inside(fs: sandbox.Filesystem, check, *, mode: str | None = None, student: bool = False) -> int:
+def _inside(fs: linux.Filesystem, check, *, mode: str | None = None, student: bool = False) -> int:
     """Exit code of ``check()`` run as the sandbox's runner would be: new namespaces, new root.
 
     With ``student``, the check runs as the student's code does: after the runner
     became the student (no capability, the seccomp filter). ``mode`` is the
     isolation to use ("root" or "userns"; default: what this machine gives).
     """
-    isolation = sandbox.Isolation(mode) if mode else sandbox.isolation_available()
+    isolation = linux.Isolation(mode) if mode else linux.isolation_available()
     uid = STUDENT_HOST_UID if isolation.mode == "root" else 0
     pid = os.fork()
     if pid == 0:
         code = 99
         try:
-            sandbox.enter_namespaces(isolation)
+            linux.enter_namespaces(isolation)
             inner = os.fork()
             if inner == 0:
                 try:
-                    sandbox.build_filesystem(fs, sandbox.Limits(), uid, uid)
+                    linux.build_filesystem(fs, linux.Limits(), uid, uid)
                     if student:
                         confine.become_student(isolation.mode, uid, uid)
                     os._exit(0 if check() else 1)
@@ -62,8 +64,8 @@ def test_read_only_paths_below_tmp_stay_visible_and_the_course_does_not():
             tempfile.NamedTemporaryFile(dir="/tmp") as host_file:
         (Path(checkout) / "library.py").write_text("VALUE = 1\n")
         (Path(course) / "gradebook.db").write_text("secret")
-        read_only = sandbox.visible_paths(hidden=[course]) + [checkout]
-        fs = sandbox.Filesystem(root="/run" if os.path.isdir("/run") else "/mnt", read_only=read_only,
+        read_only = linux.visible_paths(hidden=[course]) + [checkout]
+        fs = linux.Filesystem(root="/run" if os.path.isdir("/run") else "/mnt", read_only=read_only,
                                 files={"notebook.ipynb": b"{}"})
 
         def check() -> bool:
@@ -75,7 +77,7 @@ def test_read_only_paths_below_tmp_stay_visible_and_the_course_does_not():
             except OSError:
                 read_only_ok = True
             return (Path(checkout, "library.py").read_text() == "VALUE = 1\n" and read_only_ok
-                    and not os.path.exists(course) and os.getcwd() == sandbox.WORKDIR
+                    and not os.path.exists(course) and os.getcwd() == linux.WORKDIR
                     and os.path.exists("notebook.ipynb") and private and writable_tmp)
 
         assert _inside(fs, check) == 0
@@ -84,8 +86,8 @@ def test_read_only_paths_below_tmp_stay_visible_and_the_course_does_not():
 def test_no_network_inside():
     import socket
 
-    fs = sandbox.Filesystem(root="/run" if os.path.isdir("/run") else "/mnt",
-                            read_only=sandbox.visible_paths(hidden=[]))
+    fs = linux.Filesystem(root="/run" if os.path.isdir("/run") else "/mnt",
+                            read_only=linux.visible_paths(hidden=[]))
 
     def check() -> bool:
         try:
@@ -134,8 +136,8 @@ def _sandbox_with_a_host_secret(check, mode: str) -> int:
     with tempfile.TemporaryDirectory() as course:
         secret = Path(course, "secret")
         secret.write_text("the instructor's secret")
-        fs = sandbox.Filesystem(root="/run" if os.path.isdir("/run") else "/mnt",
-                                read_only=sandbox.visible_paths(hidden=[course]))
+        fs = linux.Filesystem(root="/run" if os.path.isdir("/run") else "/mnt",
+                                read_only=linux.visible_paths(hidden=[course]))
         return _inside(fs, lambda: check(str(secret)), mode=mode, student=True)
 
 
@@ -174,9 +176,9 @@ def test_no_new_namespace_so_no_capability_to_climb_with(mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_no_mount_and_no_read_write_remount(mode):
     def check(_secret: str) -> bool:
-        package = os.path.dirname(sandbox.__file__)
+        package = os.path.dirname(linux.__file__)
         remount = _refused(_libc.mount(None, package.encode(), None,
-                                       ctypes.c_ulong(sandbox.MS_BIND | sandbox.MS_REMOUNT), None))
+                                       ctypes.c_ulong(linux.MS_BIND | linux.MS_REMOUNT), None))
         tmpfs = _refused(_libc.mount(b"tmpfs", b"/tmp", b"tmpfs", ctypes.c_ulong(0), b"size=4g"))
         unmount = _refused(_libc.umount2(b"/proc", ctypes.c_int(2)))
         pivot = _refused(_syscall("pivot_root", b".", b"."))
@@ -234,13 +236,13 @@ def test_the_filter_is_well_formed_for_every_processor():
 
 def test_without_isolation_a_job_still_runs_in_a_working_copy_of_its_own(tmp_path, monkeypatch):
     """isolation = "none": not the worker's folder, the assignment's files there, and gone afterwards."""
-    from grader.execute import Job, run, shutdown
+    from grader.sandbox.execute import Job, run, shutdown
 
     monkeypatch.chdir(tmp_path)
     cells = [{"index": 0, "kind": "code", "source":
               "import os\nopen('scratch.txt', 'w').write('x')\nprint(os.getcwd(), open('data.csv').read())"}]
     try:
-        result = run(Job("ps1/alice/ps1", cells, sandbox.Limits(cell_timeout=30, isolation="none"),
+        result = run(Job("ps1/alice/ps1", cells, linux.Limits(cell_timeout=30, isolation="none"),
                          files={"data.csv": b"1,2,3"}))
     finally:
         shutdown()
@@ -279,14 +281,14 @@ HOPPING = ("import subprocess\n"
 @pytest.mark.parametrize("isolation, starter", [("auto", SPINNERS), ("none", SPINNERS), ("auto", HOPPING)])
 def test_processes_a_cell_starts_end_with_the_cell(isolation, starter):
     """Children that spin on after their cell (they would take other students' CPU) are gone before the next."""
-    from grader.execute import Job, run, shutdown
+    from grader.sandbox.execute import Job, run, shutdown
 
     cells = [{"index": 0, "kind": "code", "source": starter},
              {"index": 1, "kind": "code", "source": _OTHER_PROCESSES},
              {"index": 2, "kind": "code", "source": "import subprocess, sys\n"
               "print(subprocess.run([sys.executable, '-c', 'print(6 * 7)'], capture_output=True, text=True).stdout)"}]
     try:
-        result = run(Job("ps1/alice/ps1", cells, sandbox.Limits(cell_timeout=30, isolation=isolation)))
+        result = run(Job("ps1/alice/ps1", cells, linux.Limits(cell_timeout=30, isolation=isolation)))
     finally:
         shutdown()
     assert result.status == "graded", result.detail
@@ -296,7 +298,7 @@ def test_processes_a_cell_starts_end_with_the_cell(isolation, starter):
 
 def test_the_zygote_imports_the_workers_packages_whatever_folder_the_grader_runs_in(tmp_path, monkeypatch):
     """`python -m` puts the working folder first on the path: a folder named like a package there is not used."""
-    from grader.execute import Job, run, shutdown
+    from grader.sandbox.execute import Job, run, shutdown
 
     decoy = tmp_path / "grader"
     decoy.mkdir()
@@ -305,7 +307,7 @@ def test_the_zygote_imports_the_workers_packages_whatever_folder_the_grader_runs
     monkeypatch.chdir(tmp_path)
     try:
         result = run(Job("ps1/alice/ps1", [{"index": 0, "kind": "code", "source": "print(6 * 7)"}],
-                         sandbox.Limits(cell_timeout=30)))
+                         linux.Limits(cell_timeout=30)))
     finally:
         shutdown()
     assert result.status == "graded" and result.outputs[0][0]["text"] == "42\n"

@@ -119,7 +119,7 @@ def test_late_work_extensions_and_a_pdf_agree_in_summary_gradebook_export_and_re
 def test_a_test_fixed_after_release_is_not_a_students_edit_and_one_command_regrades_the_class(course_dir, tmp_path,
                                                                                                 capsys):
     from fixture_course import WRONG
-    from grader.release import generate
+    from grader.authoring.release import generate
 
     started = {"early": _answered(course_dir, CORRECT), "editor": _answered(course_dir, CORRECT)}
     for cell in started["editor"].cells:  # a student who weakened a visible test
@@ -133,7 +133,7 @@ def test_a_test_fixed_after_release_is_not_a_students_edit_and_one_command_regra
     summary = _collect_and_grade(course_dir, capsys, _folders(tmp_path / "download", started))
     assert "flagged editor/ps1/ps1: test cell test-make-leaf was edited" in summary
     assert "flagged early" not in summary and "flagged late-starter" not in summary
-    from grader.autograde import SubmissionRecord, record_path
+    from grader.records import SubmissionRecord, record_path
 
     course = open_course(course_dir)
     early = SubmissionRecord.load(record_path(course, "ps1", "early")).notebooks["ps1"]
@@ -218,7 +218,7 @@ def postgres():
 
 def test_the_whole_workflow_on_the_gradebook_db_url_configures_postgresql(course_dir, tmp_path, postgres, capsys):
     from nbgrader.api import Gradebook
-    from grader.release import generate
+    from grader.authoring.release import generate
 
     url = postgres("term")
     (course_dir / "gradebook.db").unlink()
@@ -288,7 +288,7 @@ def test_exports_carry_what_each_lms_import_matches_on(course_dir, tmp_path, cap
 
     shutil.copytree(course_dir, moodle_course, ignore=shutil.ignore_patterns("submitted", "autograded", ".grader*"))
     (moodle_course / "gradebook.db").unlink()
-    from grader.release import generate
+    from grader.authoring.release import generate
 
     generate(open_course(moodle_course), "ps1")
     participants = moodle_course / "participants.csv"
@@ -353,7 +353,7 @@ def test_autograde_without_arguments_grades_what_has_submissions_and_counts_skip
                                                                                         capsys):
     import shutil
 
-    from grader.autograde import Autograder
+    from grader.autograde.run import Autograder
 
     shutil.copytree(course_dir / "source" / "ps1", course_dir / "source" / "ps9")  # written, never released
     summary = _collect_and_grade(course_dir, capsys, _folders(tmp_path / "download", {
@@ -380,7 +380,7 @@ def test_a_term_replayed_canvas_roster_late_extended_pdf_fixed_test_feedback_rel
                                                                                          capsys):
     """One assignment's term on Canvas, as an instructor lives it (Moodle's round trip: the test above)."""
     from fixture_course import WRONG
-    from grader.release import generate
+    from grader.authoring.release import generate
 
     config = course_dir / "nbgrader_config.py"
     config.write_text(config.read_text() + '\nc.Deadlines.due = {"ps1": "2026-12-01 23:59 America/New_York"}\n'
@@ -434,7 +434,7 @@ def test_a_term_replayed_canvas_roster_late_extended_pdf_fixed_test_feedback_rel
 
 
 def test_fixing_one_test_or_an_extension_keeps_the_other_exercises_hidden_inputs(course_dir, tmp_path, capsys):
-    from grader.release import generate
+    from grader.authoring.release import generate
 
     hard_coded = dict(CORRECT, **{"square-grad": "return 6.0 if x == 3.0 else 0.0"})  # passes the visible test only
     _collect_and_grade(course_dir, capsys, _folders(tmp_path / "download", {"ann": _answered(course_dir, hard_coded)}))

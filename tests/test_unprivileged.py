@@ -22,7 +22,7 @@ import pytest
 from nbformat.v4 import new_code_cell
 
 from fixture_course import CORRECT, WRONG, _answered, make_course
-from grader.autograde import SubmissionRecord, record_path
+from grader.records import SubmissionRecord, record_path
 from grader.course import open_course
 
 NOBODY = 65534

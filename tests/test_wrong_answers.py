@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from autograd_lab.checks import CheckFailed
-from grader.plan import is_demo_cell, is_test_cell
+from grader.notebooks import is_demo_cell, is_test_cell
 
 SOURCE = Path(__file__).resolve().parent.parent / "course" / "source"
 #: Texts no message may hold unless its own evidence says so (the misfires of issue 17).
@@ -189,6 +189,11 @@ def topological_order(output):
     return order[::-1]
 """
 
+#: 01's walk of a recorded graph that follows only the first input of every function (the demonstration's walk).
+FIRST_INPUTS_WALK = ("def walk_graph(y):\n    names = []\n    step = y.grad_fn\n    while step is not None:\n"
+                     "        names.append(type(step).__name__)\n"
+                     "        step = step.next_functions[0][0] if step.next_functions else None\n")
+
 MINIBATCH = """
 def train_minibatch(w0, b0, X, t, lr, epochs, batch_size):
     X = torch.tensor(X)
@@ -235,14 +240,42 @@ ROWS = [
         "def matrix_arange(n):\n    return torch.arange(1.0, n * n + 1.0, requires_grad=True).reshape(n, n)",
         ["a leaf has none", "expected None"], ["likely mistake"], name="non-leaf"),
     Row("01-tensors", "grad-fn-name-answer", ["grad-fn-name"],
-        "def grad_fn_name(op_name):\n    x = torch.tensor(2.0, requires_grad=True)\n"
-        "    ops = {'add': x + 2, 'mul': x * 2, 'sqrt': torch.sqrt(x), 'sin': torch.sin(x), 'exp': torch.exp(x),"
-        " 'log': torch.log(x)}\n    print(type(ops[op_name].grad_fn).__name__)",
-        ["printed its answer"], ["type(t.grad_fn)"], name="prints"),
+        FIRST_INPUTS_WALK + "    print(names)",
+        ["got None", "your code printed"], ["type(t.grad_fn)"], name="prints"),
+    Row("01-tensors", "grad-fn-name-answer", ["grad-fn-name"],
+        FIRST_INPUTS_WALK + "    return names",
+        ["expected 5 items, got a list of 4", "SinBackward0"], ["likely mistake"], name="first inputs only"),
+    Row("01-tensors", "brightness-answer", ["brightness-grad"],
+        _solution_with("01-tensors", "brightness-answer", "grayscale(leaf).mean()", "grayscale(leaf).sum()"),
+        ["does not match"], ["likely mistake"], name="sum, not mean"),
+    Row("01-tensors", "brightness-answer", ["brightness-grad", "brightness-grad-by-hand"],
+        _solution_with("01-tensors", "brightness-answer", "    pixels = int(np.prod(shape[:-1]))",
+                       "    pixels = torch.ones(shape[:-1]).sum().item()"),
+        ["uses PyTorch"], name="by hand with torch"),
+    Row("01-tensors", "brightness-answer", ["brightness-grad", "brightness-grad-by-hand"],
+        _solution_with("01-tensors", "brightness-answer", "    pixels = int(np.prod(shape[:-1]))",
+                       "    pixels = int(np.prod(shape))"),
+        ["does not match"], ["likely mistake"], name="divides by every entry"),
     # 02 ------------------------------------------------------------------------------------------
     Row("02-backward", "sum-of-squares-grad-answer", ["sum-of-squares-grad"],
         "def sum_of_squares_grad(x):\n    return torch.tensor(x)",
         ["exactly half"], ["likely mistake"], name="forgets the 2"),
+    Row("02-backward", "quadratic-form-grad-answer", ["quadratic-form-grad"],
+        "def quadratic_form_grad(A, x):\n    return 2 * A @ x",
+        ["2Ax is the gradient only when A is symmetric"], ["row k of A"], name="2Ax"),
+    Row("02-backward", "quadratic-form-grad-answer", ["quadratic-form-grad"],
+        "def quadratic_form_grad(A, x):\n    return A @ x",
+        ["only the sum over row k"], ["symmetric"], name="Ax"),
+    Row("02-backward", "quadratic-form-grad-answer", ["quadratic-form-grad"],
+        "def quadratic_form_grad(A, x):\n    return (A + A.T) @ x + x",
+        ["does not match"], ["likely mistake"], name="something else"),
+    Row("02-backward", "quadratic-form-grad-answer", ["quadratic-form-grad"],
+        "def quadratic_form_grad(A, x):\n    t = torch.tensor(x, requires_grad=True)\n"
+        "    (t @ torch.tensor(A) @ t).backward()\n    return t.grad",
+        ["uses PyTorch"], name="autograd"),
+    Row("02-backward", "bilinear-grads-answer", ["bilinear-grads"],
+        "def bilinear_grads(x1, W, x2):\n    return W @ x2, np.outer(x2, x1), W.T @ x1",
+        ["shape (3, 2) where (2, 3) is expected", "transpose"], ["likely mistake"], name="outer product transposed"),
     Row("02-backward", "predict-answer", ["predict-no-grad"],
         "def predict(theta, x):\n    with torch.no_grad():\n"
         "        return (theta[0] * x[0] - theta[1] * torch.cos(theta[2] + x[1])).item()",
@@ -274,6 +307,18 @@ ROWS = [
         "    optimizer = torch.optim.SGD(model.parameters(), lr=lr)\n    for _ in range(epochs):\n"
         "        toy_loss(model).backward()\n        optimizer.step()\n    return model.theta()",
         ["gradients add up", "optimizer.zero_grad()"], name="no zero_grad"),
+    Row("03-gradient-descent", "ex6b-solution", ["fit-toy-model-l2"],
+        _solution_with("03-gradient-descent", "ex6b-solution", "lam / 2 * penalty", "lam * penalty"),
+        ["twice the weight decay"], ["gradients add up"], name="no 1/2"),
+    Row("03-gradient-descent", "ex6b-solution", ["fit-toy-model-l2"],
+        _solution_with("03-gradient-descent", "ex6b-solution", "objective.backward()", "toy_loss(model).backward()"),
+        ["the penalty has no effect"], name="penalty not in backward"),
+    Row("03-gradient-descent", "ex6b-solution", ["fit-toy-model-l2"],
+        _solution_with("03-gradient-descent", "ex6b-solution", "        optimizer.zero_grad()\n", ""),
+        ["gradients add up"], ["weight decay", "no effect"], name="no zero_grad"),
+    Row("03-gradient-descent", "ex6b-solution", ["fit-toy-model-l2"],
+        _solution_with("03-gradient-descent", "ex6b-solution", "lam / 2 * penalty", "lam / 2 * penalty ** 0.5"),
+        ["does not match"], ["likely mistake"], name="the norm, not its square"),
     Row("03-gradient-descent", "ex7-solution", ["my-optimizer"],
         "class GradientDescent:\n    def __init__(self, params, lr):\n        self.params = list(params)\n"
         "        self.lr = lr\n\n    def zero_grad(self):\n        pass\n\n    def step(self):\n"
@@ -362,6 +407,13 @@ ROWS = [
     Row("06-forward-mode", "dual-class", ["dual-add-sub"],
         _solution_with("06-forward-mode", "dual-class", "self.deriv - other.deriv", "self.deriv + other.deriv"),
         ["does not match"], ["likely mistake"], name="ε part of a difference"),
+    Row("06-forward-mode", "hvp-code", ["hvp"],
+        "def hvp(f, x, v):\n    return torch.func.grad(f)(x) * v",
+        ["does not match"], ["likely mistake"], name="gradient times v"),
+    Row("06-forward-mode", "per-example-code", ["per-example-grads"],
+        "def per_example_grads(w, X, y):\n    w = w.clone().requires_grad_()\n"
+        "    ((X @ w - y) ** 2).sum().backward()\n    return w.grad",
+        ["one gradient of the whole batch"], name="the batch's gradient"),
     # 07 ------------------------------------------------------------------------------------------
     Row("07-neural-network", "sum-to-code", ["sum-to"],
         "def sum_to(x, shape):\n    from autograd_lab.utils import sum_to as theirs\n    return theirs(x, shape)",

@@ -1,0 +1,77 @@
+"""What one autograde run did, and the summary it prints for the instructor."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from grader.autograde.diagnose import blank
+from grader.records import NotebookOutcome, Status
+from grader.text import printable
+
+
+@dataclass
+class Summary:
+    outcomes: list[tuple[str, str, NotebookOutcome]] = field(default_factory=list)  # (student, assignment, outcome)
+    late: dict[tuple[str, str], str] = field(default_factory=dict)  # (student, assignment) → "late by 2 h"
+    tests_changed: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (assignment, notebook) → grade ids
+    regraded_for_tests: int = 0
+    skipped: int = 0
+    busy: list[tuple[str, str, str]] = field(default_factory=list)  # (student, assignment, who grades it)
+    seconds: float = 0.0
+    workers: int = 1
+    isolation: str = ""
+    cgroups: str = ""  # "v1"/"v2", or "none: why" (from the workers' zygotes)
+
+    def counts(self) -> Counter:
+        return Counter(outcome.status for _, _, outcome in self.outcomes)
+
+
+def counts_text(counts: Counter) -> str:
+    return " ".join(f"{status} {count}" for status, count in sorted(counts.items()))
+
+
+def print_summary(summary: Summary, report: Callable[[str], None] = print) -> None:
+    graded = [o for _, _, o in summary.outcomes if o.status != Status.MISSING]
+    ran = [o for o in graded if o.seconds]
+    report("")
+    report(f"{len(summary.outcomes)} notebook(s) of {len({(s, a) for s, a, _ in summary.outcomes})} submission(s) "
+           f"in {summary.seconds:.1f} s" + (f" ({1000 * summary.seconds / len(ran):.0f} ms per notebook run, "
+                                          f"{summary.workers} worker(s))" if ran else "")
+           + (f"; {summary.skipped} submission(s) unchanged since last graded (use --force to regrade)"
+              if summary.skipped else ""))
+    report("status: " + (counts_text(summary.counts()) or "nothing"))
+    if summary.tests_changed:
+        report("tests changed since last graded: " + ", ".join(
+            f"{assignment}/{notebook} ({', '.join(sorted(ids))})"
+            for (assignment, notebook), ids in sorted(summary.tests_changed.items()))
+            + f"; {summary.regraded_for_tests} submission(s) regraded")
+    for student, assignment, holder in summary.busy:
+        report(f"  {printable(student, newlines=False)}/{assignment}: left to another run, which is grading it "
+               f"({printable(holder, newlines=False)}); run again when it is done")
+    if summary.isolation == "none":
+        report("warning: submissions ran WITHOUT a sandbox (no namespaces on this machine): see README, Grading safely")
+    elif summary.cgroups.startswith("none"):
+        report(f"note: no cgroup per sandbox ({summary.cgroups[len('none: '):]}). What still holds: each notebook's "
+               "processes end with each cell and with the notebook, and its CPU time and memory are limited per "
+               "process; but while a cell runs, its processes together may use more than one core and more memory "
+               "than memory_mb (see README, Grading safely)")
+    attention = [(s, a, o) for s, a, o in summary.outcomes if o.status != Status.GRADED]
+    for student, assignment, outcome in attention:
+        report(f"  {student}/{assignment}/{outcome.notebook}: {outcome.status}: {outcome.detail}")
+    for student, assignment, outcome in summary.outcomes:
+        if blank(outcome.diagnoses, outcome.tests):
+            report(f"  {student}/{assignment}/{outcome.notebook}: blank, no exercise attempted")
+        for grade_id, found in sorted(outcome.diagnoses.items()):
+            if found.startswith(("misspelled", "not defined")):
+                report(f"  {student}/{assignment}/{outcome.notebook}: {grade_id}: {found}")
+    penalties = Counter()
+    for student, assignment, outcome in summary.outcomes:
+        penalties[(student, assignment)] += outcome.penalty
+    for (student, assignment), late in sorted(summary.late.items()):
+        taken = penalties[(student, assignment)]
+        report(f"  {student}/{assignment}: {late}" + (f"; late penalty {taken:g} point(s)" if taken else ""))
+    for student, assignment, outcome in summary.outcomes:
+        if outcome.flags:
+            report(f"  flagged {student}/{assignment}/{outcome.notebook}: " + "; ".join(outcome.flags[:3])
+                   + (f" (+{len(outcome.flags) - 3} more)" if len(outcome.flags) > 3 else ""))

@@ -1,0 +1,1 @@
+"""Outputs: feedback pages, grade exports and the class report, read from the stored records."""
