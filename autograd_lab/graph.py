@@ -38,12 +38,14 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def get_dot_graph(output: Variable, verbose: bool = False) -> str:
+def get_dot_graph(output: Variable, verbose: bool = False, grad: bool = False) -> str:
     """The graph that produced `output`, as DOT text (Graphviz's language).
 
     Nodes are numbered in the order a walk back from `output` meets them (v0 is
     `output`, f0 its creator), so the same graph always gives the same text.
     verbose: label variables with their shape and dtype as well as their name.
+    grad: label each variable with its value and its gradient, `data | grad` (micrograd's
+        drawing), after `backward(retain_grad=True)`; arrays show their shape instead.
     """
     ids: dict[int, str] = {}  # id(node) -> "v3" / "f2"; keyed by id() only within this call
     counts = {"v": 0, "f": 0}
@@ -60,7 +62,7 @@ def get_dot_graph(output: Variable, verbose: bool = False) -> str:
                 lines.append(f"  {ids[key]} [label={_quote(type(obj).__name__)}, "
                              "color=lightblue, style=filled, shape=box]")
             else:
-                lines.append(f"  {ids[key]} [label={_quote(_variable_label(obj, verbose))}, "
+                lines.append(f"  {ids[key]} [label={_quote(_variable_label(obj, verbose, grad))}, "
                              "color=orange, style=filled]")
         return ids[key]
 
@@ -83,14 +85,20 @@ def get_dot_graph(output: Variable, verbose: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _variable_label(v: Variable, verbose: bool) -> str:
+def _variable_label(v: Variable, verbose: bool, grad: bool = False) -> str:
     name = v.name or ""
+    if grad and v.data is not None:
+        value = f"{float(v.data):.4g}" if v.size == 1 else f"shape {v.shape}"
+        if v.grad is not None:
+            value += f" | grad {float(v.grad.data):.4g}" if v.size == 1 else " | grad"
+        return f"{name + ': ' if name else ''}{value}"
     if not verbose or v.data is None:
         return name
     return f"{name + ': ' if name else ''}{v.shape} {v.dtype}"
 
 
-def plot_dot_graph(output: Variable, verbose: bool = False, to_file: str | Path | None = None) -> Any:
+def plot_dot_graph(output: Variable, verbose: bool = False, to_file: str | Path | None = None,
+                   grad: bool = False) -> Any:
     """Draw the graph that produced `output` with Graphviz (PyTorch: `torchviz.make_dot`).
 
     Returns an `IPython.display.Image` (shown by a notebook) when IPython is
@@ -98,7 +106,7 @@ def plot_dot_graph(output: Variable, verbose: bool = False, to_file: str | Path 
     (its extension picks the format: .png, .svg, .pdf). Without Graphviz, prints
     how to install it and returns the DOT text.
     """
-    return render_dot(get_dot_graph(output, verbose), to_file)
+    return render_dot(get_dot_graph(output, verbose, grad), to_file)
 
 
 def draw_torch_graph(

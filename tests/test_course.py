@@ -186,3 +186,16 @@ def test_the_secure_grader_gives_solutions_full_marks_and_blanks_nothing(tmp_pat
             assert not outcome.flags, f"{assignment}: false alarms {outcome.flags}"
     assert not problems, "\n".join(problems)
     assert len(summary.outcomes) == 2 * len(ASSIGNMENTS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("salt", ["a course secret", "another one"])
+def test_hidden_tests_can_be_planned_under_any_salt(assignment, salt):
+    """The grader salts the hidden tests' random inputs with a secret of its own: every reference must
+    still compute (a random graph whose output node has no edge once stopped a whole class's grading)."""
+    from grader.autograde.plan import plan_notebook
+
+    tests = [(cell.metadata.nbgrader.grade_id, cell.source) for cell in _notebook("source", assignment).cells
+             if is_test_cell(cell)]
+    plan_notebook(tests, salt=salt)

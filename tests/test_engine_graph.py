@@ -116,3 +116,13 @@ def test_a_torch_graph_is_described_without_torchviz():
     assert dot.startswith("digraph") and dot.rstrip().endswith("}")
     for label in ("SinBackward0", "AddBackward0", "SumBackward0", 'label="x (2,)"'):
         assert label in dot
+
+
+def test_get_dot_graph_can_show_data_and_grad() -> None:
+    x = Variable(2.0)
+    a = F.square(x)
+    y = F.square(a) + F.square(a)
+    y.backward(retain_grad=True)
+    text = graph.get_dot_graph(y, grad=True)
+    assert 'label="4 | grad 16"' in text and 'label="2 | grad 64"' in text and 'label="32 | grad 1"' in text
+    assert "grad" not in graph.get_dot_graph(y)

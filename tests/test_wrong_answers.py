@@ -134,10 +134,66 @@ def _solution_with(notebook: str, grade_id: str, old: str, new: str) -> str:
     return source.replace(old, new)
 
 
+CHECKER_BODY = """
+def gradient_check(function, *inputs):
+    xs = [np.array(x, dtype=np.float64) for x in inputs]
+    f = function()
+    y = f(*[Variable(x.copy()) for x in xs])
+    gy = GY
+    gxs = f.backward(gy)
+    gxs = gxs if isinstance(gxs, tuple) else (gxs,)
+    NUMERIC
+    return all(np.allclose(g, n, rtol=1e-6, atol=1e-8) for g, n in zip(gxs, numeric))
+"""
+_OWN_NUMERIC = """numeric = []
+    for x in xs:
+        n = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            old = x[i]
+            x[i] = old + 1e-6
+            up = np.sum(gy * function().forward(*xs))
+            x[i] = old - 1e-6
+            n[i] = (up - np.sum(gy * function().forward(*xs))) / 2e-6
+            x[i] = old
+        numeric.append(n)"""
+CHECKER_GY_ONES = CHECKER_BODY.replace("GY", "np.ones(np.shape(y.data))").replace("NUMERIC", _OWN_NUMERIC)
+CHECKER_PACKAGE = CHECKER_BODY.replace("GY", "np.random.default_rng(0).standard_normal(np.shape(y.data))").replace(
+    "NUMERIC", "from autograd_lab.numerical import numerical_grad\n"
+    "    numeric = numerical_grad(lambda *a: np.sum(gy * function().forward(*a)), *xs, eps=1e-6)")
+
+TOPO_RECURSIVE = """
+def topological_order(output):
+    order, met = [], set()
+
+    def visit(f):
+        if f not in met:
+            met.add(f)
+            for x in f.inputs:
+                if x.creator is not None:
+                    visit(x.creator)
+            order.append(f)
+    if output.creator is not None:
+        visit(output.creator)
+    return order
+"""
+TOPO_PREORDER = """
+def topological_order(output):
+    order, met, stack = [], set(), [output.creator]
+    while stack:
+        f = stack.pop()
+        if f is None or f in met:
+            continue
+        met.add(f)
+        order.append(f)
+        stack.extend(x.creator for x in f.inputs)
+    return order[::-1]
+"""
+
 #: 01's walk of a recorded graph that follows only the first input of every function (the demonstration's walk).
 FIRST_INPUTS_WALK = ("def walk_graph(y):\n    names = []\n    step = y.grad_fn\n    while step is not None:\n"
                      "        names.append(type(step).__name__)\n"
                      "        step = step.next_functions[0][0] if step.next_functions else None\n")
+
 MINIBATCH = """
 def train_minibatch(w0, b0, X, t, lr, epochs, batch_size):
     X = torch.tensor(X)
@@ -288,6 +344,13 @@ ROWS = [
         "def numerical_gradient(f, x, h=1e-5):\n    import torch\n    t = torch.tensor(x, requires_grad=True)\n"
         "    return torch.autograd.grad(f(t), t)[0].numpy()",
         ["uses PyTorch", "without PyTorch"], name="uses autograd"),
+    Row("04-how-computers-differentiate", "ex8-solution", ["reverse-sweep"],
+        _solution_with("04-how-computers-differentiate", "ex8-solution", "in reversed(edges)", "in edges"),
+        ["does not match"], ["likely mistake"], name="forward sweep"),
+    Row("04-how-computers-differentiate", "ex8-solution", ["reverse-sweep"],
+        "def adjoints(edges, output):\n    adjoint = {output: 1.0}\n    for s, t, w in reversed(edges):\n"
+        "        adjoint[s] = adjoint.get(s, 0.0) + w * adjoint.get(t, 0.0)\n    return adjoint, len(edges)",
+        ["has no entry for 'z'"], ["likely mistake"], name="only the nodes met"),
     # 05 ------------------------------------------------------------------------------------------
     Row("05-build-your-own-autograd", "backward-loop-answer", ["backward-loop"], RECURSIVE,
         ["RecursionError", "use a loop"], ["thread", "could not be checked"], name="recursive backward"),
@@ -297,12 +360,40 @@ ROWS = [
         ["overwrites gradients", "all zeros"], ["reset"], name="overwrites (ladder)"),
     Row("05-build-your-own-autograd", "final-variable-answer", ["generations"], NO_GENERATIONS,
         ["by generation", "96"], ["overwrites"], name="no generations"),
+    Row("05-build-your-own-autograd", "final-variable-answer", ["generations"],
+        FINAL_VARIABLE.replace("BODY", "pass") + "\n\nfrom autograd_lab import reference05\n"
+        "reference05.continue_with_reference(Variable)",
+        ["autograd_lab.reference05.backward, autograd_lab's own answer"], ["96"], name="the reference's backward"),
+    Row("05-build-your-own-autograd", "square-exp-answer", ["square-exp"],
+        "from autograd_lab.reference05 import Exp, Square",
+        ["autograd_lab.reference05.Square.forward, autograd_lab's own answer"], name="the reference's Square"),
     Row("05-build-your-own-autograd", "add-mul-answer", ["add-mul"],
         "class Add(Function):\n    def forward(self, x0, x1):\n        return x0 + x1\n\n"
         "    def backward(self, gy):\n        return gy\n\n\nclass Mul(Function):\n"
         "    def forward(self, x0, x1):\n        return x0 * x1\n\n    def backward(self, gy):\n"
         "        x0, x1 = self.inputs[0].data, self.inputs[1].data\n        return gy * x1, gy * x0",
         ["gradient for x1", "no gradient reached"], ["likely mistake"], name="Add returns one gradient"),
+    Row("05-build-your-own-autograd", "gradient-check-answer", ["gradient-check"], CHECKER_GY_ONES,
+        ["whose gy is all ones", "Draw gy at random"], ["autograd_lab's own answer"], name="gy all ones"),
+    Row("05-build-your-own-autograd", "gradient-check-answer", ["gradient-check"], CHECKER_PACKAGE,
+        ["autograd_lab.numerical.numerical_grad, autograd_lab's own answer"], ["all ones"], name="the package's checker"),
+    Row("05-build-your-own-autograd", "gradient-check-answer", ["gradient-check"],
+        "def gradient_check(function, *inputs):\n    return True",
+        ["does not match", "expected: False"], ["likely mistake"], name="always True"),
+    Row("05-build-your-own-autograd", "topological-order-answer", ["topological-order"], TOPO_RECURSIVE,
+        ["RecursionError", "loop"], ["thread", "could not be checked"], name="recursive"),
+    Row("05-build-your-own-autograd", "topological-order-answer", ["topological-order"], TOPO_PREORDER,
+        ["does not match", "64"], ["overwrites", "generation", "likely mistake"], name="pre-order"),
+    Row("05-build-your-own-autograd", "topological-order-answer", ["topological-order"],
+        "def topological_order(output):\n    from autograd_lab import reference05\n"
+        "    return reference05.topological_order(output)",
+        ["autograd_lab's own answer"], name="the package's order"),
+    Row("05-build-your-own-autograd", "engine-answer", ["engine"],
+        _solution_with("05-build-your-own-autograd", "engine-answer", "gy * (x > 0)", "gy * (x >= 0)"),
+        ["ReLU (at 0 too)", "does not match"], ["likely mistake"], name="ReLU's derivative 1 at 0"),
+    Row("05-build-your-own-autograd", "engine-answer", ["engine"],
+        _solution_with("05-build-your-own-autograd", "engine-answer", "-gy * x0 / x1 ** 2", "gy * x0 / x1 ** 2"),
+        ["Div", "x1", "does not match"], ["likely mistake"], name="Div's sign"),
     Row("05-build-your-own-autograd", "reuse-and-clear-answer", ["cleargrad"],
         "def reuse_and_clear(x):\n    x = Variable(np.array(x, dtype=np.float64))\n"
         "    y = Add()(Add()(x, x), x)\n    y.backward()\n    first = x.grad\n"
@@ -324,6 +415,9 @@ ROWS = [
         "    ((X @ w - y) ** 2).sum().backward()\n    return w.grad",
         ["one gradient of the whole batch"], name="the batch's gradient"),
     # 07 ------------------------------------------------------------------------------------------
+    Row("07-neural-network", "sum-to-code", ["sum-to"],
+        "def sum_to(x, shape):\n    from autograd_lab.utils import sum_to as theirs\n    return theirs(x, shape)",
+        ["autograd_lab.utils.sum_to, autograd_lab's own answer"], name="the package's sum_to"),
     Row("07-neural-network", "cross-entropy-code", ["cross-entropy"],
         "def cross_entropy(scores, onehot):\n    s, T = scores.data, onehot.data\n"
         "    z = s - s.max(axis=1, keepdims=True)\n    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))\n"

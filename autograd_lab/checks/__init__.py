@@ -108,7 +108,8 @@ def tensor(answer: Any, expected: Any = None, *, requires_grad: bool | None = No
 
 def function(fn: Callable, reference: Callable | Sequence, inputs: Sequence, *, what: str | None = None,
              rtol: float = 1e-5, atol: float = 1e-6, exact: bool = False, repeat: int = 2,
-             forbid_torch: bool = False, mistakes: dict[str, Callable | Sequence] | None = None) -> None:
+             forbid_torch: bool = False, mistakes: dict[str, Callable | Sequence] | None = None,
+             forbid: Sequence[str] = (), plug: tuple | None = None) -> None:
     """``fn(*args)`` equals ``reference(*args)`` for every argument tuple in ``inputs``.
 
     ``reference`` is a function (usually written with PyTorch), or the list of
@@ -118,6 +119,13 @@ def function(fn: Callable, reference: Callable | Sequence, inputs: Sequence, *, 
     ``mistakes`` maps a message to what a typical mistake computes (a function like
     ``reference``, or its results): a wrong answer gets that message only if it *is*
     that mistake's result on every input.
+
+    ``forbid`` names autograd_lab's own answer to the exercise (``"autograd_lab.utils:sum_to"``, or a
+    whole module, ``"autograd_lab.functions"``): a call to it fails the check, as PyTorch does with
+    ``forbid_torch``. ``plug=(harness, obj)``
+    runs the check inside ``harness(obj)``, a context manager that plugs the student's code into a
+    reference engine (see :mod:`autograd_lab.reference05`), so that an earlier exercise left undone
+    does not fail this one.
     """
     __tracebackhide__ = True
     cases = [_as_args(args) for args in inputs]
@@ -127,7 +135,7 @@ def function(fn: Callable, reference: Callable | Sequence, inputs: Sequence, *, 
     labels = [_render_args(args) for args in cases]
     _submit(_Check(
         what=what or _argument_text("your function"), probe="call", target=fn, data=[cases], kwargs={"repeat": repeat},
-        forbid_torch=forbid_torch,
+        forbid_torch=forbid_torch, forbid=tuple(forbid), plug=plug,
         judge=lambda got, w: compare.compare_calls(got, expected_record, what=w, inputs=labels, rtol=rtol,
                                                    atol=atol, exact=exact, against=against, mistakes=produced),
     ))
@@ -205,7 +213,8 @@ def gradient(fn: Callable, f: Callable, inputs: Sequence, *, what: str | None = 
 
 def backward(fn: Callable, reference: Callable, inputs: Sequence, *, names: Sequence[str] | None = None,
              leaf: Any = "torch", seed: str = "leaf", upstream: bool = True, check_output: bool = True,
-             what: str | None = None, rtol: float = 1e-5, atol: float = 1e-6, forbid_torch: bool = False) -> None:
+             what: str | None = None, rtol: float = 1e-5, atol: float = 1e-6, forbid_torch: bool = False,
+             forbid: Sequence[str] = (), plug: tuple | None = None) -> None:
     """``fn``'s output and the gradient of every input equal ``reference``'s, computed by PyTorch.
 
     For each argument tuple in ``inputs`` both functions get fresh leaves (float64
@@ -227,7 +236,7 @@ def backward(fn: Callable, reference: Callable, inputs: Sequence, *, names: Sequ
     arg_names = list(names) if names else [f"input {i + 1}" for i in range(len(cases[0][0]) if cases else 0)]
     _submit(_Check(
         what=what or _argument_text("your function"), probe="backward", target=fn, data=[cases],
-        kwargs={"leaf": leaf, "seed": seed}, forbid_torch=forbid_torch,
+        kwargs={"leaf": leaf, "seed": seed}, forbid_torch=forbid_torch, forbid=tuple(forbid), plug=plug,
         judge=lambda got, w: compare.compare_backward(got, expected, what=w, inputs=labels, names=arg_names,
                                                       rtol=rtol, atol=atol, check_output=check_output,
                                                       torch_leaves=torch_leaves),
@@ -236,26 +245,28 @@ def backward(fn: Callable, reference: Callable, inputs: Sequence, *, names: Sequ
 
 def graph(ops: dict[str, Any], specs: Sequence[dict], *, leaf: Any, seed: str = "array",
           what: str = "your engine", check_output: bool = True, rtol: float = 1e-5, atol: float = 1e-6,
-          forbid_torch: bool = True) -> None:
+          forbid_torch: bool = True, forbid: Sequence[str] = (), plug: tuple | None = None) -> None:
     """Your autograd engine computes each graph's value and input gradients as PyTorch does.
 
     ``ops`` maps operation names (``"square"``, ``"exp"``, ``"add"``, ``"sigmoid"``…)
     to your Function classes or functions; ``"+"``, ``"*"``, ``"-"``, ``"/"``,
     ``"neg"`` and ``"**"`` use Python's operators on your Variables. ``specs`` are
     graphs as data (see :func:`random_graph` and :func:`chain`); ``leaf`` is your
-    Variable class. Your engine must not use PyTorch (``forbid_torch``).
+    Variable class. Your engine must not use PyTorch (``forbid_torch``); ``forbid`` and
+    ``plug`` are as in :func:`function`.
     """
     __tracebackhide__ = True
     specs = [dict(spec) for spec in specs]
     key = json.dumps(encode([{op: "torch" for op in ops}, specs]), sort_keys=True)
     expected = _graph_reference(key)
     _reference_ok(expected, "the PyTorch reference graph")
-    mistakes = _graph_mistakes(key)
+    # Plugged into a reference engine, the student's code is not the engine: an engine's mistakes are not evidence.
+    mistakes = [] if plug is not None else _graph_mistakes(key)
     labels = [describe_graph(spec) for spec in specs]
     names = [f"input {i + 1}" for i in range(max((len(s["inputs"]) for s in specs), default=0))]
     _submit(_Check(
         what=what, probe="graph", target=ops, data=[specs], kwargs={"leaf": leaf, "seed": seed},
-        forbid_torch=forbid_torch,
+        forbid_torch=forbid_torch, forbid=tuple(forbid), plug=plug,
         judge=lambda got, w: compare.compare_backward(got, expected, what=w, inputs=labels, names=names,
                                                       rtol=rtol, atol=atol, check_output=check_output,
                                                       noun="graph", torch_leaves=False, mistakes=mistakes),
@@ -474,6 +485,8 @@ class _Check:
     data: list = field(default_factory=list)
     kwargs: dict = field(default_factory=dict)
     forbid_torch: bool = False
+    forbid: tuple = ()
+    plug: tuple | None = None
 
 
 @dataclass
@@ -520,7 +533,9 @@ def _submit(check: _Check) -> None:
     def arguments() -> tuple[list, dict]:
         return [check.target, *_roundtrip(check.data)], {key: _roundtrip(value) for key, value in check.kwargs.items()}
 
-    got = run_probe(check.probe, arguments, forbid_torch=check.forbid_torch, call_seconds=CALL_SECONDS)
+    plug = None if check.plug is None else (lambda: check.plug[0](check.plug[1]))
+    got = run_probe(check.probe, arguments, forbid_torch=check.forbid_torch, call_seconds=CALL_SECONDS,
+                    forbid=check.forbid, plug=plug)
     verdict = _judged(check.judge, got, check.what)
     if not verdict.passed:
         raise CheckFailed(verdict.message)
@@ -543,15 +558,21 @@ def _plan(check: _Check) -> PlannedCheck:
         target = encode(check.target)
     except AuthoringError:
         target = None
-    if target is None or not involves_student(target):
+    plug = None if check.plug is None else encode(list(check.plug))
+    kwargs = {key: encode(value) for key, value in check.kwargs.items()}
+    # The student's code: the target, or what a check plugs in (a topological order), or the Variable class.
+    if target is None or not involves_student([target, plug, kwargs]):
         raise AuthoringError(
             f"The check of {check.what!r} does not involve the student's code: its first argument must be "
             "the student's value or function (a name the test cell does not define itself). Functions "
             "defined in a test cell cannot run in the student's kernel when grading."
         )
     args = [target, *encode(check.data)]
-    kwargs = {key: encode(value) for key, value in check.kwargs.items()}
     spec = {"probe": check.probe, "args": args, "kwargs": kwargs, "forbid_torch": check.forbid_torch}
+    if check.forbid:
+        spec["forbid"] = list(check.forbid)
+    if plug is not None:
+        spec["plug"] = plug
     return PlannedCheck(check.what, spec, check.judge)
 
 

@@ -119,6 +119,12 @@ def _unusable(got: Observed, what: str, context: str = "") -> Verdict | None:
             None, None, context=context,
             hint=_("use numpy (np.exp, np.sin, @, ...) and your own classes; PyTorch is only for checking"),
         )
+    if got.kind == "sequence" and got.type == "used_package":
+        return _verdict_fail(
+            what, _("calls {call}, autograd_lab's own answer to this exercise").format(call=got.message),
+            None, None, context=context,
+            hint=_("write it yourself: autograd_lab is there to compare with, not to call here"),
+        )
     if got.kind == "sequence" and got.type == "unwatched":
         return _verdict_fail(
             what, _("could not be checked for PyTorch ({reason}), and this exercise must be built without it").format(
@@ -212,6 +218,27 @@ def _as_array(record: Observed) -> Observed | None:
     return Observed("array", type=record.type, data=array, dtype=str(array.dtype))
 
 
+def _compare_dicts(got: Observed, expected: Observed, *, what: str, rtol: float, atol: float, context: str,
+                   role: str) -> Verdict:
+    """A dict of numbers against the expected dict: the same keys, each value close (in any order)."""
+    if got.kind != "mapping" or got.type != "dict":
+        return _verdict_fail(what, _("expected a dict, got {kind}").format(kind=_describe_kind(got)), got, expected,
+                             context=context)
+    got_values = dict(zip(got.keys or [], got.items or []))
+    missing = [key for key in expected.keys or [] if key not in got_values]
+    extra = [key for key in got_values if key not in (expected.keys or [])]
+    if missing or extra:
+        text = (_("has no entry for {keys}").format(keys=", ".join(repr(k) for k in missing[:5])) if missing
+                else _("has entries the expected dict does not have: {keys}").format(keys=", ".join(repr(k) for k in extra[:5])))
+        return _verdict_fail(what, text, got, expected, context=context)
+    for key, item in zip(expected.keys or [], expected.items or []):
+        verdict = compare_close(got_values[key], item, what=f"{what}[{key!r}]", rtol=rtol, atol=atol, context=context,
+                                role=role)
+        if not verdict.passed:
+            return verdict
+    return _pass(what)
+
+
 def compare_close(got: Observed, expected: Observed, *, what: str, rtol: float = 1e-5,
                   atol: float = 1e-6, context: str = "", role: str = "value") -> Verdict:
     """Numerically equal (numbers, arrays, tensors, Variables, or tuples of them).
@@ -227,6 +254,8 @@ def compare_close(got: Observed, expected: Observed, *, what: str, rtol: float =
         if got.kind == "none":
             return _pass(what)
         return _verdict_fail(what, _("should be None"), got, expected, context=context)
+    if expected.kind == "mapping" and expected.type == "dict":
+        return _compare_dicts(got, expected, what=what, rtol=rtol, atol=atol, context=context, role=role)
     if got.kind == "sequence" and expected.data is not None:
         got = _as_array(got) or got  # [2.0, 4.0] for an expected array: compare the numbers
     elif expected.kind == "sequence" and got.data is not None and got.kind != "number":
@@ -483,7 +512,7 @@ def compare_tensor(got: Observed, expected: Observed | None, *, what: str, requi
 
 def compare_raises(got: Observed, *, exception: str, match: str | None, what: str, context: str = "") -> Verdict:
     """The student's code raised ``exception`` (by class name), whose message contains ``match``."""
-    if got.kind == "sequence" and got.type in ("used_torch", "unwatched"):
+    if got.kind == "sequence" and got.type in ("used_torch", "used_package", "unwatched"):
         return _unusable(got, what, context)
     if got.kind != "exception":
         hint = None

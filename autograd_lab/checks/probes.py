@@ -92,8 +92,10 @@ class TorchWatch:
                ("posix", "posix_spawn"), ("posix", "posix_spawnp"), ("posix", "execv"), ("posix", "execve"),
                ("_posixsubprocess", "fork_exec")}
 
-    def __init__(self, strict: bool = False) -> None:
+    def __init__(self, strict: bool = False, forbidden: dict | None = None) -> None:
         self.used: list[str] = []  # what the profile saw called
+        self.forbidden = forbidden or {}  # code objects of autograd_lab's answers to this exercise -> their names
+        self.package: list[str] = []  # which of those the profile saw called
         self.dispatched: list[str] = []  # what PyTorch's own hooks saw run (named as the student wrote it)
         self.unwatched: list[str] = []
         self.strict = strict
@@ -103,9 +105,12 @@ class TorchWatch:
         self._hook = self._profile  # one bound method, so that the watch can tell it is still installed
 
     def _profile(self, frame: Any, event: str, arg: Any) -> None:
-        if self.used:
+        if self.used or self.package:
             return
-        if event == "c_call":
+        if event == "call" and (frame.f_code in self.forbidden or frame.f_code.co_filename in self.forbidden):
+            code = frame.f_code
+            self.package.append(self.forbidden.get(code) or f"{self.forbidden[code.co_filename]}.{code.co_qualname}")
+        elif event == "c_call":
             module = getattr(arg, "__module__", None) or ""
             owner = type(getattr(arg, "__self__", None))
             name = getattr(arg, "__name__", "?")
@@ -699,30 +704,40 @@ PROBES: dict[str, Callable[..., Observed]] = {
 
 
 def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_torch: bool = False,
-              strict: bool = False, call_seconds: float | None = None) -> Observed:
+              strict: bool = False, call_seconds: float | None = None, forbid: Any = (),
+              plug: Callable[[], Any] | None = None) -> Observed:
     """Run one probe quietly: warnings and anything printed to stderr are kept, not shown.
 
     ``arguments()`` produces the probe's arguments; it runs inside the watch too,
     because evaluating them may call the student's code (``f(3.0)``). nbgrader
     scores a test cell 0 when anything reaches stderr, a harmless PyTorch warning
     included, so nothing may escape there.
+
+    ``forbid`` names functions of autograd_lab (``"autograd_lab.numerical:numerical_grad"``)
+    that are this exercise's answer: the student's code must not call them. ``plug()``
+    gives a context manager the probe runs in: the student's code plugged into a
+    reference engine (:mod:`autograd_lab.reference05`), so that an earlier exercise
+    left undone does not fail this one.
     """
     global _call_seconds
     probe = PROBES[name]
-    watch = TorchWatch(strict=strict)
+    watch = TorchWatch(strict=strict, forbidden=forbidden_codes(forbid))
     _call_seconds = call_seconds
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
-        with watch.watching() if forbid_torch else contextlib.nullcontext():
+        with watch.watching() if forbid_torch or forbid else contextlib.nullcontext():
             try:
-                args, kwargs = arguments()
-                record = probe(*args, **kwargs)
+                with plug() if plug is not None else contextlib.nullcontext():
+                    args, kwargs = arguments()
+                    record = probe(*args, **kwargs)
             except Exception as error:  # the student's code raised while we evaluated it
                 record = exception_record(error, _short_traceback(error))
             finally:
                 _call_seconds = None
     recursion = _recursion_error(record)
-    if watch.used or watch.dispatched:
+    if watch.package:
+        record = Observed("sequence", type="used_package", items=[record], message=watch.package[0])
+    elif forbid_torch and (watch.used or watch.dispatched):
         record = Observed("sequence", type="used_torch", items=[record], message=(watch.dispatched + watch.used)[0])
     elif watch.unwatched == [_WATCH_REMOVED] and recursion is not None:
         # Python removes a profile function that a RecursionError passes through: the student's
@@ -733,3 +748,19 @@ def run_probe(name: str, arguments: Callable[[], tuple[list, dict]], *, forbid_t
     return record
 
 
+def forbidden_codes(names: Any) -> dict:
+    """What a watch must not see called, mapped to a readable name: the code object of each function
+    named ``"module:qualified.name"``, and the file of each module named ``"module"`` (all its functions)."""
+    import importlib
+
+    found: dict = {}
+    for name in names or ():
+        module, _colon, path = name.partition(":")
+        obj = importlib.import_module(module)
+        if not path:
+            found[obj.__file__] = module
+            continue
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        found[obj.__code__] = f"{module}.{path}"
+    return found

@@ -4,7 +4,7 @@
   what a student runs; the hidden part may add inputs, never properties. Each check
   call is reduced to the *kinds* of property it checks (a value, gradients, a
   tensor's ``requires_grad``/``dtype``/leaf-ness, an exception, several steps in a
-  row, no PyTorch): every kind of the hidden part must be in the visible part.
+  row, no PyTorch, not autograd_lab's own answer): every kind of the hidden part must be in the visible part.
 * **The task and its first hint do not hold the solution.** An exercise whose task
   text or first hint already contains the code of its solution (at least half of the
   solution's non-trivial lines, or its only one) teaches typing, not thinking.
@@ -29,7 +29,7 @@ CHECK_KINDS = {
 }
 #: Keyword arguments that add a property (``requires_grad=None`` and friends add none), by check.
 PROPERTY_KEYWORDS = {"requires_grad": "requires_grad", "dtype": "dtype", "leaf": "leaf-ness",
-                     "forbid_torch": "no PyTorch"}
+                     "forbid_torch": "no PyTorch", "forbid": "not autograd_lab's answer"}
 TENSOR_ONLY = {"requires_grad", "dtype", "leaf"}  # elsewhere ``leaf`` is a Variable class, not a property
 
 
@@ -47,6 +47,8 @@ def check_kinds(source: str) -> set[str]:
         kinds |= CHECK_KINDS.get(node.func.attr, set())
         for keyword in node.keywords:
             constant = keyword.value.value if isinstance(keyword.value, ast.Constant) else ...
+            if isinstance(keyword.value, (ast.List, ast.Tuple)) and not keyword.value.elts:
+                constant = None  # forbid=[] forbids nothing
             if keyword.arg in TENSOR_ONLY and node.func.attr != "tensor":
                 continue
             if keyword.arg in PROPERTY_KEYWORDS and constant not in (None, False):

@@ -39,8 +39,12 @@ def run_planned(specs: list[dict], namespace: dict) -> list[dict]:
                                             message=_not_run_again(getattr(callee, "__name__", "this function")))))
             continue
         try:
+            plug = spec.get("plug")
             with one_evaluation():
-                record = run_probe(spec["probe"], arguments, forbid_torch=spec.get("forbid_torch", False), strict=True)
+                record = run_probe(spec["probe"], arguments, forbid_torch=spec.get("forbid_torch", False), strict=True,
+                                   forbid=spec.get("forbid", ()),
+                                   plug=None if plug is None else (lambda plug=plug: decode(plug[0], namespace)(
+                                       decode(plug[1], namespace))))
         except KeyboardInterrupt as interrupt:
             remember_stopped(interrupt.__traceback__, namespace)
             if callee is not None and not any(callee is f for f in _stopped):

@@ -1,0 +1,261 @@
+"""Notebook 05's engine, finished, for the checks: a reference to plug a student's exercise into.
+
+Notebook 05 builds its engine one exercise at a time. Each exercise is graded on the
+student's own code *plugged into this reference*, so an exercise left undone does not
+fail the ones after it: :func:`reference_engine` gives a student's ``Variable`` the
+reference ``backward`` and ``cleargrad`` (and the reference's ``Add``, ``Mul``, ... in place
+of the notebook's) while a later exercise is checked, and
+:func:`ordered_by` drives this engine's backward with a student's topological order.
+
+The Functions that grade a student's gradient checker are in :mod:`autograd_lab.suspects`.
+
+Names are the notebook's (DeZero's): ``Variable`` with ``data``, ``grad``, ``creator`` and
+``generation``; ``Function`` with ``inputs``, ``outputs`` and ``generation``. It needs numpy only.
+"""
+from __future__ import annotations
+
+import contextlib
+import heapq
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+
+def as_array(x: Any) -> np.ndarray:
+    return np.array(x) if np.isscalar(x) else x
+
+
+class Function:
+    """An operation of the notebook's engine; its outputs are of the class of its first input.
+
+    So the same Function works with the student's Variable and with this module's.
+    """
+
+    def __call__(self, *inputs: Any) -> Any:
+        leaf = type(inputs[0])
+        ys = self.forward(*[x.data for x in inputs])
+        if not isinstance(ys, tuple):
+            ys = (ys,)
+        self.generation = max(getattr(x, "generation", 0) for x in inputs)
+        outputs = [leaf(as_array(y)) for y in ys]
+        for output in outputs:
+            output.creator = self
+            output.generation = self.generation + 1
+        self.inputs, self.outputs = list(inputs), outputs
+        self.input, self.output = inputs[0], outputs[0]  # the names of the notebook's first engine (steps 7 and 8)
+        return outputs if len(outputs) > 1 else outputs[0]
+
+    def forward(self, *xs: np.ndarray) -> Any:
+        raise NotImplementedError()
+
+    def backward(self, *gys: np.ndarray) -> Any:
+        raise NotImplementedError()
+
+
+def backward(self: Any) -> None:
+    """The final Variable's backward: largest generation first, each function once, gradients accumulate.
+
+    When the Variable's class has an ``order`` (see :func:`ordered_by`), the functions run in the
+    reverse of ``order(self)`` instead.
+    """
+    if self.grad is None:
+        self.grad = np.ones_like(self.data)
+    if self.creator is None:
+        return
+    order = getattr(type(self), "order", None)
+    if order is not None:
+        funcs = list(reversed(order(self)))
+    else:
+        funcs, heap, seen = [], [(-self.creator.generation, id(self.creator), self.creator)], {id(self.creator)}
+        while heap:
+            _, _, f = heapq.heappop(heap)
+            funcs.append(f)
+            for x in f.inputs:
+                if x.creator is not None and id(x.creator) not in seen:
+                    seen.add(id(x.creator))
+                    heapq.heappush(heap, (-x.creator.generation, id(x.creator), x.creator))
+    for f in funcs:
+        gxs = f.backward(*[y.grad for y in f.outputs])
+        if not isinstance(gxs, tuple):
+            gxs = (gxs,)
+        for x, gx in zip(f.inputs, gxs):
+            x.grad = gx if x.grad is None else x.grad + gx
+
+
+def cleargrad(self: Any) -> None:
+    self.grad = None
+
+
+class Variable:
+    """The final Variable of notebook 05 (without operators)."""
+
+    order: Callable | None = None
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+        self.grad = None
+        self.creator = None
+        self.generation = 0
+
+    def set_creator(self, func: Function) -> None:
+        self.creator = func
+        self.generation = func.generation + 1
+
+    backward = backward
+    cleargrad = cleargrad
+
+
+#: The notebook's names that :func:`reference_engine` may stand in for, and what stands in.
+STAND_INS = ("Square", "Exp", "Sin", "Add", "Mul", "Neg", "Sigmoid", "add", "mul", "neg", "sub")
+
+
+@contextlib.contextmanager
+def reference_engine(plugged: tuple) -> Iterator[None]:
+    """For the time of a check: the student's Variable with the reference ``backward`` and ``cleargrad``,
+    and the reference's Functions in place of the notebook's names listed.
+
+    ``plugged`` is ``(Variable, "Add", "Mul", ...)``: the student's Variable class and names from
+    :data:`STAND_INS`. The names are replaced in the notebook's namespace (where the Variable class
+    was defined), so the student's later code calls the reference where it calls them; the exercise
+    under test keeps its own code.
+    """
+    variable_class, *names = plugged
+    unknown = [name for name in names if name not in STAND_INS]
+    if unknown:
+        raise ValueError(f"reference_engine cannot stand in for {unknown}")
+    namespace = variable_class.__init__.__globals__
+    methods = {name: variable_class.__dict__[name] for name in ("backward", "cleargrad") if name in variable_class.__dict__}
+    missing = object()
+    saved = {name: namespace.get(name, missing) for name in names}
+    variable_class.backward, variable_class.cleargrad = backward, cleargrad
+    _plugged.append(variable_class)
+    namespace.update({name: globals()[name] for name in names})
+    try:
+        yield
+    finally:
+        _plugged.pop()
+        for name in ("backward", "cleargrad"):
+            if name in methods:
+                setattr(variable_class, name, methods[name])
+            else:
+                delattr(variable_class, name)
+        for name, value in saved.items():
+            if value is missing:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = value
+
+
+_plugged: list[type] = []  # the student's Variable classes plugged in now (the last one is current)
+
+
+def continue_with_reference(variable_class: type) -> None:
+    """Give the student's Variable the reference ``backward`` and ``cleargrad`` for good, to go on
+    with the notebook after an exercise that does not work yet (its own test still fails)."""
+    variable_class.backward, variable_class.cleargrad = backward, cleargrad
+
+
+@contextlib.contextmanager
+def ordered_by(order: Callable) -> Iterator[None]:
+    """This module's Variable.backward runs functions in the reverse of ``order(output)``, for the time of a check."""
+    Variable.order = staticmethod(order)
+    try:
+        yield
+    finally:
+        Variable.order = None
+
+
+def topological_order(output: Variable) -> list:
+    """Every function the output depends on, each after the creators of its inputs (iterative post-order)."""
+    order, done = [], set()
+    stack = [] if output.creator is None else [(output.creator, False)]
+    while stack:
+        f, expanded = stack.pop()
+        if expanded:
+            order.append(f)
+        elif id(f) not in done:
+            done.add(id(f))
+            stack.append((f, True))
+            stack.extend((x.creator, False) for x in f.inputs if x.creator is not None and id(x.creator) not in done)
+    return order
+
+
+class Square(Function):
+    def forward(self, x):
+        return x ** 2
+
+    def backward(self, gy):
+        return 2 * self.inputs[0].data * gy
+
+
+class Exp(Function):
+    def forward(self, x):
+        return np.exp(x)
+
+    def backward(self, gy):
+        return np.exp(self.inputs[0].data) * gy
+
+
+class Sin(Function):
+    def forward(self, x):
+        return np.sin(x)
+
+    def backward(self, gy):
+        return np.cos(self.inputs[0].data) * gy
+
+
+class Add(Function):
+    def forward(self, x0, x1):
+        return x0 + x1
+
+    def backward(self, gy):
+        return gy, gy
+
+
+class Mul(Function):
+    def forward(self, x0, x1):
+        return x0 * x1
+
+    def backward(self, gy):
+        return gy * self.inputs[1].data, gy * self.inputs[0].data
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        return 1 / (1 + np.exp(-x))
+
+    def backward(self, gy):
+        y = self.outputs[0].data
+        return gy * y * (1 - y)
+
+
+def _as_variable(obj: Any) -> Any:
+    """A Variable stays; a number or an array becomes a constant of the plugged Variable class (or this module's)."""
+    if hasattr(obj, "creator"):
+        return obj
+    leaf = _plugged[-1] if _plugged else Variable
+    return leaf(np.array(obj, dtype=np.float64))
+
+
+def add(x0: Any, x1: Any) -> Any:
+    return Add()(_as_variable(x0), _as_variable(x1))
+
+
+def mul(x0: Any, x1: Any) -> Any:
+    return Mul()(_as_variable(x0), _as_variable(x1))
+
+
+def neg(x: Any) -> Any:
+    return Neg()(_as_variable(x))
+
+
+def sub(x0: Any, x1: Any) -> Any:
+    return add(x0, neg(x1))
