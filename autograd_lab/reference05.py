@@ -124,7 +124,8 @@ def reference_engine(plugged: tuple) -> Iterator[None]:
     if unknown:
         raise ValueError(f"reference_engine cannot stand in for {unknown}")
     namespace = variable_class.__init__.__globals__
-    methods = {name: variable_class.__dict__[name] for name in ("backward", "cleargrad") if name in variable_class.__dict__}
+    methods = {name: variable_class.__dict__[name] for name in ("backward", "cleargrad")
+               if name in variable_class.__dict__}
     missing = object()
     saved = {name: namespace.get(name, missing) for name in names}
     variable_class.backward, variable_class.cleargrad = backward, cleargrad

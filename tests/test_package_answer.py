@@ -205,7 +205,8 @@ def _blank(source: str) -> str:
     import re
 
     return re.sub(r"( *)### BEGIN SOLUTION.*?### END SOLUTION",
-                  lambda m: f"{m.group(1)}# YOUR CODE HERE\n{m.group(1)}raise NotImplementedError()", source, flags=re.S)
+                  lambda m: f"{m.group(1)}# YOUR CODE HERE\n{m.group(1)}raise NotImplementedError()", source,
+                  flags=re.S)
 
 
 def _test_results(blanks: list[str]) -> dict[str, str | None]:

@@ -129,7 +129,8 @@ class Variable:
 def _solution_with(notebook: str, grade_id: str, old: str, new: str) -> str:
     """The source's solution cell with one line changed: a wrong answer in a long cell."""
     cells = json.loads((SOURCE / notebook / f"{notebook}.ipynb").read_text())["cells"]
-    source = next("".join(c["source"]) for c in cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+    source = next("".join(c["source"]) for c in cells
+                  if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
     assert old in source, f"{grade_id} no longer holds {old!r}"
     return source.replace(old, new)
 
@@ -376,7 +377,8 @@ ROWS = [
     Row("05-build-your-own-autograd", "gradient-check-answer", ["gradient-check"], CHECKER_GY_ONES,
         ["whose gy is all ones", "Draw gy at random"], ["autograd_lab's own answer"], name="gy all ones"),
     Row("05-build-your-own-autograd", "gradient-check-answer", ["gradient-check"], CHECKER_PACKAGE,
-        ["autograd_lab.numerical.numerical_grad, autograd_lab's own answer"], ["all ones"], name="the package's checker"),
+        ["autograd_lab.numerical.numerical_grad, autograd_lab's own answer"], ["all ones"],
+        name="the package's checker"),
     Row("05-build-your-own-autograd", "gradient-check-answer", ["gradient-check"],
         "def gradient_check(function, *inputs):\n    return True",
         ["does not match", "expected: False"], ["likely mistake"], name="always True"),

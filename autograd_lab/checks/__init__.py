@@ -43,8 +43,8 @@ from autograd_lab.checks.probes import run_probe
 from autograd_lab.checks.wire import AuthoringError, decode, encode, involves_student
 
 __all__ = [
-    "close", "equal", "tensor", "function", "steps", "unchanged", "gradient", "backward", "graph", "random_graph", "chain",
-    "describe_graph", "raises", "rng",
+    "close", "equal", "tensor", "function", "steps", "unchanged", "gradient", "backward", "graph", "random_graph",
+    "chain", "describe_graph", "raises", "rng",
     "CheckFailed", "AuthoringError", "plan_cell", "judge_cell", "PlannedCheck",
 ]
 
@@ -345,7 +345,8 @@ def random_graph(ops: Sequence[str], *, inputs: int = 2, nodes: int = 6, key: st
             if np.all(np.abs(values[-1]) < 1e3):
                 spec = {"inputs": values[:inputs], "nodes": spec_nodes}
                 if upstream:
-                    spec["upstream"] = generator.uniform(0.5, 1.5, size=shape) * generator.choice([-1.0, 1.0], size=shape)
+                    spec["upstream"] = (generator.uniform(0.5, 1.5, size=shape)
+                                        * generator.choice([-1.0, 1.0], size=shape))
                 return spec
     raise AuthoringError(f"could not make a well-behaved random graph from {list(ops)}")
 

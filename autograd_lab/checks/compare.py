@@ -115,7 +115,8 @@ def _unusable(got: Observed, what: str, context: str = "") -> Verdict | None:
     """A verdict when ``got`` is not an answer at all: an exception, or PyTorch where it is forbidden."""
     if got.kind == "sequence" and got.type == "used_torch":
         return _verdict_fail(
-            what, _("uses PyTorch ({call}), but this exercise asks you to build it without PyTorch").format(call=got.message),
+            what, _("uses PyTorch ({call}), but this exercise asks you to build it without PyTorch").format(
+                call=got.message),
             None, None, context=context,
             hint=_("use numpy (np.exp, np.sin, @, ...) and your own classes; PyTorch is only for checking"),
         )
@@ -229,7 +230,8 @@ def _compare_dicts(got: Observed, expected: Observed, *, what: str, rtol: float,
     extra = [key for key in got_values if key not in (expected.keys or [])]
     if missing or extra:
         text = (_("has no entry for {keys}").format(keys=", ".join(repr(k) for k in missing[:5])) if missing
-                else _("has entries the expected dict does not have: {keys}").format(keys=", ".join(repr(k) for k in extra[:5])))
+                else _("has entries the expected dict does not have: {keys}").format(
+                    keys=", ".join(repr(k) for k in extra[:5])))
         return _verdict_fail(what, text, got, expected, context=context)
     for key, item in zip(expected.keys or [], expected.items or []):
         verdict = compare_close(got_values[key], item, what=f"{what}[{key!r}]", rtol=rtol, atol=atol, context=context,
@@ -270,8 +272,8 @@ def compare_close(got: Observed, expected: Observed, *, what: str, rtol: float =
             count = len(expected_items)
             return _verdict_fail(what, _("expected {count} values (a tuple or list), got {kind}").format(
                                      count=count, kind=_describe_kind(got)), got, expected, context=context,
-                                 hint=_("return all {count} values, in the order the exercise gives").format(count=count)
-                                 if count else None)
+                                 hint=_("return all {count} values, in the order the exercise gives").format(
+                                     count=count) if count else None)
         for index, (g, e) in enumerate(zip(got_items, expected_items)):
             verdict = compare_close(g, e, what=f"{what}[{index}]", rtol=rtol, atol=atol, context=context, role=role)
             if not verdict.passed:
@@ -325,12 +327,14 @@ def _numeric_problem(got: Observed, expected: Observed, rtol: float, atol: float
                         if np.allclose(g.T, e, rtol=rtol, atol=atol) else _("the shape is transposed"))
             elif g.size == e.size:
                 note = _("the right number of elements in another shape")
-            return (_("shape {got} where {expected} is expected").format(got=g.shape, expected=e.shape), None, note, None)
+            return (_("shape {got} where {expected} is expected").format(got=g.shape, expected=e.shape),
+                    None, note, None)
     rtol, atol = _tolerances(got, rtol, atol)
     if np.iscomplexobj(g) != np.iscomplexobj(e):
         g, e = g.astype(np.complex128), e.astype(np.complex128)
     with np.errstate(all="ignore"):
-        ok = np.isclose(g.astype(e.dtype if e.dtype.kind in "fc" else np.float64), e, rtol=rtol, atol=atol, equal_nan=False)
+        ok = np.isclose(g.astype(e.dtype if e.dtype.kind in "fc" else np.float64), e, rtol=rtol, atol=atol,
+                        equal_nan=False)
     if ok.all():
         return None
     return (_("does not match the expected value"), _worst(g, e, ok), _relation(got, g, e, rtol, atol),
@@ -378,7 +382,8 @@ def _integer_mistake(got: Observed, g: np.ndarray, e: np.ndarray) -> str | None:
         if not (np.array_equal(g, np.trunc(e)) or np.array_equal(g, np.round(e)) or np.array_equal(g, np.floor(e))):
             return None
     return _("your result has an integer dtype ({dtype}) and holds the expected values without their "
-             "fractions: compute in floats (3.0 instead of 3, dtype=torch.float32, or .float())").format(dtype=got.dtype)
+             "fractions: compute in floats (3.0 instead of 3, dtype=torch.float32, or .float())").format(
+                 dtype=got.dtype)
 
 
 def _relation(got: Observed, g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> str | None:
@@ -402,7 +407,8 @@ def _relation(got: Observed, g: np.ndarray, e: np.ndarray, rtol: float, atol: fl
         return _("your answer is the transpose of the expected one")
     with np.errstate(all="ignore"):
         difference = (g - e).astype(np.float64)
-    if e.size > 1 and np.isfinite(difference).all() and near(difference, np.full_like(difference, float(np.mean(difference)))):
+    if (e.size > 1 and np.isfinite(difference).all()
+            and near(difference, np.full_like(difference, float(np.mean(difference))))):
         return _("your answer is off by a constant {offset:.6g} everywhere").format(offset=float(np.mean(difference)))
     return None
 
@@ -471,8 +477,8 @@ def compare_tensor(got: Observed, expected: Observed | None, *, what: str, requi
             hint = _("this is a Variable of an autograd engine; the exercise asks for a torch tensor")
         elif expected is not None and got.data is not None and _numeric_problem(got, expected, rtol, atol) is None:
             made = {"number": ".item() or float()", "array": ".numpy()"}.get(got.kind, _("a conversion"))
-            hint = _("the values are right, but {made} turned the tensor into a {type}: return the tensor itself").format(
-                made=made, type=got.type)
+            hint = _("the values are right, but {made} turned the tensor into a {type}: "
+                     "return the tensor itself").format(made=made, type=got.type)
         elif got.kind == "none":
             hint = _none_problem(got, "result")[3]
         return _verdict_fail(what, _("expected a torch tensor, got {kind}").format(kind=_describe_kind(got)), got, None,
@@ -484,7 +490,8 @@ def compare_tensor(got: Observed, expected: Observed | None, *, what: str, requi
                                                "write 3.0 instead of 3, or pass dtype=torch.float32"), context=context)
     if dtype not in (None, "floating") and got.dtype != dtype:
         return _verdict_fail(what, _("has dtype {dtype}, expected {expected}").format(dtype=got.dtype, expected=dtype),
-                             got, None, hint=_("pass dtype={dtype} when you create it").format(dtype=dtype), context=context)
+                             got, None, hint=_("pass dtype={dtype} when you create it").format(dtype=dtype),
+                             context=context)
     if expected is not None:
         problem = _numeric_problem(got, expected, rtol, atol)
         if problem is not None:
@@ -517,7 +524,8 @@ def compare_raises(got: Observed, *, exception: str, match: str | None, what: st
     if got.kind != "exception":
         hint = None
         if got.kind == "object" and got.type == exception:
-            hint = _("your code returned a {exception} object: raise it instead (raise ...)").format(exception=exception)
+            hint = _("your code returned a {exception} object: raise it instead (raise ...)").format(
+                exception=exception)
         return _verdict_fail(what, _("should raise {exception}, but returned {value}").format(
                                  exception=exception, value=got.brief()), None, None,
                              hint=hint, context=context)
@@ -544,7 +552,8 @@ def _missing_results(got: Observed, expected: Observed, what: str) -> Verdict | 
     count = len(expected.items or [])
     if got.kind != "sequence" or len(got.items or []) != count:
         return _verdict_fail(what, _("the check received {kind} instead of {count} result(s): it did not run as "
-                                     "written (was the checking code changed?)").format(kind=_describe_kind(got), count=count),
+                                     "written (was the checking code changed?)").format(
+                                         kind=_describe_kind(got), count=count),
                              None, None)
     return None
 
@@ -620,7 +629,8 @@ def compare_calls(got: Observed, expected: Observed, *, what: str, inputs: list[
         if named:
             first.hint = named
         if total > 1:
-            first.extra.append("    " + _("({wrong} of {total} inputs give a wrong answer)").format(wrong=wrong, total=total))
+            first.extra.append("    " + _("({wrong} of {total} inputs give a wrong answer)").format(
+                wrong=wrong, total=total))
         return first
     return _pass(what, ngettext("matches {against} on {total} input", "matches {against} on {total} inputs",
                                 total).format(against=_(against), total=total))
@@ -726,9 +736,11 @@ def compare_backward(got: Observed, expected: Observed, *, what: str, inputs: li
                                 check_output=check_output, role="gradient" if torch_leaves else "engine gradient")
     if verdict is None:
         total = len(expected.items or [])
-        text = (ngettext("value and gradients match PyTorch on {total} graph", "value and gradients match PyTorch on {total} graphs", total)
+        text = (ngettext("value and gradients match PyTorch on {total} graph",
+                         "value and gradients match PyTorch on {total} graphs", total)
                 if noun == "graph" else
-                ngettext("value and gradients match PyTorch on {total} input", "value and gradients match PyTorch on {total} inputs", total))
+                ngettext("value and gradients match PyTorch on {total} input",
+                         "value and gradients match PyTorch on {total} inputs", total))
         return _pass(what, text.format(total=total))
     if got.kind == "sequence" and got.type == "cases":
         named = _mistake_named(got, mistakes or [], rtol, atol)
@@ -755,8 +767,8 @@ def _backward_verdict(got: Observed, expected: Observed, *, what: str, inputs: l
         if unusable:
             return unusable
         if check_output:
-            verdict = compare_close(g_out, e_out, what=_("{what} (output)").format(what=what), rtol=rtol, atol=atol, context=context,
-                                    role="result")
+            verdict = compare_close(g_out, e_out, what=_("{what} (output)").format(what=what), rtol=rtol, atol=atol,
+                                    context=context, role="result")
             if not verdict.passed:
                 return verdict
         for name, g_grad, e_grad in zip(names, g_grads.items or [], e_grads.items or []):

@@ -95,7 +95,8 @@ def run_mistaken(spec: dict, order: str, accumulate: bool) -> Observed | None:
         for index, (op, refs) in enumerate(spec["nodes"]):
             if op not in FORWARD:
                 return None
-            args = [np.asarray(ref["const"], dtype=np.float64) if isinstance(ref, dict) else values[ref] for ref in refs]
+            args = [np.asarray(ref["const"], dtype=np.float64) if isinstance(ref, dict) else values[ref]
+                    for ref in refs]
             node_generation.append(max((generation[ref] for ref in refs if not isinstance(ref, dict)), default=0))
             values.append(np.asarray(FORWARD[op](*args), dtype=np.float64))
             creator.append(index)
@@ -126,7 +127,8 @@ def run_mistaken(spec: dict, order: str, accumulate: bool) -> Observed | None:
             node = todo.pop() if order == "stack" else heapq.heappop(todo)[2]
             op, refs = spec["nodes"][node]
             out_index = len(inputs) + node
-            args = [np.asarray(ref["const"], dtype=np.float64) if isinstance(ref, dict) else values[ref] for ref in refs]
+            args = [np.asarray(ref["const"], dtype=np.float64) if isinstance(ref, dict) else values[ref]
+                    for ref in refs]
             for ref, gx in zip(refs, _local_gradients(op, args, values[out_index], grads[out_index])):
                 if isinstance(ref, dict):
                     continue

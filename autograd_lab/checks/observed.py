@@ -128,7 +128,8 @@ def observe(obj: Any, depth: int = 0) -> Observed:
     try:
         return _observe(obj, depth)
     except Exception as error:  # a hostile or broken __repr__/__array__ must not break a check
-        return Observed("object", type=_type_name(obj), message=f"<could not inspect: {type(error).__name__}: {error}>"[:MAX_TEXT])
+        return Observed("object", type=_type_name(obj),
+                        message=f"<could not inspect: {type(error).__name__}: {error}>"[:MAX_TEXT])
 
 
 def _observe(obj: Any, depth: int) -> Observed:
@@ -164,7 +165,8 @@ def _observe(obj: Any, depth: int) -> Observed:
         return Observed("sequence", type="tuple" if isinstance(obj, tuple) else "list", items=items)
     if depth < MAX_DEPTH and isinstance(obj, dict):
         keys = [str(k) for k in list(obj)[:MAX_ITEMS]]
-        return Observed("mapping", type="dict", keys=keys, items=[observe(v, depth + 1) for v in list(obj.values())[:MAX_ITEMS]])
+        return Observed("mapping", type="dict", keys=keys,
+                        items=[observe(v, depth + 1) for v in list(obj.values())[:MAX_ITEMS]])
     return Observed("object", type=_type_name(obj), message=repr(obj)[:MAX_TEXT])
 
 
@@ -214,7 +216,8 @@ def _observe_tensor(tensor: Any, depth: int) -> Observed:
 
 def _observe_variable(obj: Any, data: Any, depth: int) -> Observed:
     """A Variable of autograd_lab or of the student's own engine: its data and its grad."""
-    inner = _observe_tensor(data, depth + 1) if _is_torch_tensor(data) else _observe_array(data, "array", "numpy.ndarray", str(data.dtype))
+    inner = (_observe_tensor(data, depth + 1) if _is_torch_tensor(data)
+             else _observe_array(data, "array", "numpy.ndarray", str(data.dtype)))
     if inner.kind not in ("array", "tensor"):
         return inner
     record = Observed("variable", type=type(obj).__name__, data=inner.data, dtype=inner.dtype)
@@ -313,7 +316,8 @@ def _check_kind(record: Observed) -> None:
         raise ValueError(f"malformed observation: a {record.kind} without {', '.join(missing)}")
     if record.kind in ("bool", "number") and record.data.shape != ():
         raise ValueError(f"malformed observation: a {record.kind} of shape {record.data.shape}")
-    if record.kind == "bool" and not isinstance(record.value, bool) or record.kind == "str" and not isinstance(record.value, str):
+    if (record.kind == "bool" and not isinstance(record.value, bool)
+            or record.kind == "str" and not isinstance(record.value, str)):
         raise ValueError(f"malformed observation: a {record.kind} whose value is not one")
     if record.kind == "variable" and not isinstance(record.value, dict):
         raise ValueError("malformed observation: a variable without its data's type")

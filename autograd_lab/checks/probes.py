@@ -38,7 +38,8 @@ def _torch_dir() -> str | None:
     global _TORCH_DIR
     if _TORCH_DIR is None:
         module = sys.modules.get("torch")
-        _TORCH_DIR = os.path.dirname(module.__file__) if module is not None and getattr(module, "__file__", None) else ""
+        _TORCH_DIR = (os.path.dirname(module.__file__) if module is not None and getattr(module, "__file__", None)
+                      else "")
     return _TORCH_DIR or None
 
 
@@ -115,7 +116,8 @@ class TorchWatch:
             owner = type(getattr(arg, "__self__", None))
             name = getattr(arg, "__name__", "?")
             if module.startswith("torch") or owner.__module__.startswith("torch"):
-                self.used.append(f"Tensor.{name}" if owner.__module__.startswith("torch") and module == "" else f"torch.{name}")
+                self.used.append(f"Tensor.{name}" if owner.__module__.startswith("torch") and module == ""
+                                 else f"torch.{name}")
             elif (module, name) in self.ESCAPES and not self._own(frame) and not self.unwatched:
                 self.unwatched.append(f"{module}.{name} was called")
         elif event == "call":
@@ -312,7 +314,8 @@ def _time_limit() -> Iterator[None]:
 
     seconds = _call_seconds
     usable = (seconds and hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
-              and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+              and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+              and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
     if not usable:
         yield
         return
@@ -384,7 +387,8 @@ class Backwards:
         torch = sys.modules.get("torch")
         if torch is not None and hasattr(torch, "autograd"):
             original = torch.autograd.backward
-            patches.append((torch.autograd, "backward", original, self._wrapped(original, "torch", _clear_torch_leaves)))
+            patches.append((torch.autograd, "backward", original,
+                            self._wrapped(original, "torch", _clear_torch_leaves)))
         core = sys.modules.get("autograd_lab.core")
         if core is not None:
             original = core.Variable.backward
