@@ -470,8 +470,11 @@ def message_for(row: Row) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    import torch
+
     namespace: dict = {"__name__": "__main__"}
     last = max(index for index, cell in enumerate(_cells(row.notebook)) if _grade_id(cell) in row.tests)
+    dtype = torch.get_default_dtype()  # a notebook's set-up cell may change it (03 works in float64)
     with contextlib.redirect_stdout(io.StringIO()):
         try:
             for index, cell in enumerate(_cells(row.notebook)[:last + 1]):
@@ -492,6 +495,7 @@ def message_for(row: Row) -> str | None:
                     pass
         finally:
             plt.close("all")
+            torch.set_default_dtype(dtype)  # ...which must not leak into the tests that run after this one
     return None
 
 

@@ -30,6 +30,7 @@ import hashlib
 import json
 import linecache
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -41,6 +42,13 @@ from autograd_lab.checks.lazy import PlanNamespace
 from autograd_lab.checks.observed import Observed, observe
 from autograd_lab.checks.probes import run_probe
 from autograd_lab.checks.wire import AuthoringError, decode, encode, involves_student
+
+# PyTorch deprecates torch.jit.script, and its own forward mode still calls it: the first torch.func.jvp
+# (or jacfwd, forward_ad.make_dual) of a process imports torch._decomp.decompositions_for_jvp, which
+# scripts functions. 2.13 warns with a DeprecationWarning (hidden by default), 2.14 with a FutureWarning,
+# which is shown: on stderr, where nbgrader scores a test cell 0 (a test cell computing its expected values
+# with torch.func.jvp failed). The warning is PyTorch's own business, not the student's: hide it, only it.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", module=r"torch\.jit\._script")
 
 __all__ = [
     "close", "equal", "tensor", "function", "steps", "unchanged", "gradient", "backward", "graph", "random_graph",
