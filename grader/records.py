@@ -108,6 +108,17 @@ class SubmissionRecord:
                          json.dumps(asdict(self), indent=1).encode())
 
 
+def test_key(notebook: str, grade_id: str) -> str:
+    """How a record names one test (``SubmissionRecord.tests``): "notebook/grade id", a stored format."""
+    return f"{notebook}/{grade_id}"
+
+
+def split_test_key(key: str) -> tuple[str, str]:
+    """(notebook, grade id) of a :func:`test_key`."""
+    notebook, _, grade_id = key.partition("/")
+    return notebook, grade_id
+
+
 def record_path(course: Course, assignment: str, student: str) -> Path:
     return course.results / assignment / f"{student}.json"
 

@@ -466,7 +466,7 @@ def test_one_command_regrades_one_exercise_across_the_class_and_says_whose_score
     """A test released with a mistake, graded, then fixed in source/: `regrade` releases the fix and regrades."""
     from fixture_course import WRONG
     from grader.authoring.release import generate
-    from grader.autograde.jobs import test_digests, test_sources
+    from grader.autograde.jobs import gradebook_tests, test_digests
     from grader.records import load_record
 
     # Released and graded with a wrong expected derivative (2x + 1): the wrong answer passes, the right one fails.
@@ -522,7 +522,7 @@ def test_one_command_regrades_one_exercise_across_the_class_and_says_whose_score
 
     # Records and graded notebooks agree with it: graded with the fixed test, a later autograde skips them.
     with course.gradebook() as gradebook:
-        digest = test_digests(test_sources(gradebook, {"ps1"}), "ps1")["ps1/test-square-grad"]
+        digest = test_digests(gradebook_tests(gradebook, {"ps1"}), "ps1")["ps1/test-square-grad"]
     for student, passed in {"right": True, "wrong": False, "hard": False}.items():
         record = load_record(course, "ps1", student)
         assert record.tests["ps1/test-square-grad"] == digest

@@ -26,6 +26,7 @@ from grader.errors import GraderError
 from grader.authoring.lint import solution_in_hint_problems, visible_promise_problems
 from grader.notebooks import read_notebook, run_plain
 from grader.autograde.plan import demo_cell_problems, plan_notebook, test_sources
+from grader.records import test_key
 
 
 @dataclass
@@ -67,7 +68,7 @@ def unreleased_test_changes(course: Course, assignment: str, released: dict[tupl
         except GraderError:
             continue  # release reports a broken source
         before = dict(released.get((assignment, notebook), []))
-        changed += [f"{notebook}/{grade_id}" for grade_id in sorted(now.keys() | before.keys())
+        changed += [test_key(notebook, grade_id) for grade_id in sorted(now.keys() | before.keys())
                     if now.get(grade_id) != before.get(grade_id)]
     return changed
 

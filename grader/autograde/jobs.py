@@ -25,7 +25,7 @@ from grader.deadlines import Lateness
 from grader.errors import GraderError
 from grader.intake.collect import NBGRADER_FILES, WRONG_TYPE, find_submitted
 from grader.notebooks import is_demo_cell, is_test_cell, read_notebook
-from grader.records import NotebookOutcome, Status, Submission
+from grader.records import NotebookOutcome, Status, Submission, test_key
 from grader.sandbox.execute import Job
 from grader.sandbox.linux import Limits
 from grader.text import parse_cell, printable
@@ -139,7 +139,7 @@ class JobMaker:
         return self._files[assignment]
 
 
-def test_sources(gradebook, assignments: set[str]) -> TestSources:
+def gradebook_tests(gradebook, assignments: set[str]) -> TestSources:
     """The trusted test code of every notebook, from the gradebook (as nbgrader restores it)."""
     tests = {}
     for assignment in assignments:
@@ -158,7 +158,7 @@ def test_digests(tests: TestSources, assignment: str) -> dict[str, str]:
 
     (The keys are the stored records' format: ``SubmissionRecord.tests``.)
     """
-    return {f"{notebook}/{grade_id}": hashlib.sha256(source.encode()).hexdigest()[:16]
+    return {test_key(notebook, grade_id): hashlib.sha256(source.encode()).hexdigest()[:16]
             for (name, notebook), cells in tests.items() if name == assignment for grade_id, source in cells}
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from grader.autograde.jobs import test_digests, test_sources
+from grader.autograde.jobs import gradebook_tests, test_digests
 from grader.autograde.run import Autograder
 from grader.autograde.summary import Summary
 from grader.course import Course
 from grader.errors import GraderError
-from grader.records import load_record
+from grader.records import load_record, test_key
 
 #: (score of the exercise, score of the whole submission) of a student; None when the gradebook has none.
 Scores = tuple[float | None, float | None]
@@ -72,7 +72,7 @@ def regrade(course: Course, assignment: str, grade_id: str, *, release_first: bo
     course.select([assignment])  # an unknown assignment is an error naming the known ones
     notebook = _notebook_of(course, assignment, grade_id)
     result = Regrade(assignment, notebook, grade_id)
-    key = f"{notebook}/{grade_id}"
+    key = test_key(notebook, grade_id)
     changed = unreleased_test_changes(course, assignment, _released_tests(course, assignment))
     if key in changed:
         if not release_first:
@@ -153,7 +153,7 @@ def _released_tests(course: Course, assignment: str):
 
     with course.gradebook() as gradebook:
         try:
-            return test_sources(gradebook, {assignment})
+            return gradebook_tests(gradebook, {assignment})
         except MissingEntry:
             raise GraderError(f"{assignment} is not in the gradebook: run `python -m grader release {assignment}` "
                               "first") from None
@@ -161,7 +161,7 @@ def _released_tests(course: Course, assignment: str):
 
 def _notebook_of(course: Course, assignment: str, grade_id: str) -> str:
     """The notebook whose test cell ``grade_id`` is (in source/ or as released); an error naming the tests if none."""
-    from grader.autograde.plan import test_sources as cell_tests
+    from grader.autograde.plan import test_sources
     from grader.notebooks import read_notebook
 
     known: dict[str, str] = {}
@@ -170,7 +170,7 @@ def _notebook_of(course: Course, assignment: str, grade_id: str) -> str:
     for notebook in course.notebooks(assignment):
         path = course.source / assignment / f"{notebook}.ipynb"
         if path.is_file():
-            known.update({test: notebook for test, _ in cell_tests(read_notebook(path).cells)})
+            known.update({test: notebook for test, _ in test_sources(read_notebook(path).cells)})
     if grade_id not in known:
         raise GraderError(f"{assignment} has no test cell {grade_id!r}; its tests: {', '.join(sorted(known))}")
     return known[grade_id]

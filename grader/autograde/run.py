@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from grader.authoring.release import unreleased_test_changes
-from grader.autograde.jobs import JobMaker, Pending, TestSources, course_imports, test_digests, test_sources
+from grader.autograde.jobs import JobMaker, Pending, TestSources, course_imports, gradebook_tests, test_digests
 from grader.autograde.plan import plan_notebook
 from grader.autograde.sanitize import Sanitizer
 from grader.autograde.store import Store, failure
@@ -30,7 +30,8 @@ from grader.deadlines import CourseDeadlines, Lateness, lateness
 from grader.errors import GraderError
 from grader.intake.collect import Intake
 from grader.locks import Locks
-from grader.records import NOT_RUN, NotebookOutcome, Status, Submission, SubmissionRecord, load_record, record_path
+from grader.records import (NOT_RUN, NotebookOutcome, Status, Submission, SubmissionRecord, load_record, record_path,
+                            split_test_key)
 from grader.sandbox.execute import Job
 from grader.sandbox.linux import Limits, Sandbox
 from grader.text import printable
@@ -112,7 +113,7 @@ class Autograder:
                 # fastest for them, and leaves the other cores to the workers.
                 torch.set_num_threads(1)
                 with summary.phases.timed("read tests"):
-                    tests = test_sources(gradebook, assignments)
+                    tests = gradebook_tests(gradebook, assignments)
                 for assignment in sorted(assignments):
                     changed = unreleased_test_changes(self.course, assignment, tests)
                     if changed:
@@ -258,7 +259,7 @@ class Autograder:
                 summary.regraded_for_tests += 1
                 for key in {*digests, *record.tests}:
                     if digests.get(key) != record.tests.get(key):
-                        notebook, _, grade_id = key.partition("/")
+                        notebook, grade_id = split_test_key(key)
                         summary.tests_changed.setdefault((assignment, notebook), set()).add(grade_id)
             folder = self.course.submitted / student / assignment
             gradebook.update_or_create_student(student)
