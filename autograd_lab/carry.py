@@ -1,0 +1,167 @@
+"""Carry a student's engine from one notebook to the next.
+
+Notebook 05 builds an engine (``Variable``, ``Function``, ``Add``, ``Mul``, ...) cell by cell;
+the notebooks after it continue *that* engine. Each notebook is its own assignment and its own
+kernel, so the engine travels as a file:
+
+- :func:`save_engine` writes the source of the classes and functions the student names to a
+  Python file beside the notebook (``my_engine.py``). It reads each definition back from the
+  cell that defined it, so it works in JupyterLab, in Colab and under the grader alike.
+- :func:`load_engine` imports that file in the next notebook. When there is no such file, or it
+  does not import, or it lacks a name the notebook needs, it says so and gives the course's
+  reference engine instead, so a student who is stuck can continue.
+
+Only a definition made by a ``def`` or ``class`` statement in a cell (or a module) can be saved;
+a name bound another way (``f = lambda ...``, ``Variable.backward = backward``) is refused with a
+message that says how to write it instead.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import linecache
+import sys
+import types
+from pathlib import Path
+from typing import Any, Iterable
+
+ENGINE_FILE = "my_engine.py"
+
+HEADER = '''"""{title}
+
+Written by autograd_lab.carry.save_engine: the definitions below are your own, copied from the cells
+that made them. Edit the notebook, not this file, and save again.
+"""
+import weakref
+
+import numpy as np
+
+'''
+
+
+class EngineError(ValueError):
+    """A definition that cannot be saved, with what to do about it."""
+
+
+def _code_objects(obj: Any) -> Iterable[types.CodeType]:
+    """The code objects whose file holds ``obj``'s definition: its own, or its methods'."""
+    if inspect.isfunction(obj):
+        yield obj.__code__
+    elif inspect.isclass(obj):
+        for value in vars(obj).values():
+            function = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
+            if isinstance(function, property):
+                function = function.fget
+            if inspect.isfunction(function) and function.__qualname__.startswith(obj.__qualname__ + "."):
+                yield function.__code__
+
+
+def definition_source(obj: Any) -> str:
+    """The source of the ``def`` or ``class`` statement that made ``obj``, from its cell or file.
+
+    IPython keeps each executed cell's text in :mod:`linecache` under the name its code objects
+    carry, so the statement is found by parsing that text, whatever the Python version.
+    """
+    name = getattr(obj, "__name__", None)
+    if not (inspect.isfunction(obj) or inspect.isclass(obj)) or name is None:
+        raise EngineError(f"{obj!r} is not a function or a class: save the classes and functions of your engine.")
+    if name == "<lambda>":
+        raise EngineError("a lambda cannot be saved: write it as a `def` in a cell, then save again.")
+    candidates = []
+    for code in _code_objects(obj):
+        lines = linecache.getlines(code.co_filename)
+        if lines:
+            candidates.append("".join(lines))
+    # A class with no method of its own (``class Neg2(Neg): pass``): the newest cell that defines it.
+    # IPython caches a cell's text with no modification time; files on disk have one.
+    candidates += ["".join(entry[2]) for entry in reversed(list(linecache.cache.values()))
+                   if len(entry) == 4 and entry[1] is None]
+    for text in candidates:
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        kind = ast.ClassDef if inspect.isclass(obj) else (ast.FunctionDef, ast.AsyncFunctionDef)
+        found = [node for node in tree.body if isinstance(node, kind) and node.name == name]
+        if found:
+            return ast.get_source_segment(text, found[-1], padded=False)
+    raise EngineError(
+        f"cannot find where `{name}` was defined. Run the cell that defines it (a `def {name}` or "
+        f"`class {name}` statement at the top of a cell) again, then save again.")
+
+
+def save_engine(*objects: Any, path: str | Path = ENGINE_FILE, title: str = "Your engine.") -> Path:
+    """Write the definitions of ``objects`` (classes and functions, in this order) to ``path``.
+
+    Order matters as in any module: a class must come after the class it derives from.
+    The file is then imported once, to check it, before this returns.
+    """
+    if not objects:
+        raise EngineError("name what to save, e.g. save_engine(Variable, Function, Add, Mul).")
+    parts = [HEADER.format(title=title)]
+    for obj in objects:
+        parts.append(definition_source(obj) + "\n\n")
+    path = Path(path)
+    path.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")
+    _import(path)  # a file that does not import should fail here, where the student can fix it
+    names = ", ".join(obj.__name__ for obj in objects)
+    print(f"Saved {names} to {path}.")
+    return path
+
+
+def _import(path: Path) -> types.ModuleType:
+    name = f"_carried_engine_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look the module up
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def load_engine(names: Iterable[str], path: str | Path = ENGINE_FILE, reference: Any = None,
+                into: dict | None = None) -> types.SimpleNamespace:
+    """The engine saved to ``path``, or the reference engine when it is missing or broken.
+
+    Gives a namespace with each of ``names``. ``reference`` is the module to fall back on
+    (the course's reference engine, :mod:`autograd_lab.reference05`, by default).
+
+    With ``into=globals()``, the file's code (or the reference module's) is also run in the
+    notebook's own namespace, as if pasted into a cell: a class the notebook defines again
+    afterwards (a broadcast-aware ``Add``) then replaces the engine's for every function that
+    names it (``add``, the operators).
+    """
+    names = list(names)
+    path = Path(path)
+    problem = None
+    if not path.exists():
+        problem = f"there is no {path} here (run the last cell of the notebook that saves it)"
+    else:
+        try:
+            module = _import(path)
+        except Exception as error:  # the student's file: any error is theirs to see
+            problem = f"{path} does not import: {type(error).__name__}: {error}"
+        else:
+            missing = [name for name in names if not hasattr(module, name)]
+            if missing:
+                problem = f"{path} has no {', '.join(missing)}"
+            else:
+                print(f"Using your engine from {path}.")
+                if into is not None:
+                    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), into)
+                    return types.SimpleNamespace(**{name: into[name] for name in names}, source="yours")
+                return types.SimpleNamespace(**{name: getattr(module, name) for name in names}, source="yours")
+    if reference is None:
+        from autograd_lab import reference05 as reference
+    missing = [name for name in names if not hasattr(reference, name)]
+    if missing:
+        raise EngineError(f"the reference engine has no {', '.join(missing)}")
+    print(f"Using the course's reference engine: {problem}.")
+    if into is not None:
+        exec(compile(inspect.getsource(reference), reference.__file__, "exec"), into)
+        return types.SimpleNamespace(**{name: into[name] for name in names}, source="reference")
+    return types.SimpleNamespace(**{name: getattr(reference, name) for name in names}, source="reference")
