@@ -5,6 +5,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from autograd_lab import carry
 
+
 CELLS = [
     "import numpy as np\n"
     "class Function:\n"
@@ -84,3 +85,65 @@ def test_into_runs_the_engine_in_the_notebooks_namespace_so_a_later_class_replac
     fallback: dict = {}
     assert carry.load_engine(["Variable", "Mul"], path="missing.py", into=fallback).source == "reference"
     assert "Variable" in fallback and "Mul" in fallback
+
+
+def test_a_save_that_cannot_write_says_so_and_the_notebook_goes_on(shell, tmp_path, capsys):
+    ns = shell.user_ns
+    assert carry.save_engine(ns["Function"], ns["Square"], path=tmp_path / "no such folder" / "my_engine.py") is None
+    out = capsys.readouterr().out
+    assert "was not saved" in out and "reference engine" in out
+
+
+def test_load_engine_takes_the_first_of_several_places(shell, tmp_path, capsys):
+    ns = shell.user_ns
+    (tmp_path / "05").mkdir()
+    carry.save_engine(ns["Function"], ns["Square"], path=tmp_path / "05" / "my_engine.py")
+    places = ["my_engine.py", str(tmp_path / "05" / "my_engine.py")]
+    assert carry.load_engine(["Square"], path=places).source == "yours"
+    assert f"Using your engine from {tmp_path / '05' / 'my_engine.py'}" in capsys.readouterr().out
+    assert carry.load_engine(["Square"], path=["my_engine.py", "elsewhere.py"]).source == "reference"
+    assert "there is no my_engine.py or elsewhere.py" in capsys.readouterr().out
+
+
+def test_the_imports_a_definition_uses_go_into_the_file(shell, tmp_path):
+    assert shell.run_cell("import heapq\nfrom math import sqrt\n"
+                          "def smallest_root(xs):\n"
+                          "    heap = list(xs)\n"
+                          "    heapq.heapify(heap)\n"
+                          "    return sqrt(heap[0])\n").success
+    path = carry.save_engine(shell.user_ns["smallest_root"])
+    text = path.read_text()
+    assert "from math import sqrt\nimport heapq\nimport weakref\n\nimport numpy as np\n" in text  # standard first
+    notebook: dict = {}
+    exec(compile(text, str(path), "exec"), notebook)  # a namespace that never imported heapq nor sqrt
+    assert notebook["smallest_root"]([9.0, 4.0, 16.0]) == 2.0
+
+
+def test_the_reference_engine_is_run_by_the_saved_file_not_copied_and_the_notebooks_names_win(tmp_path, monkeypatch):
+    """A notebook that continued with the reference engine saves it as one call, then its own definitions."""
+    monkeypatch.chdir(tmp_path)
+    shell = InteractiveShell.instance()
+    shell.user_ns.clear()
+    engine = carry.load_engine(["Variable", "Function", "Add", "Mul"], path="missing.py", into=shell.user_ns)
+    assert engine.source == "reference"
+    assert shell.run_cell("import numpy as np\n"
+                          "class Neg(Function):\n"
+                          "    def forward(self, x):\n"
+                          "        return -x\n"
+                          "    def backward(self, gy):\n"
+                          "        return -gy\n"
+                          "def neg(x):\n"
+                          "    return Neg()(x)\n").success
+    ns = shell.user_ns
+    path = carry.save_engine(ns["Variable"], ns["Function"], ns["Add"], ns["Neg"], ns["neg"])
+    text = path.read_text()
+    assert "_carry.run_reference(globals())" in text and "class Neg(Function)" in text
+    assert "class Variable" not in text and "def backward(self: Any)" not in text
+    notebook: dict = {}
+    loaded = carry.load_engine(["Variable", "Neg", "neg"], into=notebook)
+    assert loaded.source == "yours"
+    x = notebook["Variable"](np.array(3.0))
+    y = -x  # the reference Variable's operator calls the file's neg, which replaced the reference's
+    assert isinstance(y.creator, notebook["Neg"]) and y.data == -3.0
+    y.backward()
+    assert x.grad == -1.0
