@@ -189,14 +189,17 @@ def test_reference_engine_replaces_and_restores_a_students_methods():
         y.backward()
 
 
-# --- no cascades in 05: an exercise left blank does not fail the ones after it ------------------
+# --- no cascades in 05 and 06: an exercise left blank does not fail the ones after it -----------
 
-#: (solution cells left blank, test cells that must pass all the same)
+#: (the notebooks run one after the other in one folder, each with the solution cells left blank; the test
+#: cells that must pass all the same). 06 runs on the engine the blank 05 saved: a Variable whose backward,
+#: and Add and Mul whose rules, raise NotImplementedError.
 CASCADES = [
-    (["square-exp-answer", "add-mul-answer"], ["manual-backprop", "backward-loop", "accumulate", "generations",
-                                               "long-chain"]),
-    (["square-exp-answer", "add-mul-answer", "final-variable-answer", "sigmoid-answer"],
-     ["topological-order", "cleargrad", "operators", "two-layer-net"]),
+    ([(NOTEBOOK, ["square-exp-answer", "add-mul-answer"])],
+     ["manual-backprop", "backward-loop", "accumulate", "generations", "long-chain"]),
+    ([(NOTEBOOK, ["square-exp-answer", "add-mul-answer", "final-variable-answer"]),
+      ("06-complete-engine", ["sigmoid-answer"])],
+     ["topological-order", "cleargrad", "operators", "two-layer-net", "engine"]),
 ]
 
 
@@ -209,8 +212,9 @@ def _blank(source: str) -> str:
                   flags=re.S)
 
 
-def _test_results(blanks: list[str]) -> dict[str, str | None]:
-    """Each test cell's first failure (None: passed), in 05 run top to bottom with the ``blanks`` left blank."""
+def _test_results(notebook: str, blanks: list[str]) -> dict[str, str | None]:
+    """Each test cell's first failure (None: passed), in ``notebook`` run top to bottom with the ``blanks`` left
+    blank, in the current folder (where 05 saves its engine and 06 loads it)."""
     import contextlib
     import io
 
@@ -221,8 +225,8 @@ def _test_results(blanks: list[str]) -> dict[str, str | None]:
 
     namespace: dict = {"__name__": "__main__"}
     results: dict[str, str | None] = {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for cell in _cells(NOTEBOOK):
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        for cell in _cells(notebook):
             if cell["cell_type"] != "code" or is_demo_cell(cell):
                 continue
             source = "".join(cell["source"])
@@ -234,14 +238,20 @@ def _test_results(blanks: list[str]) -> dict[str, str | None]:
             except Exception as error:  # a blank exercise's own cells raise, as in the student's notebook
                 if is_test_cell(cell):
                     results[_grade_id(cell)] = str(error)
+    results["printed"] = printed.getvalue()
     return results
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("blanks, passing", CASCADES)
-def test_a_blank_exercise_fails_only_its_own_tests(blanks, passing):
-    results = _test_results(blanks)
+@pytest.mark.parametrize("runs, passing", CASCADES)
+def test_a_blank_exercise_fails_only_its_own_tests(runs, passing, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    results: dict[str, str | None] = {}
+    for notebook, blanks in runs:
+        results.update(_test_results(notebook, blanks))
+    if len(runs) > 1:
+        assert "Using your engine from my_engine.py" in results["printed"]
     assert {grade_id: results[grade_id] for grade_id in passing if results[grade_id]} == {}
     own = {"square-exp-answer": "square-exp", "add-mul-answer": "add-mul", "final-variable-answer": "generations",
            "sigmoid-answer": "sigmoid"}
-    assert all("NotImplementedError" in results[own[blank]] for blank in blanks)
+    assert all("NotImplementedError" in results[own[blank]] for _, blanks in runs for blank in blanks)

@@ -390,54 +390,62 @@ ROWS = [
         "def topological_order(output):\n    from autograd_lab import reference05\n"
         "    return reference05.topological_order(output)",
         ["autograd_lab's own answer"], name="the package's order"),
-    Row("05-build-your-own-autograd", "engine-answer", ["engine"],
-        _solution_with("05-build-your-own-autograd", "engine-answer", "gy * (x > 0)", "gy * (x >= 0)"),
-        ["ReLU (at 0 too)", "does not match"], ["likely mistake"], name="ReLU's derivative 1 at 0"),
-    Row("05-build-your-own-autograd", "engine-answer", ["engine"],
-        _solution_with("05-build-your-own-autograd", "engine-answer", "-gy * x0 / x1 ** 2", "gy * x0 / x1 ** 2"),
-        ["Div", "x1", "does not match"], ["likely mistake"], name="Div's sign"),
     Row("05-build-your-own-autograd", "reuse-and-clear-answer", ["cleargrad"],
         "def reuse_and_clear(x):\n    x = Variable(np.array(x, dtype=np.float64))\n"
         "    y = Add()(Add()(x, x), x)\n    y.backward()\n    first = x.grad\n"
         "    z = Mul()(x, x)\n    z.backward()\n    return first, x.grad",
         ["without x.cleargrad()"], name="no cleargrad"),
     # 06 ------------------------------------------------------------------------------------------
-    Row("06-forward-mode", "dual-class", ["dual-mul-div"],
-        _solution_with("06-forward-mode", "dual-class",
+    Row("06-complete-engine", "engine-answer", ["engine"],
+        _solution_with("06-complete-engine", "engine-answer", "gy * (x > 0)", "gy * (x >= 0)"),
+        ["ReLU (at 0 too)", "does not match"], ["likely mistake"], name="ReLU's derivative 1 at 0"),
+    Row("06-complete-engine", "engine-answer", ["engine"],
+        _solution_with("06-complete-engine", "engine-answer", "-gy * x0 / x1 ** 2", "gy * x0 / x1 ** 2"),
+        ["Div", "x1", "does not match"], ["likely mistake"], name="Div's sign"),
+    Row("06-complete-engine", "engine-answer", ["engine"],
+        "from autograd_lab.reference05 import Div, Pow, ReLU, div, power, relu",
+        ["autograd_lab's own answer"], name="the reference's Div, Pow and ReLU"),
+    Row("06-complete-engine", "engine-answer", ["acceptance"],
+        _solution_with("06-complete-engine", "engine-answer", "self.c * x ** (self.c - 1) * gy",
+                       "x ** (self.c - 1) * gy"),
+        ["does not match"], ["likely mistake", "autograd_lab's own answer"], name="Pow forgets c (on the engine)"),
+    # 07 ------------------------------------------------------------------------------------------
+    Row("07-forward-mode", "dual-class", ["dual-mul-div"],
+        _solution_with("07-forward-mode", "dual-class",
                        "self.value * other.deriv + self.deriv * other.value", "self.deriv * other.deriv"),
         ["does not match"], ["likely mistake"], name="ε part of a product"),
-    Row("06-forward-mode", "dual-class", ["dual-add-sub"],
-        _solution_with("06-forward-mode", "dual-class", "self.deriv - other.deriv", "self.deriv + other.deriv"),
+    Row("07-forward-mode", "dual-class", ["dual-add-sub"],
+        _solution_with("07-forward-mode", "dual-class", "self.deriv - other.deriv", "self.deriv + other.deriv"),
         ["does not match"], ["likely mistake"], name="ε part of a difference"),
-    Row("06-forward-mode", "hvp-code", ["hvp"],
+    Row("07-forward-mode", "hvp-code", ["hvp"],
         "def hvp(f, x, v):\n    return torch.func.grad(f)(x) * v",
         ["does not match"], ["likely mistake"], name="gradient times v"),
-    Row("06-forward-mode", "per-example-code", ["per-example-grads"],
+    Row("07-forward-mode", "per-example-code", ["per-example-grads"],
         "def per_example_grads(w, X, y):\n    w = w.clone().requires_grad_()\n"
         "    ((X @ w - y) ** 2).sum().backward()\n    return w.grad",
         ["one gradient of the whole batch"], name="the batch's gradient"),
-    # 07 ------------------------------------------------------------------------------------------
-    Row("07-neural-network", "sum-to-code", ["sum-to"],
+    # 08 ------------------------------------------------------------------------------------------
+    Row("08-neural-network", "sum-to-code", ["sum-to"],
         "def sum_to(x, shape):\n    from autograd_lab.utils import sum_to as theirs\n    return theirs(x, shape)",
         ["autograd_lab.utils.sum_to, autograd_lab's own answer"], name="the package's sum_to"),
-    Row("07-neural-network", "cross-entropy-code", ["cross-entropy"],
+    Row("08-neural-network", "cross-entropy-code", ["cross-entropy"],
         "def cross_entropy(scores, onehot):\n    s, T = scores.data, onehot.data\n"
         "    z = s - s.max(axis=1, keepdims=True)\n    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))\n"
         "    return Variable(np.array(-(T * log_p).sum() / s.shape[0]))",
         ["no gradient reached"], name="numpy"),
-    Row("07-neural-network", "cross-entropy-code", ["cross-entropy"],
+    Row("08-neural-network", "cross-entropy-code", ["cross-entropy"],
         "def cross_entropy(scores, onehot):\n"
         "    log_p = scores - F.log(F.sum(F.exp(scores), axis=1, keepdims=True))\n"
         "    return -F.sum(onehot * log_p) / scores.shape[0]",
         ["scores 900", "does not match"], name="no shift"),
-    Row("07-neural-network", "accuracy-code", ["accuracy"],
+    Row("08-neural-network", "accuracy-code", ["accuracy"],
         "def accuracy(scores, t):\n    return int(np.sum(np.argmax(scores, axis=1) == t))",
         ["does not match"], ["integer dtype", "use floats"], name="a count"),
-    Row("07-neural-network", "train-step-code", ["train-step"],
+    Row("08-neural-network", "train-step-code", ["train-step"],
         "def train_step(model, optimizer, x, t):\n    loss = F.softmax_cross_entropy(model(x), t)\n"
         "    loss.backward()\n    optimizer.update()\n    return float(loss.data)",
         ["call 3 of 3", "gradients add up from one step to the next", "model.cleargrads()"], name="no cleargrads"),
-    Row("07-neural-network", "loss-curve-code", ["loss-curve"],
+    Row("08-neural-network", "loss-curve-code", ["loss-curve"],
         "def loss_curve(weights, x, t, lr, steps):\n    sizes = [W.shape[1] for W, _ in weights]\n"
         "    model = MLP(sizes, activation=F.tanh, in_size=weights[0][0].shape[0])\n"
         "    for layer, (W, b) in zip(model.layers, weights):\n        layer.W.data = W\n        layer.b.data = b\n"
