@@ -21,7 +21,7 @@ from autograd_lab.checks.observed import from_json
 from grader.sandbox.kernel_probes import run_planned
 from grader.autograde.plan import plan_notebook
 from tests.test_wrong_answers import (CHECKER_GY_ONES, CHECKER_PACKAGE, TOPO_PREORDER, TOPO_RECURSIVE, _cells,
-                                      _grade_id)
+                                      _grade_id, _run)
 
 
 class Variable:
@@ -226,13 +226,13 @@ def _test_results(notebook: str, blanks: list[str]) -> dict[str, str | None]:
     namespace: dict = {"__name__": "__main__"}
     results: dict[str, str | None] = {}
     with contextlib.redirect_stdout(io.StringIO()) as printed:
-        for cell in _cells(notebook):
+        for index, cell in enumerate(_cells(notebook)):
             if cell["cell_type"] != "code" or is_demo_cell(cell):
                 continue
             source = "".join(cell["source"])
             source = _blank(source) if _grade_id(cell) in blanks else source
             try:
-                exec(compile(source, f"<{_grade_id(cell)}>", "exec"), namespace)
+                _run(source, namespace, f"<{notebook} cell {index}>")  # its text kept, as IPython keeps a cell's
                 if is_test_cell(cell):
                     results[_grade_id(cell)] = None
             except Exception as error:  # a blank exercise's own cells raise, as in the student's notebook
