@@ -260,3 +260,130 @@ def neg(x: Any) -> Any:
 
 def sub(x0: Any, x1: Any) -> Any:
     return add(x0, neg(x1))
+
+
+# --- Notebook 06's complete engine: the fallback of the notebooks that carry it (08) --------------
+# What notebook 06 ends with beyond the classes above: Div, Pow, ReLU, the given MatMul, the helpers
+# the notebook's cells define, the operators on Variable, and notebook 05's gradient checker.
+# ``carry.load_engine`` runs this whole file in a notebook's namespace when the student's
+# my_engine.py is missing, so every name here is looked up in that namespace when called.
+
+class Div(Function):
+    def forward(self, x0, x1):
+        return x0 / x1
+
+    def backward(self, gy):
+        x0, x1 = self.inputs[0].data, self.inputs[1].data
+        return gy / x1, -gy * x0 / x1 ** 2
+
+
+class Pow(Function):
+    def __init__(self, c: float) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return x ** self.c
+
+    def backward(self, gy):
+        return self.c * self.inputs[0].data ** (self.c - 1) * gy
+
+
+class ReLU(Function):
+    """max(x, 0), with derivative 0 at 0 as PyTorch defines it."""
+
+    def forward(self, x):
+        return np.maximum(x, 0.0)
+
+    def backward(self, gy):
+        return gy * (self.inputs[0].data > 0)
+
+
+class MatMul(Function):
+    """Notebook 06's given MatMul, for matrices (2-D)."""
+
+    def forward(self, x, W):
+        return x @ W
+
+    def backward(self, gy):
+        x, W = self.inputs[0].data, self.inputs[1].data
+        return gy @ W.T, x.T @ gy
+
+
+def as_variable(obj: Any) -> Any:
+    return _as_variable(obj)
+
+
+def div(x0: Any, x1: Any) -> Any:
+    return Div()(_as_variable(x0), _as_variable(x1))
+
+
+def power(x: Any, c: float) -> Any:
+    return Pow(c)(_as_variable(x))
+
+
+def relu(x: Any) -> Any:
+    return ReLU()(_as_variable(x))
+
+
+def sigmoid(x: Any) -> Any:
+    return Sigmoid()(_as_variable(x))
+
+
+def square(x: Any) -> Any:
+    return Square()(_as_variable(x))
+
+
+def exp(x: Any) -> Any:
+    return Exp()(_as_variable(x))
+
+
+def matmul(x: Any, W: Any) -> Any:
+    return MatMul()(_as_variable(x), _as_variable(W))
+
+
+def _operators() -> dict:
+    """Python's operators on a Variable, each calling the function of that name where it is called from."""
+    return {
+        "__add__": lambda self, other: add(self, other), "__radd__": lambda self, other: add(other, self),
+        "__mul__": lambda self, other: mul(self, other), "__rmul__": lambda self, other: mul(other, self),
+        "__neg__": lambda self: neg(self),
+        "__sub__": lambda self, other: sub(self, other), "__rsub__": lambda self, other: sub(other, self),
+        "__truediv__": lambda self, other: div(self, other), "__rtruediv__": lambda self, other: div(other, self),
+        "__pow__": lambda self, exponent: power(self, exponent),
+        "__array_priority__": 200,  # so that `ndarray * Variable` calls Variable.__rmul__
+    }
+
+
+for _name, _method in _operators().items():
+    setattr(Variable, _name, _method)
+
+
+def gradient_check(function: Callable, *inputs: Any) -> bool:
+    """Notebook 05's gradient checker: whether ``function()``'s backward agrees with central differences.
+
+    ``function`` makes the Function when called with no arguments (a class, or ``functools.partial``);
+    the upstream gradient is random, and an element's error is relative to max(1, |a|, |n|).
+    """
+    h, tolerance = 1e-6, 1e-6
+    xs = [np.array(x, dtype=np.float64) for x in inputs]
+    f = function()
+    y = f(*[Variable(x.copy()) for x in xs])
+    gy = np.random.default_rng().standard_normal(np.shape(y.data))
+    gxs = f.backward(gy)
+    if not isinstance(gxs, tuple):
+        gxs = (gxs,)
+    for x, gx in zip(xs, gxs):
+        if np.shape(gx) != x.shape:
+            return False
+        for index in np.ndindex(x.shape):
+            old = x[index]
+            x[index] = old + h
+            up = np.sum(gy * function().forward(*xs))
+            x[index] = old - h
+            down = np.sum(gy * function().forward(*xs))
+            x[index] = old
+            numerical = (up - down) / (2 * h)
+            analytic = np.asarray(gx)[index]
+            if abs(analytic - numerical) / max(1.0, abs(analytic), abs(numerical)) > tolerance:
+                return False
+    return True
