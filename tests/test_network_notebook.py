@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from autograd_lab import carry
+from grader.notebooks import is_test_cell
 from tests import test_package_answer as package_tests
 from tests.test_wrong_answers import _cells, _grade_id
 
@@ -56,6 +57,10 @@ def _test_results(blanks: list[str] = ()) -> tuple[dict[str, str | None], dict]:
 
 @pytest.mark.slow
 def test_the_notebook_runs_on_the_students_saved_engine(tmp_path, monkeypatch):
+    from autograd_lab.checks.probes import TorchWatch
+
+    # Graded kernels run one thread; IPython's history thread (of the shell that saved the engine) is not the student's.
+    monkeypatch.setattr(TorchWatch, "_other_threads", lambda self: None)
     _save_engine_from_05(tmp_path)
     monkeypatch.chdir(tmp_path)
     results, namespace = _test_results()
@@ -63,6 +68,11 @@ def test_the_notebook_runs_on_the_students_saved_engine(tmp_path, monkeypatch):
     assert "reference05" not in namespace["Variable"].backward.__code__.co_filename  # the student's own backward
     assert {name: failure for name, failure in results.items() if failure} == {}
     assert len(results) == 8
+    # ...and as the grader runs them: planned in its process, the probes in the student's namespace.
+    for cell in _cells(NETWORK):
+        if is_test_cell(cell):
+            _, failed = package_tests._planned("".join(cell["source"]), namespace)
+            assert failed is None, f"{_grade_id(cell)}: {failed.message}"
 
 
 def test_without_a_saved_engine_the_notebook_says_so_and_uses_the_reference(tmp_path, monkeypatch, capsys):
