@@ -428,6 +428,50 @@ ROWS = [
     Row("08-neural-network", "sum-to-code", ["sum-to"],
         "def sum_to(x, shape):\n    from autograd_lab.utils import sum_to as theirs\n    return theirs(x, shape)",
         ["autograd_lab.utils.sum_to, autograd_lab's own answer"], name="the package's sum_to"),
+    Row("08-neural-network", "sum-to-code", ["sum-to"],
+        _solution_with("08-neural-network", "sum-to-code", "keepdims=True", "keepdims=False"),
+        ["shape (3,) where (3, 1) is expected"], ["likely mistake"], name="drops the length-1 axes"),
+    Row("08-neural-network", "broadcast-code", ["broadcast"],
+        _solution_with("08-neural-network", "broadcast-code",
+                       "return sum_to(gy * x1, x0.shape), sum_to(gy * x0, x1.shape)",
+                       "return sum_to(gy, x0.shape) * x1, sum_to(gy, x1.shape) * x0"),
+        ["Mul of broadcast shapes", "shape (3, 2) where (2,) is expected"], ["likely mistake"],
+        name="Mul sums gy before multiplying"),
+    Row("08-neural-network", "broadcast-code", ["broadcast"],
+        _solution_with("08-neural-network", "broadcast-code",
+                       "return sum_to(gy, x0.data.shape), sum_to(gy, x1.data.shape)", "return gy, gy"),
+        ["Add of broadcast shapes", "shape"], ["likely mistake"], name="Add does not un-broadcast"),
+    Row("08-neural-network", "broadcast-code", ["broadcast"],
+        "from autograd_lab.reference08 import Add, Mul, Div",
+        ["autograd_lab.reference08.Add.backward, autograd_lab's own answer"], name="the reference's classes"),
+    Row("08-neural-network", "sum-code", ["sum-backward"],
+        _solution_with("08-neural-network", "sum-code", "gy = np.expand_dims(gy, self.axis)", "pass"),
+        ["Sum(axis=1, keepdims=False)"], ["likely mistake"], name="no expand_dims"),
+    Row("08-neural-network", "sum-code", ["sum-backward"],
+        "class Sum(Function):\n    def __init__(self, axis=None, keepdims=False):\n"
+        "        self.axis, self.keepdims = axis, keepdims\n\n    def forward(self, x):\n"
+        "        return np.sum(x, axis=self.axis, keepdims=self.keepdims)\n\n    def backward(self, gy):\n"
+        "        return np.ones_like(self.inputs[0].data)\n\n\ndef sum_(x, axis=None, keepdims=False):\n"
+        "    return Sum(axis, keepdims)(as_variable(x))",
+        ["does not match"], ["likely mistake"], name="forgets gy"),
+    Row("08-neural-network", "reshape-code", ["reshape-transpose"],
+        _solution_with("08-neural-network", "reshape-code", "np.argsort(self.axes)", "self.axes"),
+        ["Transpose((1, 2, 0))"], ["likely mistake"], name="the same permutation again"),
+    Row("08-neural-network", "matmul-code", ["matmul-backward"],
+        _solution_with("08-neural-network", "matmul-code", "np.swapaxes(W, -1, -2)", "W.T"),
+        ["MatMul", "raised ValueError", "gx = np.matmul(gy, W.T)"], ["likely mistake"],
+        name=".T on a batch"),
+    Row("08-neural-network", "matmul-code", ["matmul-backward"],
+        _solution_with("08-neural-network", "matmul-code", "return sum_to(gx, x.shape), sum_to(gW, W.shape)",
+                       "return gx, gW"),
+        ["MatMul", "shape"], ["likely mistake"], name="no sum_to"),
+    Row("08-neural-network", "matmul-code", ["matmul-backward"],
+        "from autograd_lab.functions import MatMul",
+        ["calls autograd_lab.core.Function.__call__", "autograd_lab's own answer"], name="the package's MatMul"),
+    Row("08-neural-network", "matmul-code", ["matmul-backward"],
+        "from autograd_lab.reference08 import MatMul\n\n\nclass MatMul(MatMul):\n    pass\n\n\n"
+        "def matmul(x, W):\n    return MatMul()(as_variable(x), as_variable(W))",
+        ["autograd_lab.reference08.MatMul.forward, autograd_lab's own answer"], name="a subclass of the reference's"),
     Row("08-neural-network", "cross-entropy-code", ["cross-entropy"],
         "def cross_entropy(scores, onehot):\n    s, T = scores.data, onehot.data\n"
         "    z = s - s.max(axis=1, keepdims=True)\n    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))\n"
@@ -435,22 +479,20 @@ ROWS = [
         ["no gradient reached"], name="numpy"),
     Row("08-neural-network", "cross-entropy-code", ["cross-entropy"],
         "def cross_entropy(scores, onehot):\n"
-        "    log_p = scores - F.log(F.sum(F.exp(scores), axis=1, keepdims=True))\n"
-        "    return -F.sum(onehot * log_p) / scores.shape[0]",
+        "    log_p = scores - log(sum_(exp(scores), axis=1, keepdims=True))\n"
+        "    return -sum_(onehot * log_p) / scores.data.shape[0]",
         ["scores 900", "does not match"], name="no shift"),
-    Row("08-neural-network", "accuracy-code", ["accuracy"],
-        "def accuracy(scores, t):\n    return int(np.sum(np.argmax(scores, axis=1) == t))",
-        ["does not match"], ["integer dtype", "use floats"], name="a count"),
-    Row("08-neural-network", "train-step-code", ["train-step"],
-        "def train_step(model, optimizer, x, t):\n    loss = F.softmax_cross_entropy(model(x), t)\n"
-        "    loss.backward()\n    optimizer.update()\n    return float(loss.data)",
-        ["call 3 of 3", "gradients add up from one step to the next", "model.cleargrads()"], name="no cleargrads"),
-    Row("08-neural-network", "loss-curve-code", ["loss-curve"],
-        "def loss_curve(weights, x, t, lr, steps):\n    sizes = [W.shape[1] for W, _ in weights]\n"
-        "    model = MLP(sizes, activation=F.tanh, in_size=weights[0][0].shape[0])\n"
-        "    for layer, (W, b) in zip(model.layers, weights):\n        layer.W.data = W\n        layer.b.data = b\n"
-        "    optimizer = SGD(lr=lr).setup(model)\n"
-        "    return [train_step(model, optimizer, x, t) for _ in range(steps)]",
+    Row("08-neural-network", "mlp-code", ["mlp"],
+        _solution_with("08-neural-network", "mlp-code",
+                       "        if i + 2 < len(params):\n            h = activation(h)", "        h = activation(h)"),
+        ["mlp of a 2 → 2 → 2 → 1 network", "does not match"], ["likely mistake"],
+        name="activation after the last layer"),
+    Row("08-neural-network", "train-code", ["train"],
+        _solution_with("08-neural-network", "train-code", "        for p in params:\n            p.cleargrad()\n", ""),
+        ["gradients are never cleared", "cleargrad"], name="no cleargrad"),
+    Row("08-neural-network", "train-code", ["train"],
+        _solution_with("08-neural-network", "train-code", "Variable(np.array(array, dtype=np.float64))",
+                       "Variable(array)").replace("p.data = p.data - lr * p.grad", "p.data -= lr * p.grad"),
         ["changed its argument 1"], name="no copies"),
 ]
 
