@@ -42,6 +42,7 @@ from autograd_lab.checks.lazy import PlanNamespace
 from autograd_lab.checks.observed import Observed, observe
 from autograd_lab.checks.probes import run_probe
 from autograd_lab.checks.wire import AuthoringError, decode, encode, involves_student
+from autograd_lab.i18n import N_
 
 # PyTorch deprecates torch.jit.script, and its own forward mode still calls it: the first torch.func.jvp
 # (or jacfwd, forward_ad.make_dual) of a process imports torch._decomp.decompositions_for_jvp, which
@@ -195,7 +196,7 @@ def _expected_calls(reference: Callable | Sequence, cases: list, what: str) -> t
         record, against = run_probe("call", lambda: ([reference, cases], {})), "PyTorch"
     else:
         record = Observed("sequence", type="calls", items=[observe(value) for value in reference])
-        against = "the expected values"
+        against = N_("the expected values")  # translated when rendered
     _reference_ok(record, what)
     return record, against
 
