@@ -14,6 +14,7 @@ running notebook. A message with no translation in the catalog stays in English.
 """
 from __future__ import annotations
 
+import contextlib
 import gettext
 import os
 from pathlib import Path
@@ -30,6 +31,21 @@ def set_language(language: str | None, locale_dir: str | Path | None = None) -> 
     languages = [language] if language else _environment_languages()
     _translations = gettext.translation(DOMAIN, localedir=str(locale_dir or LOCALE_DIR), languages=languages,
                                         fallback=True)
+
+
+@contextlib.contextmanager
+def speaking(language: str | None):
+    """Messages in ``language`` inside the block (None: as before), then back to the language before it."""
+    global _translations
+    if not language:
+        yield
+        return
+    before = _translations
+    set_language(language)
+    try:
+        yield
+    finally:
+        _translations = before
 
 
 def _environment_languages() -> list[str] | None:
