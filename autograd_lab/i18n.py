@@ -26,11 +26,31 @@ _translations: gettext.NullTranslations | None = None
 
 
 def set_language(language: str | None, locale_dir: str | Path | None = None) -> None:
-    """Show messages in ``language`` (``"ja"``); None goes back to the environment's choice."""
+    """Show messages in ``language`` (``"ja"``); None goes back to the environment's choice.
+
+    In Japanese, figures get a font with Japanese glyphs too (see :func:`japanese_figures`).
+    """
+    _choose(language, locale_dir)
+    if language == "ja":
+        japanese_figures()
+
+
+def _choose(language: str | None, locale_dir: str | Path | None = None) -> None:
     global _translations
     languages = [language] if language else _environment_languages()
     _translations = gettext.translation(DOMAIN, localedir=str(locale_dir or LOCALE_DIR), languages=languages,
                                         fallback=True)
+
+
+def japanese_figures() -> bool:
+    """Make matplotlib draw Japanese labels: the font the ``matplotlib-fontja`` package ships (IPAexGothic),
+    the same on every machine and on Colab. Says what to install when it is missing."""
+    try:
+        import matplotlib_fontja  # noqa: F401 (importing it registers the font and makes it the default)
+    except ImportError:
+        print(_("Figures cannot show Japanese labels without a Japanese font: pip install matplotlib-fontja"))
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -41,7 +61,7 @@ def speaking(language: str | None):
         yield
         return
     before = _translations
-    set_language(language)
+    _choose(language)
     try:
         yield
     finally:

@@ -142,3 +142,26 @@ def test_release_makes_the_japanese_edition_and_both_editions_grade_alike(course
     failed = next(cell for cell in graded.cells if cell.get("id") == "test-make-leaf")
     text = "".join(output.get("text", "") + output.get("evalue", "") for output in failed.outputs)
     assert re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text), f"the check's message is not in Japanese: {text}"
+
+
+def test_japanese_figures_have_a_font_with_japanese_glyphs(recwarn):
+    """In Japanese, set_language makes matplotlib draw Japanese labels (no "Glyph missing" warnings)."""
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from autograd_lab import i18n
+
+    try:
+        i18n.set_language("ja")
+        figure, axes = plt.subplots()
+        axes.set_title("勾配降下法の損失")
+        axes.set_xlabel("学習率")
+        figure.savefig(io.BytesIO(), format="png")
+        plt.close(figure)
+    finally:
+        i18n.set_language(None)
+    missing = [str(w.message) for w in recwarn if "missing from" in str(w.message)]
+    assert not missing, missing

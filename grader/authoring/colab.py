@@ -95,7 +95,13 @@ def setup_code(archive: str, width: int = 100, language: str = "") -> str:
 
 
 def _setup_text(marker: str, digest: str, lines: str, language: str = "") -> str:
-    chosen = ("    from autograd_lab import i18n\n"
+    chosen = ("    if \"google.colab\" in sys.modules and importlib.util.find_spec(\"matplotlib_fontja\") is None:\n"
+              "        try:  # a Japanese font for the figures (without it, i18n says what to install)\n"
+              "            subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"--quiet\",\n"
+              "                            \"matplotlib-fontja\"], timeout=120, capture_output=True)\n"
+              "        except (subprocess.SubprocessError, OSError):\n"
+              "            pass\n"
+              "    from autograd_lab import i18n\n"
               f"    i18n.set_language({language!r})  # the checks speak this edition's language\n" if language else "")
     return (
         f"#@title {marker.lstrip('# ')}: run this cell first (it does nothing where the course is installed)\n"
