@@ -167,8 +167,9 @@ class PlainRun:
         return found
 
 
-def run_plain(path: Path, *, timeout: int = 120) -> PlainRun:
-    """Execute a notebook top to bottom in a fresh kernel (errors recorded, not raised)."""
+def run_plain(path: Path, *, timeout: int = 120, folder: Path | None = None) -> PlainRun:
+    """Execute a notebook top to bottom in a fresh kernel (errors recorded, not raised), in ``folder``
+    (the notebook's own by default)."""
     import time
 
     from nbclient import NotebookClient
@@ -184,7 +185,7 @@ def run_plain(path: Path, *, timeout: int = 120) -> PlainRun:
         config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
         client = NotebookClient(
             notebook, timeout=timeout, kernel_name="python3", allow_errors=True, config=config,
-            resources={"metadata": {"path": str(Path(path).parent)}},
+            resources={"metadata": {"path": str(folder or Path(path).parent)}},
         )
         start = time.perf_counter()
         client.execute()
