@@ -1,7 +1,7 @@
 """autograd_lab: a small, readable automatic differentiation engine on numpy.
 
 It follows the names of DeZero ("Deep Learning from Scratch 3"), which the
-lectures teach; notebooks 05 and 07 build and use it, next to PyTorch.
+lectures teach; notebooks 05 and 06 build it and 08 uses it, next to PyTorch.
 
     from autograd_lab import Variable
     from autograd_lab import functions as F

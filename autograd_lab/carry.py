@@ -7,9 +7,13 @@ kernel, so the engine travels as a file:
 - :func:`save_engine` writes the source of the classes and functions the student names to a
   Python file beside the notebook (``my_engine.py``). It reads each definition back from the
   cell that defined it, so it works in JupyterLab, in Colab and under the grader alike.
-- :func:`load_engine` imports that file in the next notebook. When there is no such file, or it
-  does not import, or it lacks a name the notebook needs, it says so and gives the course's
-  reference engine instead, so a student who is stuck can continue.
+- :func:`load_engine` imports that file in the next notebook (beside it, or where the notebook
+  before saved it). When there is no such file, or it does not import, or it lacks a name the
+  notebook needs, it says so and gives the course's reference engine instead, so a student who is
+  stuck can continue.
+
+A save that cannot write (a read-only folder) says so and returns ``None``: the notebook goes on,
+and the next one uses the reference engine.
 
 Only a definition made by a ``def`` or ``class`` statement in a cell (or a module) can be saved;
 a name bound another way (``f = lambda ...``, ``Variable.backward = backward``) is refused with a
@@ -24,7 +28,7 @@ import linecache
 import sys
 import types
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 ENGINE_FILE = "my_engine.py"
 
@@ -33,9 +37,19 @@ HEADER = '''"""{title}
 Written by autograd_lab.carry.save_engine: the definitions below are your own, copied from the cells
 that made them. Edit the notebook, not this file, and save again.
 """
-import weakref
+'''
+#: What every saved engine imports; the imports its definitions use besides are added (:func:`imports_needed`).
+IMPORTS = ["import weakref", "import numpy as np"]
 
-import numpy as np
+
+#: What a saved engine runs first when part of it is the course's reference engine (a notebook that ran
+#: on it, for want of an engine of the student's): the reference is not copied, it is run, as
+#: :func:`load_engine` runs it, and the student's own definitions follow and replace its names.
+REFERENCE_PART = '''# Part of this engine is the course's reference engine (autograd_lab.reference05), which the
+# notebook ran on: it runs here first, and your own definitions below replace its names.
+from autograd_lab import carry as _carry
+
+_carry.run_reference(globals())
 
 '''
 
@@ -44,17 +58,58 @@ class EngineError(ValueError):
     """A definition that cannot be saved, with what to do about it."""
 
 
-def _code_objects(obj: Any) -> Iterable[types.CodeType]:
-    """The code objects whose file holds ``obj``'s definition: its own, or its methods'."""
+def _functions(obj: Any) -> Iterable[types.FunctionType]:
+    """The functions of ``obj``: itself, or a class's own methods."""
     if inspect.isfunction(obj):
-        yield obj.__code__
+        yield obj
     elif inspect.isclass(obj):
         for value in vars(obj).values():
             function = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
             if isinstance(function, property):
                 function = function.fget
-            if inspect.isfunction(function) and function.__qualname__.startswith(obj.__qualname__ + "."):
-                yield function.__code__
+            if inspect.isfunction(function):
+                yield function
+
+
+def _code_objects(obj: Any) -> Iterable[types.CodeType]:
+    """The code objects whose file holds ``obj``'s definition: its own, or its methods' (not ones it was given,
+    such as ``backward = backward``)."""
+    for function in _functions(obj):
+        if inspect.isfunction(obj) or function.__qualname__.startswith(obj.__qualname__ + "."):
+            yield function.__code__
+
+
+def _names(code: types.CodeType) -> Iterable[str]:
+    """The global names a code object (and the functions nested in it) may look up."""
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _names(const)
+
+
+def imports_needed(objects: Iterable[Any]) -> list[str]:
+    """The import lines the definitions of ``objects`` rely on, as their cells had them.
+
+    A name the code looks up that is, where it was defined, a module (``heapq``, ``np``) or a
+    function imported from one (``from heapq import heappush``) becomes an import line, so the
+    saved file runs where that cell's imports were not made.
+    """
+    lines = []
+    for obj in objects:
+        for function in _functions(obj):
+            for name in _names(function.__code__):
+                value = function.__globals__.get(name)
+                if isinstance(value, types.ModuleType):
+                    line = (f"import {value.__name__}" if value.__name__ == name
+                            else f"import {value.__name__} as {name}")
+                elif (callable(value) and getattr(value, "__module__", "__main__") != "__main__"
+                      and getattr(sys.modules.get(value.__module__), name, None) is value):
+                    line = f"from {value.__module__} import {name}"
+                else:
+                    continue
+                if line not in lines:
+                    lines.append(line)
+    return sorted(lines)
 
 
 def definition_source(obj: Any) -> str:
@@ -70,6 +125,7 @@ def definition_source(obj: Any) -> str:
         raise EngineError("a lambda cannot be saved: write it as a `def` in a cell, then save again.")
     candidates = []
     for code in _code_objects(obj):
+        linecache.checkcache(code.co_filename)  # a file saved again since it was read (a cell's text stays)
         lines = linecache.getlines(code.co_filename)
         if lines:
             candidates.append("".join(lines))
@@ -91,23 +147,62 @@ def definition_source(obj: Any) -> str:
         f"`class {name}` statement at the top of a cell) again, then save again.")
 
 
-def save_engine(*objects: Any, path: str | Path = ENGINE_FILE, title: str = "Your engine.") -> Path:
+def save_engine(*objects: Any, path: str | Path = ENGINE_FILE, title: str = "Your engine.") -> Path | None:
     """Write the definitions of ``objects`` (classes and functions, in this order) to ``path``.
 
     Order matters as in any module: a class must come after the class it derives from.
-    The file is then imported once, to check it, before this returns.
+    The file is then imported once, to check it, before this returns. A folder that cannot be
+    written to is no error: it is said, and ``None`` returned.
     """
     if not objects:
         raise EngineError("name what to save, e.g. save_engine(Variable, Function, Add, Mul).")
-    parts = [HEADER.format(title=title)]
+    borrowed = [obj for obj in objects if _from_reference(obj)]
+    imports = sorted(set(IMPORTS + imports_needed(obj for obj in objects if obj not in borrowed)))
+    standard = [line for line in imports if line.split()[1].split(".")[0] in sys.stdlib_module_names]
+    others = [line for line in imports if line not in standard]
+    parts = [HEADER.format(title=title) + "\n\n".join("\n".join(group) for group in (standard, others) if group)
+             + "\n\n"]
+    if borrowed:
+        parts.append(REFERENCE_PART)
     for obj in objects:
-        parts.append(definition_source(obj) + "\n\n")
+        if obj not in borrowed:
+            parts.append(definition_source(obj) + "\n\n")
     path = Path(path)
-    path.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")
+    try:
+        path.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")
+    except OSError as error:
+        print(f"Your engine was not saved: {path} cannot be written here ({error.strerror or error}). "
+              "Nothing is lost: the next notebook then continues with the course's reference engine.")
+        return None
     _import(path)  # a file that does not import should fail here, where the student can fix it
-    names = ", ".join(obj.__name__ for obj in objects)
+    names = ", ".join(obj.__name__ for obj in objects if obj not in borrowed)
+    if borrowed:
+        names = (f"{names} (and, from the reference engine, {', '.join(obj.__name__ for obj in borrowed)})"
+                 if names else f"the reference engine's {', '.join(obj.__name__ for obj in borrowed)}")
     print(f"Saved {names} to {path}.")
     return path
+
+
+def _reference_module() -> types.ModuleType:
+    from autograd_lab import reference05
+
+    return reference05
+
+
+def _from_reference(obj: Any) -> bool:
+    """Whether ``obj`` is the reference engine's: defined by its code, run in a notebook by :func:`run_reference`."""
+    codes = list(_code_objects(obj))
+    return bool(codes) and all(code.co_filename == _reference_module().__file__ for code in codes)
+
+
+def run_reference(namespace: dict, reference: types.ModuleType | None = None) -> None:
+    """Run the reference engine's code in ``namespace``, as if pasted there (a notebook's, or a saved engine's).
+
+    Its functions then look names up in that namespace: a notebook's own ``add`` is what the
+    reference ``Variable``'s ``x + y`` calls.
+    """
+    reference = reference or _reference_module()
+    exec(compile(inspect.getsource(reference), reference.__file__, "exec"), namespace)
 
 
 def _import(path: Path) -> types.ModuleType:
@@ -123,12 +218,14 @@ def _import(path: Path) -> types.ModuleType:
     return module
 
 
-def load_engine(names: Iterable[str], path: str | Path = ENGINE_FILE, reference: Any = None,
+def load_engine(names: Iterable[str], path: str | Path | Sequence[str | Path] = ENGINE_FILE, reference: Any = None,
                 into: dict | None = None) -> types.SimpleNamespace:
     """The engine saved to ``path``, or the reference engine when it is missing or broken.
 
-    Gives a namespace with each of ``names``. ``reference`` is the module to fall back on
-    (the course's reference engine, :mod:`autograd_lab.reference05`, by default).
+    Gives a namespace with each of ``names``. ``path`` may be a list of places to look, in order
+    (``["my_engine.py", "../05-build-your-own-autograd/my_engine.py"]``): the first file that exists
+    is the one used. ``reference`` is the module to fall back on (the course's reference engine,
+    :mod:`autograd_lab.reference05`, by default).
 
     With ``into=globals()``, the file's code (or the reference module's) is also run in the
     notebook's own namespace, as if pasted into a cell: a class the notebook defines again
@@ -136,10 +233,12 @@ def load_engine(names: Iterable[str], path: str | Path = ENGINE_FILE, reference:
     names it (``add``, the operators).
     """
     names = list(names)
-    path = Path(path)
+    places = [Path(path)] if isinstance(path, (str, Path)) else [Path(place) for place in path]
+    path = next((place for place in places if place.exists()), places[0])
     problem = None
     if not path.exists():
-        problem = f"there is no {path} here (run the last cell of the notebook that saves it)"
+        problem = (f"there is no {' or '.join(str(place) for place in places)} "
+                   "(run the last cell of the notebook that saves it, and put the file beside this notebook)")
     else:
         try:
             module = _import(path)
@@ -156,12 +255,12 @@ def load_engine(names: Iterable[str], path: str | Path = ENGINE_FILE, reference:
                     return types.SimpleNamespace(**{name: into[name] for name in names}, source="yours")
                 return types.SimpleNamespace(**{name: getattr(module, name) for name in names}, source="yours")
     if reference is None:
-        from autograd_lab import reference05 as reference
+        reference = _reference_module()
     missing = [name for name in names if not hasattr(reference, name)]
     if missing:
         raise EngineError(f"the reference engine has no {', '.join(missing)}")
     print(f"Using the course's reference engine: {problem}.")
     if into is not None:
-        exec(compile(inspect.getsource(reference), reference.__file__, "exec"), into)
+        run_reference(into, reference)
         return types.SimpleNamespace(**{name: into[name] for name in names}, source="reference")
     return types.SimpleNamespace(**{name: getattr(reference, name) for name in names}, source="reference")

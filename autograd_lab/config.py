@@ -1,7 +1,7 @@
 """Global switches of the engine: whether operations record a graph for backprop.
 
-Serves notebook 05 (build your own autograd), where `no_grad()` is introduced as
-the DeZero twin of PyTorch's `torch.no_grad()`, and notebook 07, where inference
+Serves notebook 06 (a complete engine), where `no_grad()` is introduced as
+the DeZero twin of PyTorch's `torch.no_grad()`, and notebook 08, where inference
 and optimizer updates run without building a graph.
 """
 from __future__ import annotations

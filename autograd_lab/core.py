@@ -1,7 +1,7 @@
 """`Variable`, `Function` and backpropagation: the heart of the engine.
 
-Serves notebook 05 (build your own autograd), which grows this file step by step
-following "Deep Learning from Scratch 3" (DeZero) steps 6-16, and notebook 07,
+Serves notebooks 05 and 06 (build your own autograd), which grow this file step by step
+following "Deep Learning from Scratch 3" (DeZero) steps 6-16, and notebook 08,
 which trains a network on it. PyTorch names, for comparison:
 
     autograd_lab       PyTorch

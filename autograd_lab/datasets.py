@@ -1,6 +1,6 @@
 """Small 2-D classification data sets, generated with numpy (no download, no scikit-learn).
 
-Serves notebook 03 (an MLP on two moons in PyTorch) and notebook 07 (the same
+Serves notebook 03 (an MLP on two moons in PyTorch) and notebook 08 (the same
 on autograd_lab). Both functions are seeded: the same arguments always give
 the same points, so losses can be compared between the two engines.
 """

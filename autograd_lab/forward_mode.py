@@ -1,6 +1,6 @@
 """Forward-mode automatic differentiation with dual numbers.
 
-Serves notebook 06 (forward mode and higher derivatives).
+Serves notebook 07 (forward mode and higher derivatives).
 
 A dual number is a + bε, where ε is a new number with ε² = 0 (and ε ≠ 0).
 Feed x + 1ε into a polynomial and expand: every term with ε² or more vanishes,

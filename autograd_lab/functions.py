@@ -1,7 +1,7 @@
 """The operations: each a `Function` with its forward and its derivative rule side by side.
 
-Serves notebook 05 (`Square`, `Exp`, `Add`, `Mul`, `Sigmoid`, operator
-overloading) and notebook 07 (broadcasting, `matmul`, `sum`, `linear`, the
+Serves notebooks 05 and 06 (`Square`, `Exp`, `Add`, `Mul`, `Sigmoid`, operator
+overloading) and notebook 08 (broadcasting, `matmul`, `sum`, `linear`, the
 losses), and has the rest of DeZero's functions a reader of "Deep Learning
 from Scratch 3" reaches for (`max`, `clip`, `log_softmax`, `accuracy`, ...). Import it as DeZero does:
 

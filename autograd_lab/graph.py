@@ -1,7 +1,7 @@
 """Drawing computational graphs: as DOT text, and as a picture with Graphviz.
 
 Serves notebook 04 (`torchviz.make_dot` of a PyTorch computation) and notebook
-05 (drawing the graph your own engine records). Variables are orange ovals,
+06 (drawing the graph your own engine records). Variables are orange ovals,
 Functions blue boxes; arrows run the way the forward pass computes.
 
 `get_dot_graph` only builds text, so it works (and is tested) anywhere.

@@ -1,6 +1,6 @@
 """Parameters and layers: the building blocks of a network (PyTorch: `torch.nn`).
 
-Serves notebook 07 (a neural network on your own engine). A `Layer` finds its
+Serves notebook 08 (a neural network on your own engine). A `Layer` finds its
 `Parameter`s by itself: every Parameter or Layer assigned as an attribute is
 remembered, so an optimizer can ask `model.params()` for everything to train.
 

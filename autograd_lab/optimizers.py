@@ -1,6 +1,6 @@
 """Optimizers: how parameters move once their gradients are known (PyTorch: `torch.optim`).
 
-Serves notebook 07 (training on your own engine) and notebook 03's "write your
+Serves notebook 08 (training on your own engine) and notebook 03's "write your
 own optimizer class". The API is DeZero's, with PyTorch's names as aliases:
 
     opt = SGD(lr=0.1).setup(model)      # PyTorch: torch.optim.SGD(model.parameters(), lr=0.1)

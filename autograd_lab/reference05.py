@@ -260,3 +260,142 @@ def neg(x: Any) -> Any:
 
 def sub(x0: Any, x1: Any) -> Any:
     return add(x0, neg(x1))
+
+
+# --- Notebook 06's engine: what a student who continues with the reference gets ------------------
+# Notebook 06 (and the network notebook after it) start from the student's engine, saved by the
+# notebook before (autograd_lab.carry); without one they run on this module. So it also has what
+# notebook 06 adds: Python's operators on Variable, Div, Pow, ReLU, MatMul and their functions, and a
+# gradient checker (notebook 05's Exercise 5, carried to the network notebook).
+
+
+class Variable(Variable):  # noqa: F811 (notebook 05's final Variable, with the operators it has there)
+    """The final Variable of notebook 05 with its operators: ``x + y`` calls ``add(x, y)``, and so on.
+
+    The functions are looked up when the operator runs, so a notebook that defines its own ``add``
+    (after running this module's code in its namespace, as :func:`autograd_lab.carry.load_engine`
+    does) gets its own ``add`` for ``x + y``.
+    """
+
+    __array_priority__ = 200  # so that `ndarray * Variable` calls Variable.__rmul__
+
+    def __add__(self, other: Any) -> Any:
+        return add(self, other)
+
+    def __radd__(self, other: Any) -> Any:
+        return add(other, self)
+
+    def __mul__(self, other: Any) -> Any:
+        return mul(self, other)
+
+    def __rmul__(self, other: Any) -> Any:
+        return mul(other, self)
+
+    def __neg__(self) -> Any:
+        return neg(self)
+
+    def __sub__(self, other: Any) -> Any:
+        return sub(self, other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return sub(other, self)
+
+    def __truediv__(self, other: Any) -> Any:
+        return div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return div(other, self)
+
+    def __pow__(self, exponent: float) -> Any:
+        return power(self, exponent)
+
+
+class Div(Function):
+    def forward(self, x0, x1):
+        return x0 / x1
+
+    def backward(self, gy):
+        x0, x1 = self.inputs[0].data, self.inputs[1].data
+        return gy / x1, -gy * x0 / x1 ** 2
+
+
+class Pow(Function):
+    def __init__(self, c: float) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return x ** self.c
+
+    def backward(self, gy):
+        return self.c * self.inputs[0].data ** (self.c - 1) * gy
+
+
+class ReLU(Function):
+    def forward(self, x):
+        return np.maximum(x, 0.0)
+
+    def backward(self, gy):
+        return gy * (self.inputs[0].data > 0)  # 0 at x = 0, as PyTorch
+
+
+class MatMul(Function):
+    def forward(self, x, W):
+        return x @ W
+
+    def backward(self, gy):
+        x, W = self.inputs[0].data, self.inputs[1].data
+        return gy @ W.T, x.T @ gy
+
+
+def as_variable(obj: Any) -> Any:
+    return _as_variable(obj)
+
+
+def div(x0: Any, x1: Any) -> Any:
+    return Div()(_as_variable(x0), _as_variable(x1))
+
+
+def power(x: Any, c: float) -> Any:
+    return Pow(c)(_as_variable(x))
+
+
+def relu(x: Any) -> Any:
+    return ReLU()(_as_variable(x))
+
+
+def sigmoid(x: Any) -> Any:
+    return Sigmoid()(_as_variable(x))
+
+
+def square(x: Any) -> Any:
+    return Square()(_as_variable(x))
+
+
+def matmul(x: Any, W: Any) -> Any:
+    return MatMul()(_as_variable(x), _as_variable(W))
+
+
+def gradient_check(function: type, *inputs: Any) -> bool:
+    """True if ``function``'s backward agrees with central differences of sum(gy * f) at ``inputs``."""
+    h, tolerance = 1e-6, 1e-6
+    xs = [np.array(x, dtype=np.float64) for x in inputs]
+    f = function()
+    y = f(*[Variable(x.copy()) for x in xs])
+    gy = np.random.default_rng().standard_normal(np.shape(y.data))
+    gxs = f.backward(gy)
+    gxs = gxs if isinstance(gxs, tuple) else (gxs,)
+    for x, gx in zip(xs, gxs):
+        if np.shape(gx) != x.shape:
+            return False
+        for index in np.ndindex(x.shape):
+            old = x[index]
+            x[index] = old + h
+            up = np.sum(gy * function().forward(*xs))
+            x[index] = old - h
+            down = np.sum(gy * function().forward(*xs))
+            x[index] = old
+            numerical = (up - down) / (2 * h)
+            analytic = np.asarray(gx)[index]
+            if abs(analytic - numerical) / max(1.0, abs(analytic), abs(numerical)) > tolerance:
+                return False
+    return True

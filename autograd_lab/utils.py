@@ -1,6 +1,6 @@
 """Shape helpers for broadcasting and reductions, on plain numpy arrays.
 
-Serves notebook 07 (broadcasting, `sum` and their gradients). Broadcasting
+Serves notebook 08 (broadcasting, `sum` and their gradients). Broadcasting
 copies a value along new or length-1 axes; its gradient therefore *sums* the
 upstream gradient back along those axes. These two helpers do that bookkeeping.
 """

@@ -362,6 +362,14 @@ def test_an_exception_in_the_students_code_keeps_its_line():
     assert "raised IndexError" in message and "in crashes" in message and "return [][3]" in message
 
 
+def test_an_error_raised_inside_numpy_names_the_students_line_that_called_it():
+    def spreads(x):
+        return np.broadcast_to(x, (3, 4))
+    message = failure(lambda: checks.function(spreads, lambda x: x, [(np.ones(3),)]))
+    assert "raised ValueError" in message and "in spreads" in message and "np.broadcast_to(x, (3, 4))" in message
+    assert "site-packages" not in message
+
+
 def test_what_a_function_prints_is_shown_once(capsys):
     def chatty(x):
         for _ in range(50):

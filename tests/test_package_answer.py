@@ -21,7 +21,7 @@ from autograd_lab.checks.observed import from_json
 from grader.sandbox.kernel_probes import run_planned
 from grader.autograde.plan import plan_notebook
 from tests.test_wrong_answers import (CHECKER_GY_ONES, CHECKER_PACKAGE, TOPO_PREORDER, TOPO_RECURSIVE, _cells,
-                                      _grade_id)
+                                      _grade_id, _run)
 
 
 class Variable:
@@ -89,6 +89,18 @@ def _plain(source: str, namespace: dict) -> None:
     exec(compile(source, "<test cell>", "exec"), dict(namespace, np=np))
 
 
+def _failure(mode: str, source: str, namespace: dict) -> str | None:
+    """The first failure of a test cell run in a notebook ("plain") or by the grader ("planned"); None if it passed."""
+    if mode == "plain":
+        try:
+            _plain(source, namespace)
+        except CheckFailed as failure:
+            return str(failure)
+        return None
+    _, failed = _planned(source, namespace)
+    return None if failed is None else failed.message
+
+
 def test_suspects_are_labelled_by_pytorch_and_a_careful_checker_agrees():
     cases = suspects.suspects(np.random.default_rng(3), 120)
     kinds = {suspects.KIND[case[0].__name__][1] for case in cases}
@@ -147,23 +159,13 @@ checks.graph(_ops, [{"inputs": [np.array(2.0)], "nodes": _diamond}, checks.chain
     (None, None),
 ])
 def test_a_topological_order_is_plugged_into_the_reference_engine(mode, order, must):
-    namespace = {"topological_order": order or own_order}
-    if mode == "plain":
-        if must is None:
-            _plain(TOPO_CELL, namespace)
-            return
-        with pytest.raises(CheckFailed) as failure:
-            _plain(TOPO_CELL, namespace)
-        message = str(failure.value)
-    else:
-        _, failed = _planned(TOPO_CELL, namespace)
-        if must is None:
-            assert failed is None
-            return
-        message = failed.message
+    message = _failure(mode, TOPO_CELL, {"topological_order": order or own_order})
+    assert reference05.Variable.order is None  # the plug is taken out again
+    if must is None:
+        assert message is None
+        return
     assert must in message
     assert "overwrites" not in message and "generation" not in message  # the engine is not the student's
-    assert reference05.Variable.order is None  # the plug is taken out again
 
 
 def test_reference_engine_replaces_and_restores_a_students_methods():
@@ -189,14 +191,17 @@ def test_reference_engine_replaces_and_restores_a_students_methods():
         y.backward()
 
 
-# --- no cascades in 05: an exercise left blank does not fail the ones after it ------------------
+# --- no cascades in 05 and 06: an exercise left blank does not fail the ones after it -----------
 
-#: (solution cells left blank, test cells that must pass all the same)
+#: (the notebooks run one after the other in one folder, each with the solution cells left blank; the test
+#: cells that must pass all the same). 06 runs on the engine the blank 05 saved: a Variable whose backward,
+#: and Add and Mul whose rules, raise NotImplementedError.
 CASCADES = [
-    (["square-exp-answer", "add-mul-answer"], ["manual-backprop", "backward-loop", "accumulate", "generations",
-                                               "long-chain"]),
-    (["square-exp-answer", "add-mul-answer", "final-variable-answer", "sigmoid-answer"],
-     ["topological-order", "cleargrad", "operators", "two-layer-net"]),
+    ([(NOTEBOOK, ["square-exp-answer", "add-mul-answer"])],
+     ["manual-backprop", "backward-loop", "accumulate", "generations", "long-chain"]),
+    ([(NOTEBOOK, ["square-exp-answer", "add-mul-answer", "final-variable-answer"]),
+      ("06-complete-engine", ["sigmoid-answer"])],
+     ["topological-order", "cleargrad", "operators", "two-layer-net", "engine"]),
 ]
 
 
@@ -209,8 +214,9 @@ def _blank(source: str) -> str:
                   flags=re.S)
 
 
-def _test_results(blanks: list[str]) -> dict[str, str | None]:
-    """Each test cell's first failure (None: passed), in 05 run top to bottom with the ``blanks`` left blank."""
+def _test_results(notebook: str, blanks: list[str], namespace: dict | None = None) -> dict[str, str | None]:
+    """Each test cell's first failure (None: passed), in ``notebook`` run top to bottom with the ``blanks`` left
+    blank, in the current folder (where 05 saves its engine and 06 loads it), in ``namespace`` if given."""
     import contextlib
     import io
 
@@ -219,29 +225,75 @@ def _test_results(blanks: list[str]) -> dict[str, str | None]:
     matplotlib.use("Agg")
     from grader.notebooks import is_demo_cell, is_test_cell
 
-    namespace: dict = {"__name__": "__main__"}
+    namespace = {"__name__": "__main__"} if namespace is None else namespace
     results: dict[str, str | None] = {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for cell in _cells(NOTEBOOK):
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        for index, cell in enumerate(_cells(notebook)):
             if cell["cell_type"] != "code" or is_demo_cell(cell):
                 continue
             source = "".join(cell["source"])
             source = _blank(source) if _grade_id(cell) in blanks else source
             try:
-                exec(compile(source, f"<{_grade_id(cell)}>", "exec"), namespace)
+                _run(source, namespace, f"<{notebook} cell {index}>")  # its text kept, as IPython keeps a cell's
                 if is_test_cell(cell):
                     results[_grade_id(cell)] = None
             except Exception as error:  # a blank exercise's own cells raise, as in the student's notebook
                 if is_test_cell(cell):
                     results[_grade_id(cell)] = str(error)
+    results["printed"] = printed.getvalue()
     return results
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("blanks, passing", CASCADES)
-def test_a_blank_exercise_fails_only_its_own_tests(blanks, passing):
-    results = _test_results(blanks)
+@pytest.mark.parametrize("runs, passing", CASCADES)
+def test_a_blank_exercise_fails_only_its_own_tests(runs, passing, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    results: dict[str, str | None] = {}
+    for notebook, blanks in runs:
+        results.update(_test_results(notebook, blanks))
+    if len(runs) > 1:
+        assert "Using your engine from my_engine.py" in results["printed"]
     assert {grade_id: results[grade_id] for grade_id in passing if results[grade_id]} == {}
     own = {"square-exp-answer": "square-exp", "add-mul-answer": "add-mul", "final-variable-answer": "generations",
            "sigmoid-answer": "sigmoid"}
-    assert all("NotImplementedError" in results[own[blank]] for blank in blanks)
+    assert all("NotImplementedError" in results[own[blank]] for _, blanks in runs for blank in blanks)
+
+
+# --- notebook 08: MatMul, which autograd_lab and both references hold -----------
+
+NETWORK = "08-neural-network"
+
+
+def _network_namespace(matmul_code: str) -> dict:
+    """The network notebook's engine (the reference: no my_engine.py here) with this MatMul."""
+    from autograd_lab import carry
+
+    namespace: dict = {"np": np}
+    setup = "".join(next(c["source"] for c in _cells(NETWORK) if _grade_id(c) == "setup"))
+    engine_names = setup.split("ENGINE = ")[1].split("]")[0] + "]"
+    carry.load_engine(eval(engine_names), path="no-such-file.py", into=namespace)
+    exec(matmul_code.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""), namespace)
+    return namespace
+
+
+_OWN_MATMUL = "".join(next(c["source"] for c in _cells(NETWORK) if _grade_id(c) == "matmul-code"))
+
+
+@pytest.mark.parametrize("mode", ["plain", "planned"])
+@pytest.mark.parametrize("code, must", [
+    ("from autograd_lab.functions import MatMul", "calls autograd_lab.core.Function.__call__"),
+    ("from autograd_lab import functions as F\nMatMul = F.MatMul", "calls autograd_lab.core.Function.__call__"),
+    ("from autograd_lab.reference08 import MatMul as _Theirs\n\n\nclass MatMul(_Theirs):\n    pass",
+     "calls autograd_lab.reference08.MatMul.forward"),
+    ("from autograd_lab import reference05\n\n\nclass MatMul(reference05.MatMul):\n    pass",
+     "calls autograd_lab.reference05.MatMul.backward"),
+    (_OWN_MATMUL, None),
+])
+def test_a_matmul_that_is_the_packages_fails_however_it_is_named(mode, code, must):
+    """An alias or a subclass of autograd_lab's MatMul (or a reference's) runs their code: the check says so."""
+    cell = "".join(next(c["source"] for c in _cells(NETWORK) if _grade_id(c) == "matmul-backward"))
+    message = _failure(mode, cell, _network_namespace(code))
+    if must is None:
+        assert message is None
+        return
+    assert must in message and "autograd_lab's own answer" in message

@@ -355,7 +355,18 @@ def _short_traceback(error: BaseException) -> str:
     frames = traceback.extract_tb(error.__traceback__)
     own = os.path.dirname(os.path.dirname(__file__))  # autograd_lab's frames: the engine's and the checks'
     kept = [frame for frame in frames if not frame.filename.startswith(own)]
-    return "".join(traceback.format_list(kept[-3:]))
+    # Frames inside installed libraries (numpy's np.broadcast_to raising) come after the student's line that
+    # called them: keep the student's frames, so that "where:" names their line, unless there is none.
+    students = [frame for frame in kept if not _is_library(frame.filename)]
+    return "".join(traceback.format_list((students or kept)[-3:]))
+
+
+def _is_library(filename: str) -> bool:
+    """A file of an installed package or of Python's standard library (not the student's cell or module)."""
+    return any(part in filename for part in ("site-packages", "dist-packages")) or filename.startswith(_STDLIB)
+
+
+_STDLIB = os.path.dirname(os.__file__)
 
 
 class Backwards:
