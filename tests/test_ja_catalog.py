@@ -29,11 +29,20 @@ def _catalog():
         return read_po(handle, locale="ja", domain=i18n.DOMAIN)
 
 
-def _extracted() -> set:
-    from babel.messages.extract import extract_from_dir
+#: The grader's modules whose messages a student reads (feedback pages, the grading kernel's time-outs): they
+#: mark them with autograd_lab.i18n's _ and N_, and the same catalog translates them.
+GRADER_MODULES = ("grader/outputs/feedback.py", "grader/sandbox/kernel_probes.py")
+KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 
-    return {message for _, _, message, _, _ in extract_from_dir(str(PACKAGE), keywords={"_": None, "N_": None,
-                                                                                       "ngettext": (1, 2)})}
+
+def _extracted() -> set:
+    from babel.messages.extract import extract_from_dir, extract_from_file
+
+    messages = {message for _, _, message, _, _ in extract_from_dir(str(PACKAGE), keywords=KEYWORDS)}
+    for module in GRADER_MODULES:
+        messages |= {message for _, message, _, _ in extract_from_file("python", str(ROOT / module),
+                                                                       keywords=KEYWORDS)}
+    return messages
 
 
 def _fields(text: str) -> list[str]:
@@ -79,6 +88,20 @@ def test_every_message_of_the_package_has_a_japanese_translation_with_the_same_p
     assert not problems, "\n".join(problems)
 
 
+def test_the_extraction_covers_every_grader_module_that_marks_messages():
+    import ast
+
+    marking = set()
+    for path in sorted((ROOT / "grader").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.ImportFrom) and node.module == "autograd_lab.i18n"
+                    and {alias.name for alias in node.names} & set(KEYWORDS)):
+                marking.add(path.relative_to(ROOT).as_posix())
+    assert marking == set(GRADER_MODULES)
+    extracted = _extracted()
+    assert "**Score:** {score} / {maximum}" in extracted and "Not submitted." in extracted
+
+
 def test_the_catalog_uses_the_glossary_terms():
     """A message holding a glossary term (a whole word, any case) is translated with the glossary's Japanese."""
     terms = _glossary()
@@ -88,6 +111,7 @@ def test_the_catalog_uses_the_glossary_terms():
         if not entry.id:
             continue
         english = " ".join(entry.id) if isinstance(entry.id, tuple) else entry.id
+        english = re.sub(r"`[^`]*`|\b\w+=\S*", " ", english)  # code (`x.grad`, gradient=...) is not a term
         translated = " ".join(entry.string) if isinstance(entry.string, tuple) else entry.string
         for word, term in terms:
             if re.search(rf"\b{re.escape(word)}\b", english, re.IGNORECASE) and term not in translated:
@@ -118,10 +142,10 @@ def test_a_failed_check_reads_as_japanese(japanese):
     with pytest.raises(CheckFailed) as failure:
         checks.close(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.0, 3.0], [2.0, 4.0]]))
     message = str(failure.value)
-    assert "期待値と一致しません" in message and "注: 解答は期待値の転置です" in message
-    assert "最もずれている要素: 添字 (0, 1): 解答は 2、期待値は 3（4 個の要素のうち 2 個が違います）" in message
+    assert "正解と一致しません" in message and "注: 解答は正解の転置です" in message
+    assert "最もずれている要素: 添字 (0, 1): 解答は 2、正解は 3（4 個の要素のうち 2 個が違います）" in message
     lines = message.splitlines()
-    labels = [line for line in lines if line.startswith(("    期待値:", "    解答:"))]
+    labels = [line for line in lines if line.startswith(("    正解:", "    解答:"))]
     columns = {sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line[:line.index("array")])
                for line in labels}
     assert len(labels) == 2 and len(columns) == 1  # the values line up: a CJK character takes two columns
@@ -143,3 +167,51 @@ def test_a_diagnosis_and_a_pass_line_read_as_japanese(japanese):
     with pytest.raises(CheckFailed) as failure:
         checks.function(lambda x: x * 3, [2.0, 4.0], [(1.0,), (2.0,)])
     assert "(2 of 2 inputs give a wrong answer)" in str(failure.value)
+
+
+def test_a_check_without_its_arguments_source_names_the_answer_in_japanese(japanese, capsys):
+    """Where the first argument's source cannot be read (exec'd code), the check's label is the fallback."""
+    with pytest.raises(CheckFailed) as failure:
+        exec("checks.close(2.0, 1.0)", {"checks": checks})
+    assert "あなたの解答" in str(failure.value) and "your answer" not in str(failure.value)
+    exec("checks.function(lambda x: x * 2, lambda x: x * 2, [(1.0,)])", {"checks": checks})
+    assert "✓ あなたの関数:" in capsys.readouterr().out
+    i18n.set_language(None)
+    with pytest.raises(CheckFailed) as failure:
+        exec("checks.close(2.0, 1.0)", {"checks": checks})
+    assert "your answer" in str(failure.value)
+
+
+@pytest.mark.parametrize(("counts", "counting", "english", "japanese_text"), [
+    ("best", True, "This attempt is the one that counts (best attempt).",
+     "今回の提出が成績に使われます（最高得点の提出を採用）。"),
+    ("last", True, "This attempt is the one that counts (last attempt).",
+     "今回の提出が成績に使われます（最後の提出を採用）。"),
+    ("best", False, "Your best attempt still counts.", "成績には、これまでで最高得点の提出が引き続き使われます。"),
+    ("last", False, "Your last attempt still counts.",
+     "成績には、これまでに採点された最後の提出が引き続き使われます。"),
+])
+def test_the_verdict_says_which_attempt_counts_in_each_language(capsys, counts, counting, english, japanese_text):
+    from autograd_lab.submit import _print_verdict
+
+    view = {"assignment": "ps1", "verdict": {"score_text": "5 / 5", "summary": "passed"}, "attempts_left": None,
+            "counts": counts, "counting": counting}
+    _print_verdict(view)
+    assert capsys.readouterr().out.splitlines()[-1] == english
+    with i18n.speaking("ja"):
+        _print_verdict(view)
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == japanese_text and counts not in last
+
+
+def test_the_feedback_status_cell_reads_as_japanese():
+    from grader.outputs.feedback import HIDDEN_NOTE, status_markdown
+    from grader.records import NotebookOutcome, Status
+
+    outcome = NotebookOutcome("ps1", Status.MEMORY_LIMIT, detail="stopped at 2 GB", score=3.0, max_score=5.0)
+    with i18n.speaking("ja"):
+        text, note = status_markdown(outcome), i18n._(HIDDEN_NOTE)
+    assert text.splitlines()[0].startswith("**採点：** 実行できたところまで採点しました。")
+    assert "**得点：** 3 / 5" in text and "**詳細：** stopped at 2 GB" in text
+    assert _japanese(note) and "hidden" not in note
+    assert status_markdown(outcome).startswith("**Grading:** Graded as far as it ran")
