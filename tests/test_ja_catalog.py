@@ -215,3 +215,12 @@ def test_the_feedback_status_cell_reads_as_japanese():
     assert "**得点：** 3 / 5" in text and "**詳細：** stopped at 2 GB" in text
     assert _japanese(note) and "hidden" not in note
     assert status_markdown(outcome).startswith("**Grading:** Graded as far as it ran")
+
+
+def test_the_carried_engine_says_which_engine_it_uses_in_japanese(japanese, capsys, tmp_path):
+    from autograd_lab import carry
+
+    engine = carry.load_engine(["Variable"], path=[tmp_path / "my_engine.py", tmp_path / "elsewhere.py"])
+    out = capsys.readouterr().out
+    assert engine.source == "reference" and out.startswith("講座の参照用エンジンを使います。理由: ")
+    assert "my_engine.py または " in out and "reference engine" not in out
