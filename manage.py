@@ -3,6 +3,7 @@
 
     python3 manage.py lab     set everything up, then open the course in JupyterLab
     python3 manage.py test    set everything up, then run the whole test suite
+    python3 manage.py lab --lang ja    the Japanese edition (its notebooks, in workspace-ja/)
 
 Set-up happens on first use and whenever pyproject.toml changes: a project-local
 virtual environment in .venv with the pinned dependencies, this project installed
@@ -30,6 +31,17 @@ STAMP = VENV / ".autograd-lab-setup"
 EXTRAS = "course,test,dask,postgres"
 WORKSPACE = ROOT / "workspace"
 STUDENT_NOTEBOOKS = ROOT / "course" / "release"
+#: Editions in other languages: `manage.py lab --lang ja` opens workspace-ja/, copied from course/release-ja/.
+LANGUAGES = ("en", "ja")
+
+
+def use_edition(language: str) -> None:
+    """Work in ``language``'s edition: its student notebooks, its own workspace, the checks in its language."""
+    global WORKSPACE, STUDENT_NOTEBOOKS
+    if language != "en":
+        WORKSPACE = ROOT / f"workspace-{language}"
+        STUDENT_NOTEBOOKS = ROOT / "course" / f"release-{language}"
+        os.environ["AUTOGRAD_LAB_LANGUAGE"] = language
 
 if str(ROOT) not in sys.path:  # the merge is the grader's too (python -m grader merge); it is standard library only
     sys.path.insert(0, str(ROOT))
@@ -156,21 +168,21 @@ def copy_student_notebooks() -> None:
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(notebook, target)
-            say(f"new notebook: workspace/{target.relative_to(WORKSPACE)}")
+            say(f"new notebook: {WORKSPACE.name}/{target.relative_to(WORKSPACE)}")
             continue
         try:
             mine, release = (json.loads(path.read_text(encoding="utf-8")) for path in (target, notebook))
             merged = merge_release(mine, release)
         except (ValueError, KeyError, TypeError, AttributeError):
-            say(f"workspace/{target.relative_to(WORKSPACE)} is not a notebook this can update: left as it is")
+            say(f"{WORKSPACE.name}/{target.relative_to(WORKSPACE)} is not a notebook this can update: left as it is")
             continue
         if merged != mine:
             backup = WORKSPACE / ".before-update" / f"{target.relative_to(WORKSPACE)}.{int(time.time())}"
             backup.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(target, backup)
             target.write_text(json.dumps(merged, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-            say(f"updated workspace/{target.relative_to(WORKSPACE)}: the course corrected it; your answers are "
-                f"kept (the copy before is workspace/{backup.relative_to(WORKSPACE)})")
+            say(f"updated {WORKSPACE.name}/{target.relative_to(WORKSPACE)}: the course corrected it; your answers "
+                f"are kept (the copy before is {WORKSPACE.name}/{backup.relative_to(WORKSPACE)})")
 
 
 #: The instructor's nbgrader tools (Create Assignment, Formgrader, ...): not in the student's view.
@@ -197,7 +209,7 @@ def student_environment() -> dict[str, str]:
 def lab(extra: list[str]) -> int:
     setup()
     copy_student_notebooks()
-    say("opening JupyterLab in workspace/ (your copies of the notebooks); stop it with Ctrl+C")
+    say(f"opening JupyterLab in {WORKSPACE.name}/ (your copies of the notebooks); stop it with Ctrl+C")
     command = [str(venv_python()), "-m", "jupyter", "lab", f"--notebook-dir={WORKSPACE}", *extra]
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in extra:
         command.append("--allow-root")  # containers and cloud machines often run as root
@@ -219,7 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Anything after the command is passed on, e.g. `python3 manage.py test -m 'not slow'`.",
     )
     parser.add_argument("command", choices=["lab", "test", "setup"], help="what to do")
+    parser.add_argument("--lang", choices=LANGUAGES, default="en",
+                        help="lab: the edition to open (ja: the Japanese notebooks, in workspace-ja/)")
     args, extra = parser.parse_known_args(argv)
+    use_edition(args.lang)
     if args.command == "setup":
         setup()
         return 0

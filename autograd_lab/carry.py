@@ -30,6 +30,8 @@ import types
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from autograd_lab.i18n import _
+
 ENGINE_FILE = "my_engine.py"
 
 HEADER = '''"""{title}
@@ -120,9 +122,10 @@ def definition_source(obj: Any) -> str:
     """
     name = getattr(obj, "__name__", None)
     if not (inspect.isfunction(obj) or inspect.isclass(obj)) or name is None:
-        raise EngineError(f"{obj!r} is not a function or a class: save the classes and functions of your engine.")
+        raise EngineError(_("{obj} is not a function or a class: save the classes and functions of your "
+                            "engine.").format(obj=repr(obj)))
     if name == "<lambda>":
-        raise EngineError("a lambda cannot be saved: write it as a `def` in a cell, then save again.")
+        raise EngineError(_("a lambda cannot be saved: write it as a `def` in a cell, then save again."))
     candidates = []
     for code in _code_objects(obj):
         linecache.checkcache(code.co_filename)  # a file saved again since it was read (a cell's text stays)
@@ -142,9 +145,9 @@ def definition_source(obj: Any) -> str:
         found = [node for node in tree.body if isinstance(node, kind) and node.name == name]
         if found:
             return ast.get_source_segment(text, found[-1], padded=False)
-    raise EngineError(
-        f"cannot find where `{name}` was defined. Run the cell that defines it (a `def {name}` or "
-        f"`class {name}` statement at the top of a cell) again, then save again.")
+    raise EngineError(_(
+        "cannot find where `{name}` was defined. Run the cell that defines it (a `def {name}` or "
+        "`class {name}` statement at the top of a cell) again, then save again.").format(name=name))
 
 
 def save_engine(*objects: Any, path: str | Path = ENGINE_FILE, title: str = "Your engine.") -> Path | None:
@@ -155,7 +158,7 @@ def save_engine(*objects: Any, path: str | Path = ENGINE_FILE, title: str = "You
     written to is no error: it is said, and ``None`` returned.
     """
     if not objects:
-        raise EngineError("name what to save, e.g. save_engine(Variable, Function, Add, Mul).")
+        raise EngineError(_("name what to save, e.g. save_engine(Variable, Function, Add, Mul)."))
     borrowed = [obj for obj in objects if _from_reference(obj)]
     imports = sorted(set(IMPORTS + imports_needed(obj for obj in objects if obj not in borrowed)))
     standard = [line for line in imports if line.split()[1].split(".")[0] in sys.stdlib_module_names]
@@ -171,15 +174,18 @@ def save_engine(*objects: Any, path: str | Path = ENGINE_FILE, title: str = "You
     try:
         path.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")
     except OSError as error:
-        print(f"Your engine was not saved: {path} cannot be written here ({error.strerror or error}). "
-              "Nothing is lost: the next notebook then continues with the course's reference engine.")
+        print(_("Your engine was not saved: {path} cannot be written here ({error}). Nothing is lost: the next "
+                "notebook then continues with the course's reference engine.").format(
+                    path=path, error=error.strerror or error))
         return None
     _import(path)  # a file that does not import should fail here, where the student can fix it
     names = ", ".join(obj.__name__ for obj in objects if obj not in borrowed)
     if borrowed:
-        names = (f"{names} (and, from the reference engine, {', '.join(obj.__name__ for obj in borrowed)})"
-                 if names else f"the reference engine's {', '.join(obj.__name__ for obj in borrowed)}")
-    print(f"Saved {names} to {path}.")
+        reference_names = ", ".join(obj.__name__ for obj in borrowed)
+        names = (_("{names} (and, from the reference engine, {reference})").format(names=names,
+                                                                                   reference=reference_names)
+                 if names else _("the reference engine's {reference}").format(reference=reference_names))
+    print(_("Saved {names} to {path}.").format(names=names, path=path))
     return path
 
 
@@ -237,19 +243,19 @@ def load_engine(names: Iterable[str], path: str | Path | Sequence[str | Path] = 
     path = next((place for place in places if place.exists()), places[0])
     problem = None
     if not path.exists():
-        problem = (f"there is no {' or '.join(str(place) for place in places)} "
-                   "(run the last cell of the notebook that saves it, and put the file beside this notebook)")
+        problem = _("there is no {files} (run the last cell of the notebook that saves it, and put the file "
+                    "beside this notebook)").format(files=_(" or ").join(str(place) for place in places))
     else:
         try:
             module = _import(path)
         except Exception as error:  # the student's file: any error is theirs to see
-            problem = f"{path} does not import: {type(error).__name__}: {error}"
+            problem = _("{path} does not import: {error}").format(path=path, error=f"{type(error).__name__}: {error}")
         else:
             missing = [name for name in names if not hasattr(module, name)]
             if missing:
-                problem = f"{path} has no {', '.join(missing)}"
+                problem = _("{path} has no {names}").format(path=path, names=", ".join(missing))
             else:
-                print(f"Using your engine from {path}.")
+                print(_("Using your engine from {path}.").format(path=path))
                 if into is not None:
                     exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), into)
                     return types.SimpleNamespace(**{name: into[name] for name in names}, source="yours")
@@ -259,7 +265,7 @@ def load_engine(names: Iterable[str], path: str | Path | Sequence[str | Path] = 
     missing = [name for name in names if not hasattr(reference, name)]
     if missing:
         raise EngineError(f"the reference engine has no {', '.join(missing)}")
-    print(f"Using the course's reference engine: {problem}.")
+    print(_("Using the course's reference engine: {problem}.").format(problem=problem))
     if into is not None:
         run_reference(into, reference)
         return types.SimpleNamespace(**{name: into[name] for name in names}, source="reference")

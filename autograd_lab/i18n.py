@@ -14,6 +14,7 @@ running notebook. A message with no translation in the catalog stays in English.
 """
 from __future__ import annotations
 
+import contextlib
 import gettext
 import os
 from pathlib import Path
@@ -25,11 +26,46 @@ _translations: gettext.NullTranslations | None = None
 
 
 def set_language(language: str | None, locale_dir: str | Path | None = None) -> None:
-    """Show messages in ``language`` (``"ja"``); None goes back to the environment's choice."""
+    """Show messages in ``language`` (``"ja"``); None goes back to the environment's choice.
+
+    In Japanese, figures get a font with Japanese glyphs too (see :func:`japanese_figures`).
+    """
+    _choose(language, locale_dir)
+    if language == "ja":
+        japanese_figures()
+
+
+def _choose(language: str | None, locale_dir: str | Path | None = None) -> None:
     global _translations
     languages = [language] if language else _environment_languages()
     _translations = gettext.translation(DOMAIN, localedir=str(locale_dir or LOCALE_DIR), languages=languages,
                                         fallback=True)
+
+
+def japanese_figures() -> bool:
+    """Make matplotlib draw Japanese labels: the font the ``matplotlib-fontja`` package ships (IPAexGothic),
+    the same on every machine and on Colab. Says what to install when it is missing."""
+    try:
+        import matplotlib_fontja  # noqa: F401 (importing it registers the font and makes it the default)
+    except ImportError:
+        print(_("Figures cannot show Japanese labels without a Japanese font: pip install matplotlib-fontja"))
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def speaking(language: str | None):
+    """Messages in ``language`` inside the block (None: as before), then back to the language before it."""
+    global _translations
+    if not language:
+        yield
+        return
+    before = _translations
+    _choose(language)
+    try:
+        yield
+    finally:
+        _translations = before
 
 
 def _environment_languages() -> list[str] | None:

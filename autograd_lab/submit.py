@@ -29,7 +29,18 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from autograd_lab.i18n import _
+from autograd_lab.i18n import N_, _
+
+#: Which attempt counts, by the server's rule ("best" or "last") and whether it is this one: a message per
+#: rule, so that a translation says the rule in its own words.
+_COUNTING = {
+    ("best", True): N_("This attempt is the one that counts (best attempt)."),
+    ("last", True): N_("This attempt is the one that counts (last attempt)."),
+    ("best", False): N_("Your best attempt still counts."),
+    ("last", False): N_("Your last attempt still counts."),
+}
+_COUNTS = N_("This attempt is the one that counts.")  # a rule this version does not know
+_STILL_COUNTS = N_("An earlier attempt still counts.")
 
 _token: str | None = None  # this session's token: in memory only
 last: dict | None = None  # the last verdict, as the server sent it (for code that wants the data)
@@ -202,7 +213,6 @@ def _print_verdict(view: dict) -> None:
     lines.append(_("Attempts left: {left}.").format(left=_("no limit") if left is None else left)
                  + " " + (_("Due: {due} UTC.").format(due=view["deadline"].rstrip("Z").replace("T", " "))
                           if view.get("deadline") else _("No due date.")))
-    lines.append(_("This attempt is the one that counts ({rule} attempt).").format(rule=view.get("counts"))
-                 if view.get("counting") else
-                 _("Your {rule} attempt still counts.").format(rule=view.get("counts")))
+    lines.append(_(_COUNTING.get((view.get("counts"), bool(view.get("counting"))),
+                                 _COUNTS if view.get("counting") else _STILL_COUNTS)))
     print("\n".join(lines))

@@ -1,6 +1,7 @@
 """``python -m grader``: the instructor's command line, one subcommand per stage.
 
     python -m grader release      make the student versions and check them
+    python -m grader translate    the Japanese edition: what is missing or stale
     python -m grader merge        a notebook a student started, updated to a corrected release
     python -m grader collect      import an LMS bulk download of submissions
     python -m grader autograde    grade submissions (fast, sandboxed, in parallel)
@@ -73,6 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--write", action="store_true",
                          help="with --list: write the index into the course's AUTHORING.md instead of printing it")
     release.set_defaults(run=_release)
+
+    translate = commands.add_parser(
+        "translate", parents=[course, assignments],
+        help="the course's editions in other languages: what is missing or stale, start or stamp a translation",
+        description="Translations live in translations/LANGUAGE/ASSIGNMENT.md, one entry per cell, keyed by cell "
+                    "id with a fingerprint of the English it translates. release makes each edition's student "
+                    "notebooks (release-LANGUAGE/) when its translation is complete and current.")
+    translate.add_argument("--lang", default="ja", help="the edition's language (default: ja)")
+    action = translate.add_mutually_exclusive_group()
+    action.add_argument("--status", action="store_true", help="list translated, missing and stale cells (default)")
+    action.add_argument("--add", action="store_true",
+                        help="append the English text, marked en:TODO, of every cell still untranslated")
+    action.add_argument("--stamp", action="store_true",
+                        help="mark entries as translating the current English: the en:TODO ones, or the --cell ones "
+                             "(when the English changed in a way that needs no new translation)")
+    translate.add_argument("--cell", action="append", default=[], metavar="CELL_ID", help="with --stamp: this cell")
+    translate.set_defaults(run=_translate)
 
     merge = commands.add_parser(
         "merge", parents=[course],
@@ -179,6 +197,32 @@ def _release(args: argparse.Namespace) -> int:
     release(open_course(args.course), args.assignments, generate_versions=not args.no_generate,
             check=not args.no_check, report=say)
     return 0
+
+
+def _translate(args: argparse.Namespace) -> int:
+    from grader.authoring import translate
+    from grader.course import open_course
+
+    course = open_course(args.course)
+    if args.lang not in translate.LANGUAGES:
+        raise GraderError(f"no edition in {args.lang!r}: the course has {', '.join(translate.LANGUAGES)}")
+    assignments = course.select(args.assignments)
+    if args.add:
+        for assignment in assignments:
+            added = translate.add_skeleton(course, args.lang, assignment)
+            say(f"{assignment}: {added} cell(s) to translate added to "
+                f"{translate.translation_path(course.root, args.lang, assignment)}")
+        return 0
+    if args.stamp:
+        if len(args.assignments) != 1:
+            raise GraderError("--stamp takes one assignment: translate --stamp ASSIGNMENT [--cell CELL_ID ...]")
+        stamped = translate.stamp(course, args.lang, assignments[0], args.cell)
+        say(f"{assignments[0]}: stamped {len(stamped)} entr{'y' if len(stamped) == 1 else 'ies'}")
+        return 0
+    lines = translate.status(course, args.lang, assignments)
+    for line in lines:
+        say(line)
+    return 1 if any(line.startswith("    - ") for line in lines) else 0
 
 
 def _exercise_index(course, *, write: bool) -> int:

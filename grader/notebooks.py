@@ -167,12 +167,13 @@ class PlainRun:
         return found
 
 
-def run_plain(path: Path, *, timeout: int = 120) -> PlainRun:
+def run_plain(path: Path, *, timeout: int = 120, folder: Path | None = None) -> PlainRun:
     """Execute a notebook top to bottom in a fresh kernel (errors recorded, not raised).
 
-    It runs in a scratch copy of its folder (the other files of the assignment, not the notebooks), so
-    that what a notebook writes (notebook 05 saves the student's engine, ``my_engine.py``) never lands
-    in the course directory, nor changes the next run.
+    It runs in a scratch copy of ``folder`` (the notebook's own by default; a translated edition runs
+    with its source assignment's files): the other files of the assignment, not the notebooks, so that
+    what a notebook writes (notebook 05 saves the student's engine, ``my_engine.py``) never lands in
+    the course directory, nor changes the next run.
     """
     import shutil
     import time
@@ -185,15 +186,15 @@ def run_plain(path: Path, *, timeout: int = 120) -> PlainRun:
 
     notebook = read_notebook(path)
     with tempfile.TemporaryDirectory(prefix="kernel-") as scratch:
-        folder = Path(scratch) / "notebook"
-        shutil.copytree(Path(path).parent, folder, symlinks=True,
+        scratch_folder = Path(scratch) / "notebook"
+        shutil.copytree(Path(folder or Path(path).parent), scratch_folder, symlinks=True,
                         ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
         # Local sockets, not TCP: nothing on the network can reach the kernel (and ipykernel has no
         # "running over TCP without encryption" warning to print).
         config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(scratch) / "kernel")}})
         client = NotebookClient(
             notebook, timeout=timeout, kernel_name="python3", allow_errors=True, config=config,
-            resources={"metadata": {"path": str(folder)}},
+            resources={"metadata": {"path": str(scratch_folder)}},
         )
         start = time.perf_counter()
         client.execute()

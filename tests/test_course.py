@@ -35,6 +35,7 @@ def _course_copy(tmp_path: Path, *, release: bool) -> Path:
     copy.mkdir()
     shutil.copy(COURSE / "nbgrader_config.py", copy)
     shutil.copytree(COURSE / "source", copy / "source")
+    shutil.copytree(COURSE / "translations", copy / "translations")  # the editions in other languages
     if release:
         shutil.copytree(COURSE / "release", copy / "release")
     return copy
@@ -173,6 +174,13 @@ def test_release_is_in_sync_with_the_sources(tmp_path):
         generated = (copy / "release" / assignment / f"{assignment}.ipynb").read_text()
         tracked = (COURSE / "release" / assignment / f"{assignment}.ipynb").read_text()
         assert generated == tracked, f"course/release/{assignment} is stale: run python -m grader release {assignment}"
+    editions = sorted((COURSE / "translations").glob("*/[0-9]*.md"))
+    assert editions, "the course has no edition in another language"
+    for translation in editions:
+        folder, assignment = f"release-{translation.parent.name}", translation.stem
+        generated = (copy / folder / assignment / f"{assignment}.ipynb").read_text()
+        tracked = (COURSE / folder / assignment / f"{assignment}.ipynb").read_text()
+        assert generated == tracked, f"course/{folder}/{assignment} is stale: run python -m grader release {assignment}"
 
 
 @pytest.mark.slow

@@ -36,12 +36,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from autograd_lab import i18n
 from autograd_lab.checks import compare, mistakes
 from autograd_lab.checks.compare import Verdict
 from autograd_lab.checks.lazy import PlanNamespace
 from autograd_lab.checks.observed import Observed, observe
 from autograd_lab.checks.probes import run_probe
 from autograd_lab.checks.wire import AuthoringError, decode, encode, involves_student
+from autograd_lab.i18n import N_
 
 # PyTorch deprecates torch.jit.script, and its own forward mode still calls it: the first torch.func.jvp
 # (or jacfwd, forward_ad.make_dual) of a process imports torch._decomp.decompositions_for_jvp, which
@@ -73,6 +75,18 @@ class CheckFailed(AssertionError):
 #: "your function did not return within N s (an infinite loop?)". (When grading, the grader's limit applies.)
 CALL_SECONDS = 20.0
 
+#: What a check calls the student's value when its first argument's source text cannot be read (or is
+#: too long). Kept in English in a check (a planned one is made in the grader's process) and translated
+#: where the verdict is made, in the student's language (:func:`_judged`).
+YOUR_ANSWER = N_("your answer")
+YOUR_TENSOR = N_("your tensor")
+YOUR_FUNCTION = N_("your function")
+YOUR_STEP_FUNCTION = N_("your step function")
+YOUR_GRADIENT = N_("your gradient")
+YOUR_CODE = N_("your code")
+YOUR_ENGINE = N_("your engine")
+_FALLBACK_LABELS = {YOUR_ANSWER, YOUR_TENSOR, YOUR_FUNCTION, YOUR_STEP_FUNCTION, YOUR_GRADIENT, YOUR_CODE, YOUR_ENGINE}
+
 
 # --- the public checks ----------------------------------------------------------------------
 
@@ -82,7 +96,7 @@ def close(answer: Any, expected: Any, *, what: str | None = None, rtol: float = 
     __tracebackhide__ = True
     expected_record = observe(expected)
     _submit(_Check(
-        what=what or _argument_text("your answer"), probe="value", target=answer, forbid_torch=forbid_torch,
+        what=what or _argument_text(YOUR_ANSWER), probe="value", target=answer, forbid_torch=forbid_torch,
         judge=lambda got, w: compare.compare_close(got, expected_record, what=w, rtol=rtol, atol=atol),
     ))
 
@@ -92,7 +106,7 @@ def equal(answer: Any, expected: Any, *, what: str | None = None) -> None:
     __tracebackhide__ = True
     expected_record = observe(expected)
     _submit(_Check(
-        what=what or _argument_text("your answer"), probe="value", target=answer,
+        what=what or _argument_text(YOUR_ANSWER), probe="value", target=answer,
         judge=lambda got, w: compare.compare_equal(got, expected_record, what=w),
     ))
 
@@ -108,7 +122,7 @@ def tensor(answer: Any, expected: Any = None, *, requires_grad: bool | None = No
     expected_record = None if expected is None else observe(expected)
     dtype_name = dtype if dtype in (None, "floating") else str(dtype)
     _submit(_Check(
-        what=what or _argument_text("your tensor"), probe="value", target=answer,
+        what=what or _argument_text(YOUR_TENSOR), probe="value", target=answer,
         judge=lambda got, w: compare.compare_tensor(got, expected_record, what=w, requires_grad=requires_grad,
                                                     dtype=dtype_name, leaf=leaf, rtol=rtol, atol=atol),
     ))
@@ -142,7 +156,7 @@ def function(fn: Callable, reference: Callable | Sequence, inputs: Sequence, *, 
                 for message, mistake in (mistakes or {}).items()]
     labels = [_render_args(args) for args in cases]
     _submit(_Check(
-        what=what or _argument_text("your function"), probe="call", target=fn, data=[cases], kwargs={"repeat": repeat},
+        what=what or _argument_text(YOUR_FUNCTION), probe="call", target=fn, data=[cases], kwargs={"repeat": repeat},
         forbid_torch=forbid_torch, forbid=tuple(forbid), plug=plug,
         judge=lambda got, w: compare.compare_calls(got, expected_record, what=w, inputs=labels, rtol=rtol,
                                                    atol=atol, exact=exact, against=against, mistakes=produced),
@@ -170,7 +184,7 @@ def steps(fn: Callable, expected: Sequence[Sequence], inputs: Sequence, *, what:
     count = counts.pop()
     labels = [_render_args(args) for args in cases]
     _submit(_Check(
-        what=what or _argument_text("your step function"), probe="steps", target=fn, data=[cases],
+        what=what or _argument_text(YOUR_STEP_FUNCTION), probe="steps", target=fn, data=[cases],
         kwargs={"steps": count},
         judge=lambda got, w: compare.compare_steps(got, expected_record, what=w, inputs=labels, steps=count,
                                                    rtol=rtol, atol=atol),
@@ -184,7 +198,7 @@ def unchanged(fn: Callable, inputs: Sequence, *, what: str | None = None) -> Non
     expected = Observed("sequence", type="calls", items=[observe(args) for args in cases])
     labels = [_render_args(args) for args in cases]
     _submit(_Check(
-        what=what or _argument_text("your function"), probe="unchanged", target=fn, data=[cases],
+        what=what or _argument_text(YOUR_FUNCTION), probe="unchanged", target=fn, data=[cases],
         judge=lambda got, w: compare.compare_unchanged(got, expected, what=w, inputs=labels),
     ))
 
@@ -195,7 +209,7 @@ def _expected_calls(reference: Callable | Sequence, cases: list, what: str) -> t
         record, against = run_probe("call", lambda: ([reference, cases], {})), "PyTorch"
     else:
         record = Observed("sequence", type="calls", items=[observe(value) for value in reference])
-        against = "the expected values"
+        against = N_("the expected values")  # translated when rendered
     _reference_ok(record, what)
     return record, against
 
@@ -213,7 +227,7 @@ def gradient(fn: Callable, f: Callable, inputs: Sequence, *, what: str | None = 
     _reference_ok(expected, "the function to differentiate")
     labels = [_render_args(args) for args in cases]
     _submit(_Check(
-        what=what or _argument_text("your gradient"), probe="call", target=fn, data=[cases], kwargs={"repeat": repeat},
+        what=what or _argument_text(YOUR_GRADIENT), probe="call", target=fn, data=[cases], kwargs={"repeat": repeat},
         forbid_torch=forbid_torch,
         judge=lambda got, w: compare.compare_calls(got, expected, what=w, inputs=labels, rtol=rtol, atol=atol),
     ))
@@ -243,7 +257,7 @@ def backward(fn: Callable, reference: Callable, inputs: Sequence, *, names: Sequ
     torch_leaves = isinstance(leaf, str) and leaf == "torch"  # (when planning, a Variable class is a stand-in)
     arg_names = list(names) if names else [f"input {i + 1}" for i in range(len(cases[0][0]) if cases else 0)]
     _submit(_Check(
-        what=what or _argument_text("your function"), probe="backward", target=fn, data=[cases],
+        what=what or _argument_text(YOUR_FUNCTION), probe="backward", target=fn, data=[cases],
         kwargs={"leaf": leaf, "seed": seed}, forbid_torch=forbid_torch, forbid=tuple(forbid), plug=plug,
         judge=lambda got, w: compare.compare_backward(got, expected, what=w, inputs=labels, names=arg_names,
                                                       rtol=rtol, atol=atol, check_output=check_output,
@@ -252,7 +266,7 @@ def backward(fn: Callable, reference: Callable, inputs: Sequence, *, names: Sequ
 
 
 def graph(ops: dict[str, Any], specs: Sequence[dict], *, leaf: Any, seed: str = "array",
-          what: str = "your engine", check_output: bool = True, rtol: float = 1e-5, atol: float = 1e-6,
+          what: str | None = None, check_output: bool = True, rtol: float = 1e-5, atol: float = 1e-6,
           forbid_torch: bool = True, forbid: Sequence[str] = (), plug: tuple | None = None) -> None:
     """Your autograd engine computes each graph's value and input gradients as PyTorch does.
 
@@ -273,7 +287,7 @@ def graph(ops: dict[str, Any], specs: Sequence[dict], *, leaf: Any, seed: str = 
     labels = [describe_graph(spec) for spec in specs]
     names = [f"input {i + 1}" for i in range(max((len(s["inputs"]) for s in specs), default=0))]
     _submit(_Check(
-        what=what, probe="graph", target=ops, data=[specs], kwargs={"leaf": leaf, "seed": seed},
+        what=what or YOUR_ENGINE, probe="graph", target=ops, data=[specs], kwargs={"leaf": leaf, "seed": seed},
         forbid_torch=forbid_torch, forbid=tuple(forbid), plug=plug,
         judge=lambda got, w: compare.compare_backward(got, expected, what=w, inputs=labels, names=names,
                                                       rtol=rtol, atol=atol, check_output=check_output,
@@ -397,7 +411,7 @@ def raises(fn: Callable, *args: Any, exception: type[BaseException] | str, match
     __tracebackhide__ = True
     name = exception if isinstance(exception, str) else exception.__name__
     _submit(_Check(
-        what=what or _argument_text("your code"), probe="call", target=fn, data=[[tuple(args)]], kwargs={"repeat": 1},
+        what=what or _argument_text(YOUR_CODE), probe="call", target=fn, data=[[tuple(args)]], kwargs={"repeat": 1},
         judge=lambda got, w: compare.compare_raises(_single_call(got), exception=name, match=match, what=w),
     ))
 
@@ -516,7 +530,7 @@ class PlannedCheck:
 
 def _judged(judge: Callable[[Observed, str], Verdict], got: Observed, what: str) -> Verdict:
     """The verdict on what the probe saw, with what the student's code printed shown once."""
-    verdict = judge(got, what)
+    verdict = judge(got, i18n._(what) if what in _FALLBACK_LABELS else what)  # the student's own text stays as it is
     verdict.printed = compare.printed_summary(got)
     return verdict
 

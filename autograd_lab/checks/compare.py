@@ -10,6 +10,7 @@ records; the grader runs them in its own process.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,7 +43,7 @@ class Verdict:
     hint: str | None = None
     note: str | None = None
     context: str = ""
-    labels: tuple[str, str] = ("expected", "got")  # translated when rendered (see N_)
+    labels: tuple[str, str] = (N_("expected"), N_("got"))  # translated when rendered
     extra: list[str] = field(default_factory=list)
     printed: str | None = None
 
@@ -52,10 +53,12 @@ class Verdict:
             lines = [f"{PASS} {self.what}: {self.problem}"]
         else:
             lines = [f"{FAIL} {self.what}{self.context}: {self.problem}"]
-            width = max(len(label) for label in self.labels) + 2
-            for label, record in zip([_(label) for label in self.labels], (self.expected, self.got)):
+            labels = [_(label) for label in self.labels]
+            width = max(_columns(label) for label in labels) + 2
+            for label, record in zip(labels, (self.expected, self.got)):
                 if record is not None:
-                    lines.append(f"    {label + ':':<{width}}" + _indent(record.brief(), 4 + width))
+                    lines.append(f"    {label}:" + " " * (width - _columns(label) - 1)
+                                 + _indent(record.brief(), 4 + width))
             if self.worst:
                 lines.append("    " + _("worst element: {worst}").format(worst=self.worst))
             if self.note:
@@ -75,6 +78,11 @@ def _verdict_fail(what: str, problem: str, got: Observed | None, expected: Obser
                   *, worst: str | None = None, hint: str | None = None, note: str | None = None,
                   context: str = "") -> Verdict:
     return Verdict(False, what, problem, got, expected, worst=worst, hint=hint, note=note, context=context)
+
+
+def _columns(text: str) -> int:
+    """How many columns ``text`` takes in a terminal or notebook: a wide (CJK) character takes two."""
+    return sum(2 if unicodedata.east_asian_width(character) in "WF" else 1 for character in text)
 
 
 def _indent(text: str, width: int = 14) -> str:

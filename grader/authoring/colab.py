@@ -38,6 +38,8 @@ class AddColabCells(NbGraderPreprocessor):
     repository = Unicode("", help="The course repository's address, https://github.com/OWNER/NAME").tag(config=True)
     branch = Unicode("main", help="The branch Colab opens").tag(config=True)
     release_path = Unicode("course/release", help="Where the student notebooks are in the repository").tag(config=True)
+    language = Unicode("", help="The edition's language (``ja``): the set-up cell sets the checks' language").tag(
+        config=True)
 
     def preprocess(self, nb, resources):
         if not self.repository:
@@ -46,7 +48,7 @@ class AddColabCells(NbGraderPreprocessor):
         notebook = resources["nbgrader"]["notebook"]
         cells = [
             new_markdown_cell(badge_markdown(self.repository, self.branch, self.release_path, assignment, notebook)),
-            new_code_cell(setup_code(package_archive())),
+            new_code_cell(setup_code(package_archive(), language=self.language)),
         ]
         for index, cell in enumerate(cells):
             cell["id"] = f"colab-{'badge' if index == 0 else 'setup'}"
@@ -82,14 +84,25 @@ def package_archive() -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def setup_code(archive: str, width: int = 100) -> str:
-    """The set-up cell: the package from this cell where it is not installed; torchviz, optionally, on Colab."""
+def setup_code(archive: str, width: int = 100, language: str = "") -> str:
+    """The set-up cell: the package from this cell where it is not installed; torchviz, optionally, on Colab.
+
+    In an edition in another language, it also chooses that language for the checks' messages.
+    """
     digest = hashlib.sha256(archive.encode()).hexdigest()[:12]
     lines = "\n".join(f'    "{archive[i:i + width]}"' for i in range(0, len(archive), width))
-    return _setup_text(SETUP_MARKER, digest, lines)
+    return _setup_text(SETUP_MARKER, digest, lines, language)
 
 
-def _setup_text(marker: str, digest: str, lines: str) -> str:
+def _setup_text(marker: str, digest: str, lines: str, language: str = "") -> str:
+    chosen = ("    if \"google.colab\" in sys.modules and importlib.util.find_spec(\"matplotlib_fontja\") is None:\n"
+              "        try:  # a Japanese font for the figures (without it, i18n says what to install)\n"
+              "            subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"--quiet\",\n"
+              "                            \"matplotlib-fontja\"], timeout=120, capture_output=True)\n"
+              "        except (subprocess.SubprocessError, OSError):\n"
+              "            pass\n"
+              "    from autograd_lab import i18n\n"
+              f"    i18n.set_language({language!r})  # the checks speak this edition's language\n" if language else "")
     return (
         f"#@title {marker.lstrip('# ')}: run this cell first (it does nothing where the course is installed)\n"
         "# Where `autograd_lab`, the course's package, is not installed (Colab, a notebook opened from Drive or\n"
@@ -111,6 +124,7 @@ def _setup_text(marker: str, digest: str, lines: str) -> str:
         "                           check=True, timeout=120, capture_output=True)\n"
         "        except (subprocess.SubprocessError, OSError):\n"
         "            print(\"torchviz could not be installed (no network?): graph drawings use a plainer style\")\n"
+        f"{chosen}"
         "\n"
         "\n"
         "_package = (\n"

@@ -88,9 +88,14 @@ def released_checksums(course: Course, assignment: str, notebook: str) -> dict[s
         history = {key: set(values) for key, values in json.loads(history_path.read_text()).items()}
     except (OSError, ValueError, AttributeError):
         history = {}
-    path = course.release / assignment / f"{notebook}.ipynb"
+    from grader.authoring.translate import LANGUAGES, edition_release
+
     known = {key: set(values) for key, values in history.items()}
-    if path.exists():
+    # Every edition's student version: a read-only cell with its comments translated is not an edit.
+    for release_folder in [course.release, *(edition_release(course.root, language) for language in LANGUAGES)]:
+        path = release_folder / assignment / f"{notebook}.ipynb"
+        if not path.exists():
+            continue
         for cell in read_notebook(path).cells:
             meta = cell.get("metadata", {}).get("nbgrader", {})
             if meta.get("grade_id") and meta.get("locked"):
@@ -133,6 +138,68 @@ def verify(course: Course, assignment: str, notebook: str) -> NotebookCheck:
     return check
 
 
+def edition_checks(course: Course, assignment: str, *, generate_versions: bool = True,
+                   check: bool = True) -> list[NotebookCheck]:
+    """Make and check the student versions of the assignment's editions in other languages.
+
+    Each edition's notebook is made from the translated source (see :mod:`grader.authoring.translate`) into
+    ``release-<language>/``; a translation with problems (missing, stale, code changed) is not released.
+    Checked like the English one (the translated source passes its tests, the blank fails them), and its
+    graded cells must be the English student version's, so both grade alike.
+    """
+    import tempfile
+
+    import nbformat
+
+    from grader.authoring import translate
+
+    results = []
+    for language in translate.editions(course.root, assignment):
+        translation = translate.load(course.root, language, assignment)
+        for notebook in course.notebooks(assignment):
+            result = NotebookCheck(assignment, f"{notebook} ({language})")
+            results.append(result)
+            source = read_notebook(course.source / assignment / f"{notebook}.ipynb")
+            found = translate.problems(source, translation)
+            listed = [problem for kind in found.values() for problem in kind]
+            if listed:
+                result.problems += listed[:10] + ([f"... and {len(listed) - 10} more"] if len(listed) > 10 else [])
+                result.problems.append(f"`python -m grader translate --lang {language} --status {assignment}` lists "
+                                       "them; a change of the English that needs no new translation: `--stamp "
+                                       f"{assignment} CELL_ID`")
+                continue
+            translated = translate.translated_notebook(source, translation)
+            target = translate.edition_release(course.root, language) / assignment / f"{notebook}.ipynb"
+            if generate_versions:
+                student = translate.student_edition(course, assignment, notebook, translated, language)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write_atomically(target, (nbformat.writes(student) + "\n").encode("utf-8"))
+                released_checksums(course, assignment, notebook)
+            if not target.exists():
+                result.problems.append(f"no {language} student version at {target}: run release without --no-generate")
+                continue
+            english = read_notebook(course.release / assignment / f"{notebook}.ipynb")
+            result.problems += translate.structure_problems(english, read_notebook(target))
+            if not check:
+                continue
+            with tempfile.TemporaryDirectory(prefix="edition-") as scratch:
+                translated_path = Path(scratch) / f"{notebook}.ipynb"
+                nbformat.write(translated, translated_path)
+                run = run_plain(translated_path, folder=course.source / assignment)
+            result.seconds["source"] = run.seconds
+            for index, error in run.errors_outside_tests():
+                result.problems.append(f"translated source cell {index} raised {error}")
+            for grade_id, passed in run.test_results().items():
+                if not passed:
+                    result.problems.append(f"the translated source fails its own test {grade_id!r}")
+            blank = run_plain(target)
+            result.seconds["release"] = blank.seconds
+            for grade_id, passed in blank.test_results().items():
+                if passed:
+                    result.problems.append(f"the blank {language} student version passes test {grade_id!r}")
+    return results
+
+
 def release(course: Course, assignments: list[str] | None, *, generate_versions: bool = True,
             check: bool = True, report: Callable[[str], None] = print) -> list[NotebookCheck]:
     """Generate and check student versions; raise GraderError listing every problem found."""
@@ -147,14 +214,13 @@ def release(course: Course, assignments: list[str] | None, *, generate_versions:
                 with course.gradebook() as gradebook:
                     deadlines.sync_assignment(gradebook, assignment, report)
                 report(f"due {due:%Y-%m-%d %H:%M} UTC (c.Deadlines.due)")
-        if not check:
-            continue
-        for notebook in course.notebooks(assignment):
-            result = verify(course, assignment, notebook)
+        checked = [verify(course, assignment, notebook) for notebook in course.notebooks(assignment)] if check else []
+        checked += edition_checks(course, assignment, generate_versions=generate_versions, check=check)
+        for result in checked:
             results.append(result)
             times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
             status = "ok" if not result.problems else f"{len(result.problems)} problem(s)"
-            report(f"checked {assignment}/{notebook}: {status} ({times})")
+            report(f"checked {assignment}/{result.notebook}: {status} ({times})")
             for problem in result.problems:
                 report(f"    - {problem}")
             for warning in result.warnings:

@@ -59,9 +59,32 @@ class Sanitizer:
 
     def sanitize(self, nb, resources, released: dict[str, str]) -> tuple[nbformat.NotebookNode, list[str]]:
         flags = _test_cell_changes(nb, self.gradebook, resources, released)
+        kept = _released_read_only_cells(nb, released)
         for step in self.steps:
             nb, resources = step.preprocess(nb, resources)
+        for cell in nb.cells:  # OverwriteCells wrote the English source's read-only cells back
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if grade_id in kept:
+                cell.source = kept[grade_id]
         return nb, flags
+
+
+def _released_read_only_cells(nb, released: dict[str, set[str]]) -> dict[str, str]:
+    """grade id → source of each read-only cell (not a test) exactly as some edition released it.
+
+    nbgrader's OverwriteCells restores read-only cells from the gradebook, which holds the English source;
+    a cell of another edition (its comments in Japanese) that the student left as released keeps its text.
+    """
+    from nbgrader import utils
+
+    kept = {}
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        grade_id = meta.get("grade_id")
+        if grade_id and meta.get("locked") and not is_test_cell(cell) and grade_id in released:
+            if utils.compute_checksum(cell) in released[grade_id]:
+                kept[grade_id] = cell.source
+    return kept
 
 
 def _test_cell_changes(nb, gradebook, resources, released: dict[str, str]) -> list[str]:

@@ -13,9 +13,11 @@ from typing import Callable
 
 import nbformat
 
+from autograd_lab import i18n
 from autograd_lab.checks import judge_cell
 from grader.autograde.diagnose import defined_names, diagnosis, exercise_names, name_cells
 from grader.autograde.jobs import Pending
+from grader.authoring.translate import edition_of
 from grader.autograde.summary import Phases
 from grader.course import Course, write_atomically
 from grader.deadlines import penalty
@@ -86,12 +88,14 @@ class Store:
         outcome.detail = name_cells("; ".join(filter(None, [result.detail, outcome.detail])), names)
         outcome.flags = outcome.flags + [name_cells(flag, names) for flag in result.flags]
         defined = None
+        language = edition_of(nb)  # the checks' messages in the language of the edition the student used
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
             if is_test_cell(cell) and result.status != Status.ERROR:
                 grade_id = cell.metadata.nbgrader.grade_id
-                lines, verdict = judge_cell(plan.checks.get(grade_id, []), result.observations.get(index))
+                with i18n.speaking(language):
+                    lines, verdict = judge_cell(plan.checks.get(grade_id, []), result.observations.get(index))
                 outcomes = _test_outputs(lines, verdict)
                 outcome.tests[grade_id] = verdict is None
                 if verdict is not None:
@@ -163,11 +167,15 @@ class Store:
         """The Markdown cells of the student version as released: the course's own text, not a student's."""
         key = (assignment, notebook)
         if key not in self._markdown:
-            path = self.course.release / assignment / f"{notebook}.ipynb"
-            try:
-                cells = read_notebook(path).cells if path.is_file() else []
-            except GraderError:
-                cells = []
+            from grader.authoring.translate import LANGUAGES, edition_release
+
+            cells = []
+            for folder in [self.course.release, *(edition_release(self.course.root, lang) for lang in LANGUAGES)]:
+                path = folder / assignment / f"{notebook}.ipynb"
+                try:
+                    cells += read_notebook(path).cells if path.is_file() else []
+                except GraderError:
+                    pass
             self._markdown[key] = frozenset(c.source for c in cells if c.cell_type == "markdown")
         return self._markdown[key]
 

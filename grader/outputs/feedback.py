@@ -39,25 +39,28 @@ from nbformat.v4 import new_markdown_cell
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode, default
 
+from autograd_lab import i18n
+from autograd_lab.i18n import N_, _
+from grader.authoring.translate import edition_of
 from grader.course import Course, write_atomically
 from grader.outputs.inert import clean_html
 from grader.records import Status, load_record, record_path
 from grader.text import markdown_text, printable
 
-HIDDEN_NOTE = "# (hidden tests: their code is not shown; the result below is theirs too)"
+HIDDEN_NOTE = N_("(hidden tests: their code is not shown; the result below is theirs too)")
 
 STATUS_TEXT = {
-    Status.GRADED: "Graded.",
-    Status.TIMEOUT: "Graded; a cell ran too long and was stopped, so the tests that depend on it could not pass.",
-    Status.NOTEBOOK_TIMEOUT: "Graded as far as it ran: the notebook took too long and was stopped.",
-    Status.OUTPUT_LIMIT: "Graded as far as it ran: the notebook printed too much and was stopped.",
-    Status.CPU_LIMIT: "Graded as far as it ran: the notebook used too much computing time and was stopped.",
-    Status.MEMORY_LIMIT: "Graded as far as it ran: the notebook used too much memory and was stopped.",
-    Status.DISK_LIMIT: "Graded as far as it ran: the notebook wrote too large a file and was stopped.",
-    Status.DIED: "Graded as far as it ran: the kernel stopped unexpectedly.",
-    Status.INVALID: "Not graded: the file could not be read as a notebook. Your instructor has been told.",
-    Status.MISSING: "Not submitted.",
-    Status.ERROR: "Not graded yet: the grader had a problem with this notebook. Your instructor has been told.",
+    Status.GRADED: N_("Graded."),
+    Status.TIMEOUT: N_("Graded; a cell ran too long and was stopped, so the tests that depend on it could not pass."),
+    Status.NOTEBOOK_TIMEOUT: N_("Graded as far as it ran: the notebook took too long and was stopped."),
+    Status.OUTPUT_LIMIT: N_("Graded as far as it ran: the notebook printed too much and was stopped."),
+    Status.CPU_LIMIT: N_("Graded as far as it ran: the notebook used too much computing time and was stopped."),
+    Status.MEMORY_LIMIT: N_("Graded as far as it ran: the notebook used too much memory and was stopped."),
+    Status.DISK_LIMIT: N_("Graded as far as it ran: the notebook wrote too large a file and was stopped."),
+    Status.DIED: N_("Graded as far as it ran: the kernel stopped unexpectedly."),
+    Status.INVALID: N_("Not graded: the file could not be read as a notebook. Your instructor has been told."),
+    Status.MISSING: N_("Not submitted."),
+    Status.ERROR: N_("Not graded yet: the grader had a problem with this notebook. Your instructor has been told."),
 }
 
 
@@ -145,6 +148,12 @@ class MathAsMathML(NbGraderPreprocessor):
 class ShowHiddenTestsAsNote(NbGraderPreprocessor):
     """nbgrader's ClearHiddenTests, leaving a note where the hidden tests were."""
 
+    language = None
+
+    def preprocess(self, nb, resources):
+        self.language = edition_of(nb)  # the note in the language of the edition the student used
+        return super().preprocess(nb, resources)
+
     def preprocess_cell(self, cell, resources, index):
         from nbgrader.preprocessors import ClearHiddenTests
 
@@ -152,7 +161,8 @@ class ShowHiddenTestsAsNote(NbGraderPreprocessor):
         before = cell.source
         cell, resources = clear.preprocess_cell(cell, resources, index)
         if cell.source != before:
-            cell.source = cell.source.rstrip("\n") + "\n" + HIDDEN_NOTE
+            with i18n.speaking(self.language):
+                cell.source = cell.source.rstrip("\n") + "\n# " + _(HIDDEN_NOTE)
         return cell, resources
 
 
@@ -167,17 +177,20 @@ class GradingStatus(NbGraderPreprocessor):
         record = load_record(Course(Path(self.course_root), self.config), assignment, student)
         outcome = record.notebooks.get(notebook) if record else None
         if outcome is not None:
-            nb.cells.insert(0, new_markdown_cell(status_markdown(outcome)))
+            with i18n.speaking(edition_of(nb)):  # the page in the language of the edition the student used
+                nb.cells.insert(0, new_markdown_cell(status_markdown(outcome)))
         return nb, resources
 
 
 def status_markdown(outcome) -> str:
     """The first cell's Markdown; the status and detail (a submission can choose them) are escaped as text."""
-    lines = [f"**Grading:** {markdown_text(STATUS_TEXT.get(outcome.status, outcome.status))}"]
+    status = _(STATUS_TEXT[outcome.status]) if outcome.status in STATUS_TEXT else outcome.status
+    lines = [_("**Grading:** {status}").format(status=markdown_text(status))]
     if outcome.score is not None:
-        lines.append(f"**Score:** {outcome.score:g} / {outcome.max_score:g}")
+        lines.append(_("**Score:** {score} / {maximum}").format(score=f"{outcome.score:g}",
+                                                                maximum=f"{outcome.max_score:g}"))
     if outcome.detail and outcome.status != Status.GRADED:
-        lines.append(f"**What happened:** {markdown_text(outcome.detail)}")
+        lines.append(_("**What happened:** {detail}").format(detail=markdown_text(outcome.detail)))
     return "\n\n".join(lines)
 
 
@@ -367,7 +380,7 @@ def _page(student: str, assignment: str, notebook: str, outcome) -> str:
     def text(value: str) -> str:
         return html.escape(printable(value))
 
-    body = text(STATUS_TEXT.get(outcome.status, outcome.status))
+    body = text(_(STATUS_TEXT[outcome.status]) if outcome.status in STATUS_TEXT else outcome.status)
     detail = f"<p>{text(outcome.detail)}</p>" if outcome.detail else ""
     return inert(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{text(notebook)}</title></head>"
                  f"<body><h1>{text(assignment)} / {text(notebook)}</h1>"
