@@ -198,3 +198,53 @@ def _all_executed(browser) -> bool:
     prompts = browser.execute_script(
         "return [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent)")
     return bool(prompts) and all(p.strip() not in ("[ ]:", "[*]:", "") for p in prompts)
+
+
+def test_a_failing_check_reads_in_japanese_in_the_japanese_edition(tmp_path):
+    """What `manage.py lab --lang ja` gives the kernel (AUTOGRAD_LAB_LANGUAGE=ja): the same check, in Japanese."""
+    import os
+
+    text = failing_check_screenshot(tmp_path, "failing-check-ja.png", {**os.environ, "AUTOGRAD_LAB_LANGUAGE": "ja"})
+    assert "✗ descend_autograd(3.0, 0.3, 30): 正解と一致しません" in text
+    assert "考えられる誤り: backward() を呼ぶたびに勾配が足し合わされています" in text
+    assert "Traceback" not in text and "does not match" not in text
+
+
+def test_a_japanese_notebook_runs_with_japanese_figures_in_jupyterlab(tmp_path):
+    """The Japanese 04 (answered) opened from release-ja/ as a student would: its set-up cell chooses Japanese, every
+    cell runs, its figures are drawn with Japanese labels and no glyph is missing; screenshots of a figure."""
+    import nbformat
+    from selenium.webdriver.common.by import By
+
+    from grader.authoring import translate
+    from grader.notebooks import fill_solutions, instructor_answers
+
+    assignment = "04-how-computers-differentiate"
+    student = nbformat.read(translate.edition_release(ROOT / "course", "ja") / assignment / f"{assignment}.ipynb",
+                            as_version=4)
+    source = nbformat.read(ROOT / "course" / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    nbformat.write(fill_solutions(student, instructor_answers(source)), tmp_path / f"{assignment}.ipynb")
+    with _lab(tmp_path, f"{assignment}.ipynb") as url:
+        browser = _browser()
+        try:
+            _run_all(browser, url)
+            from selenium.webdriver.support.ui import WebDriverWait
+            WebDriverWait(browser, 300).until(lambda b: _all_executed(b) or b.find_elements(
+                By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"))
+            text = browser.find_element(By.CSS_SELECTOR, ".jp-Notebook").text
+            failed = browser.find_elements(
+                By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
+            assert not [e.text[:500] for e in failed], "a cell raised"
+            errors = browser.find_elements(
+                By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+            images = browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output img")
+            screenshots = ROOT / "build" / "browser"
+            screenshots.mkdir(parents=True, exist_ok=True)
+            browser.execute_script("arguments[0].scrollIntoView();", images[0])
+            browser.save_screenshot(str(screenshots / "04-ja-figure.png"))
+            assert not [e.text[:300] for e in errors], "a cell wrote to stderr (a missing glyph warns there)"
+            assert len(images) >= 3, "figures are drawn"
+            assert "数値微分" in text and text.count("✓") >= 5, "the Japanese text, and the checks' pass lines"
+            assert "Traceback" not in text
+        finally:
+            browser.quit()
