@@ -181,10 +181,10 @@ class MemorySampler:
         if not self.samples:
             return "memory of the whole run: no sample"
         quarter = max(1, len(self.samples) // 4)
-        first, last = self.samples[:quarter], self.samples[-quarter:]
+        second, last = self.samples[quarter:2 * quarter] or self.samples, self.samples[-quarter:]
         return (f"memory of the whole run (every process, summed): peak {max(self.samples):.0f} MiB; "
-                f"peak in the first quarter of the run {max(first):.0f} MiB, in the last {max(last):.0f} MiB "
-                f"({len(self.samples)} samples)")
+                f"peak in the second quarter of the run (the workers started) {max(second):.0f} MiB, in the last "
+                f"{max(last):.0f} MiB ({len(self.samples)} samples)")
 
 
 def _resident_kib(pid: int) -> int:

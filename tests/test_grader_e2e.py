@@ -258,3 +258,23 @@ def test_cells_checked_once_a_run_still_refuse_broken_metadata(course_dir):
             .metadata.nbgrader["unknown"] = 1
         with pytest.raises(ValidationError):
             sanitizer.sanitize(broken, resources, {})
+
+
+def test_timings_give_the_grading_process_cpu_seconds_beside_its_seconds():
+    import time
+
+    from grader.autograde.summary import Phases, Summary, print_timings
+
+    summary = Summary(phases=Phases(), sandbox_cpu=12.5)
+    with summary.phases.timed("plan"):
+        started = time.thread_time()
+        while time.thread_time() - started < 0.05:  # busy: CPU time
+            pass
+    with summary.phases.timed("gradebook"):
+        time.sleep(0.05)  # waiting: no CPU time
+    lines: list[str] = []
+    print_timings(summary, report=lines.append)
+    assert summary.phases.cpu["plan"] >= 0.05 and summary.phases.cpu["gradebook"] < 0.02
+    assert any(line.startswith("| grading process | plan |") and line.endswith(f"| {summary.phases.cpu['plan']:.2f} |")
+               for line in lines)
+    assert "CPU-seconds of the sandboxes (every process of each, measured outside it): 12.5" in lines

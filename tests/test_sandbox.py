@@ -325,13 +325,8 @@ def test_grading_notebook_after_notebook_grows_neither_the_worker_nor_its_zygote
              {"index": 2, "kind": "code", "source": "import torch\nprint(torch.ones(1000).sum().item())"}]
 
     def resident_mib(pid: int) -> float:
-        return linux_status(pid, "VmRSS") / 1024
-
-    def linux_status(pid: int, field: str) -> int:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-        return 0
+        return next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("VmRSS:")) / 1024
 
     sizes = []
     try:
@@ -339,6 +334,7 @@ def test_grading_notebook_after_notebook_grows_neither_the_worker_nor_its_zygote
             result = run(Job(f"ps1/s{number}/ps1", cells, linux.Limits(cell_timeout=30)))
             assert result.status == "graded", result.detail
             assert result.max_rss_mb > 30  # the sandbox did hold the notebook's 32 MB array
+            assert result.cpu_seconds > 0
             sizes.append((resident_mib(os.getpid()), resident_mib(execute._zygote.process.pid)))
     finally:
         shutdown()

@@ -143,6 +143,7 @@ class Autograder:
                         summary.worker_phases.update(result.phases)
                         summary.worker_rss_mb = max(summary.worker_rss_mb, result.worker_rss_mb)
                         summary.sandbox_rss_mb = max(summary.sandbox_rss_mb, result.max_rss_mb)
+                        summary.sandbox_cpu += result.cpu_seconds
                         self._finish_notebook(entry, result.key.notebook, outcome, summary)
             unfinished = [str(key) for key, entry in pending.items() if entry.waiting]
             if unfinished:
