@@ -3,6 +3,7 @@ and the same verdicts whether a test cell runs in the notebook or is planned by 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -234,6 +235,44 @@ def test_hidden_inputs_change_with_the_graders_salt():
     first = plan_notebook([("cell", TEST_CELL)], salt="").checks["cell"][1].spec
     second = plan_notebook([("cell", TEST_CELL)], salt="course secret").checks["cell"][1].spec
     assert first != second and checks._planning is None  # planning leaves no state behind
+
+
+#: Visible checks; checks on inputs drawn at random; on names earlier cells bound from them (by assignment, or
+#: with `global` in a function); and on a name bound again, with nothing drawn, before it.
+SHARED_TESTS = [("first", TEST_CELL + "_drawn = float(_rng.uniform(1, 2))\n_kept = float(_rng.uniform(1, 2))\n"),
+                ("second", '''
+from autograd_lab import checks
+checks.close(poly_grad(1.0), 4.0)
+_drawn = 0.5
+checks.close(poly_grad(_drawn), 3.0)
+def _bind():
+    global _later
+    _later = float(checks.rng("later").uniform(1, 2))
+_bind()
+'''), ("third", "from autograd_lab import checks\nchecks.close(poly_grad(2.0), 6.0)\n"
+                  "checks.close(poly_grad(_later), 2 * _later + 2)\n"),
+                ("fourth", "from autograd_lab import checks\nchecks.close(poly_grad(_kept), 2 * _kept + 2)\n")]
+
+
+def test_checks_that_do_not_depend_on_the_salt_are_planned_once_for_every_salt():
+    shared: dict = {}
+    first = plan_notebook(SHARED_TESTS, salt="alice", shared=shared)
+    again = plan_notebook(SHARED_TESTS, salt="bob", shared=shared)
+    fresh = plan_notebook(SHARED_TESTS, salt="bob")
+    reused = {grade_id: [a is b for a, b in zip(first.checks[grade_id], again.checks[grade_id])]
+              for grade_id in first.checks}
+    assert reused == {"first": [True, False], "second": [True, True], "third": [True, False], "fourth": [False]}
+    canonical = re.compile(r'"ref": \d+')  # (a stand-in's serial number: one per plan)
+    for grade_id in fresh.checks:
+        assert ([canonical.sub("", json.dumps(check.spec)) for check in again.checks[grade_id]]
+                == [canonical.sub("", json.dumps(check.spec)) for check in fresh.checks[grade_id]])
+        for shared_check, fresh_check in zip(again.checks[grade_id], fresh.checks[grade_id]):
+            for answer in (poly_grad, lambda x: 2 * x + 3):
+                namespace = {"poly_grad": answer}
+                got = from_json(json.loads(json.dumps(run_planned([fresh_check.spec], namespace)))[0])
+                assert shared_check.verdict(got).passed == fresh_check.verdict(got).passed
+    with pytest.raises(ValueError):
+        plan_notebook([("cell", TEST_CELL)], salt="carol", shared=shared)
 
 
 def test_a_missing_name_or_a_crash_is_a_verdict_not_an_error():

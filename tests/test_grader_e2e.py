@@ -235,3 +235,46 @@ def test_every_submission_gets_hidden_inputs_of_its_own(course_dir, tmp_path):
     grade("ann")
     assert hidden_failure("ann") != ann  # a resubmission meets new inputs
     assert {r.notebooks["ps1"].score for r in _records(course).values()} == {3.0}
+
+
+def test_cells_checked_once_a_run_still_refuse_broken_metadata(course_dir):
+    """The sanitizer validates each distinct cell metadata once a run: a broken copy of a valid one is still refused."""
+    import copy
+
+    import nbformat
+    from nbgrader.nbgraderformat import ValidationError
+
+    from grader.autograde.sanitize import Sanitizer
+
+    course = open_course(course_dir)
+    released = nbformat.read(course.release / "ps1" / "ps1.ipynb", as_version=4)
+    resources = {"nbgrader": {"notebook": "ps1", "assignment": "ps1", "student": "s", "db_url": course.db_url}}
+    with course.gradebook() as gradebook:
+        sanitizer = Sanitizer(course, gradebook)
+        for _ in range(2):
+            sanitizer.sanitize(copy.deepcopy(released), resources, {})
+        broken = copy.deepcopy(released)
+        next(cell for cell in broken.cells if cell.metadata.get("nbgrader", {}).get("grade"))\
+            .metadata.nbgrader["unknown"] = 1
+        with pytest.raises(ValidationError):
+            sanitizer.sanitize(broken, resources, {})
+
+
+def test_timings_give_the_grading_process_cpu_seconds_beside_its_seconds():
+    import time
+
+    from grader.autograde.summary import Phases, Summary, print_timings
+
+    summary = Summary(phases=Phases(), sandbox_cpu=12.5)
+    with summary.phases.timed("plan"):
+        started = time.thread_time()
+        while time.thread_time() - started < 0.05:  # busy: CPU time
+            pass
+    with summary.phases.timed("gradebook"):
+        time.sleep(0.05)  # waiting: no CPU time
+    lines: list[str] = []
+    print_timings(summary, report=lines.append)
+    assert summary.phases.cpu["plan"] >= 0.05 and summary.phases.cpu["gradebook"] < 0.02
+    assert any(line.startswith("| grading process | plan |") and line.endswith(f"| {summary.phases.cpu['plan']:.2f} |")
+               for line in lines)
+    assert "CPU-seconds of the sandboxes (every process of each, measured outside it): 12.5" in lines

@@ -312,3 +312,32 @@ def test_the_zygote_imports_the_workers_packages_whatever_folder_the_grader_runs
     finally:
         shutdown()
     assert result.status == "graded" and result.outputs[0][0]["text"] == "42\n"
+
+
+def test_grading_notebook_after_notebook_grows_neither_the_worker_nor_its_zygote():
+    """Each notebook is a fork that ends with it: after the first few, the worker and its zygote hold no more memory
+    (benchmarks/grading.py --students 40 shows the same across 280 notebooks of the course)."""
+    from grader.sandbox import execute
+    from grader.sandbox.execute import Job, run, shutdown
+
+    cells = [{"index": 0, "kind": "code", "source": "import numpy as np\nbig = np.ones(4_000_000)\nbig.sum()"},
+             {"index": 1, "kind": "test", "probes": []},
+             {"index": 2, "kind": "code", "source": "import torch\nprint(torch.ones(1000).sum().item())"}]
+
+    def resident_mib(pid: int) -> float:
+        return next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("VmRSS:")) / 1024
+
+    sizes = []
+    try:
+        for number in range(24):
+            result = run(Job(f"ps1/s{number}/ps1", cells, linux.Limits(cell_timeout=30)))
+            assert result.status == "graded", result.detail
+            assert result.max_rss_mb > 30  # the sandbox did hold the notebook's 32 MB array
+            assert result.cpu_seconds > 0
+            sizes.append((resident_mib(os.getpid()), resident_mib(execute._zygote.process.pid)))
+    finally:
+        shutdown()
+    (worker_then, zygote_then), (worker_now, zygote_now) = sizes[3], sizes[-1]
+    assert zygote_now - zygote_then < 2, sizes
+    assert worker_now - worker_then < 8, sizes

@@ -94,6 +94,8 @@ def close(answer: Any, expected: Any, *, what: str | None = None, rtol: float = 
           forbid_torch: bool = False) -> None:
     """``answer`` equals ``expected`` numerically (numbers, arrays, tensors, Variables, tuples of them)."""
     __tracebackhide__ = True
+    if _reused():
+        return
     expected_record = observe(expected)
     _submit(_Check(
         what=what or _argument_text(YOUR_ANSWER), probe="value", target=answer, forbid_torch=forbid_torch,
@@ -104,6 +106,8 @@ def close(answer: Any, expected: Any, *, what: str | None = None, rtol: float = 
 def equal(answer: Any, expected: Any, *, what: str | None = None) -> None:
     """``answer`` equals ``expected`` exactly: text, integers, booleans, shapes, tuples of them."""
     __tracebackhide__ = True
+    if _reused():
+        return
     expected_record = observe(expected)
     _submit(_Check(
         what=what or _argument_text(YOUR_ANSWER), probe="value", target=answer,
@@ -119,6 +123,8 @@ def tensor(answer: Any, expected: Any = None, *, requires_grad: bool | None = No
     ``leaf=True`` asks for a leaf (created directly, not computed from others).
     """
     __tracebackhide__ = True
+    if _reused():
+        return
     expected_record = None if expected is None else observe(expected)
     dtype_name = dtype if dtype in (None, "floating") else str(dtype)
     _submit(_Check(
@@ -150,6 +156,8 @@ def function(fn: Callable, reference: Callable | Sequence, inputs: Sequence, *, 
     does not fail this one.
     """
     __tracebackhide__ = True
+    if _reused():
+        return
     cases = [_as_args(args) for args in inputs]
     expected_record, against = _expected_calls(reference, cases, "the reference function")
     produced = [(message, _expected_calls(mistake, cases, f"the mistake {message!r}")[0])
@@ -174,6 +182,8 @@ def steps(fn: Callable, expected: Sequence[Sequence], inputs: Sequence, *, what:
     arguments may be the student's objects (a model and its optimizer).
     """
     __tracebackhide__ = True
+    if _reused():
+        return
     cases = [_as_args(args) for args in inputs]
     expected_record = Observed("sequence", type="calls",
                                items=[Observed("sequence", type="list", items=[observe(v) for v in row])
@@ -194,6 +204,8 @@ def steps(fn: Callable, expected: Sequence[Sequence], inputs: Sequence, *, what:
 def unchanged(fn: Callable, inputs: Sequence, *, what: str | None = None) -> None:
     """``fn(*args)`` leaves its arguments as they were (no array or list of the caller's is changed)."""
     __tracebackhide__ = True
+    if _reused():
+        return
     cases = [_as_args(args) for args in inputs]
     expected = Observed("sequence", type="calls", items=[observe(args) for args in cases])
     labels = [_render_args(args) for args in cases]
@@ -222,6 +234,8 @@ def gradient(fn: Callable, f: Callable, inputs: Sequence, *, what: str | None = 
     one array for a function of one input, a tuple for several.
     """
     __tracebackhide__ = True
+    if _reused():
+        return
     cases = [_as_args(args) for args in inputs]
     expected = Observed("sequence", type="calls", items=[observe(_torch_gradient(f, args)) for args in cases])
     _reference_ok(expected, "the function to differentiate")
@@ -246,6 +260,8 @@ def backward(fn: Callable, reference: Callable, inputs: Sequence, *, names: Sequ
     by its incoming gradient) and the leaves' gradients compared.
     """
     __tracebackhide__ = True
+    if _reused():
+        return
     cases = []
     for index, args in enumerate(inputs):
         args = [np.asarray(value, dtype=np.float64) for value in _as_args(args)]
@@ -278,6 +294,8 @@ def graph(ops: dict[str, Any], specs: Sequence[dict], *, leaf: Any, seed: str = 
     ``plug`` are as in :func:`function`.
     """
     __tracebackhide__ = True
+    if _reused():
+        return
     specs = [dict(spec) for spec in specs]
     key = json.dumps(encode([{op: "torch" for op in ops}, specs]), sort_keys=True)
     expected = _graph_reference(key)
@@ -409,6 +427,8 @@ def raises(fn: Callable, *args: Any, exception: type[BaseException] | str, match
            what: str | None = None) -> None:
     """``fn(*args)`` raises ``exception`` (whose message contains ``match``, if given)."""
     __tracebackhide__ = True
+    if _reused():
+        return
     name = exception if isinstance(exception, str) else exception.__name__
     _submit(_Check(
         what=what or _argument_text(YOUR_CODE), probe="call", target=fn, data=[[tuple(args)]], kwargs={"repeat": 1},
@@ -425,6 +445,8 @@ def rng(key: str) -> np.random.Generator:
     feedback report help no other submission.
     """
     salt = _planning.salt if _planning is not None else ""
+    if _planning is not None:
+        _planning.drawn = True
     seed = int.from_bytes(hashlib.sha256((salt + key).encode()).digest()[:8], "little")
     return np.random.default_rng(seed)
 
@@ -537,10 +559,34 @@ def _judged(judge: Callable[[Observed, str], Verdict], got: Observed, what: str)
 
 @dataclass
 class _Planning:
-    """While :func:`plan_cell` runs a test cell: the salt of the hidden inputs, and the checks planned so far."""
+    """While :func:`plan_cell` runs a test cell: the salt of the hidden inputs, and the checks planned so far.
+
+    ``shared`` holds this cell's checks planned for another salt that did not depend on it (made before
+    anything random was drawn), by their place in the cell: they are taken from there, not computed again.
+    """
 
     salt: str
+    namespace: PlanNamespace
+    shared: dict[int, PlannedCheck] | None = None
     checks: list[PlannedCheck] = field(default_factory=list)
+    drawn: bool = False  # the cell drew random inputs (checks.rng) so far
+    started_clean: int | None = None  # the place of the check being planned, if nothing random was drawn before it
+
+    def clean(self) -> bool:
+        """Nothing the cell has done so far depends on the salt: no random draw, no name bound from one."""
+        return not self.drawn and not self.namespace.read_drawn
+
+
+def _reused() -> bool:
+    """When planning, start a check: take it from ``shared`` if it is there and nothing random came before it."""
+    if _planning is None or _planning.shared is None:
+        return False
+    place = len(_planning.checks)
+    _planning.started_clean = place if _planning.clean() else None
+    if _planning.started_clean is not None and place in _planning.shared:
+        _planning.checks.append(_planning.shared[place])
+        return True
+    return False
 
 
 _planning: _Planning | None = None  # set only by plan_cell, for the duration of one test cell
@@ -549,7 +595,11 @@ _planning: _Planning | None = None  # set only by plan_cell, for the duration of
 def _submit(check: _Check) -> None:
     __tracebackhide__ = True
     if _planning is not None:
-        _planning.checks.append(_plan(check))
+        planned = _plan(check)
+        place = len(_planning.checks)
+        if _planning.shared is not None and _planning.started_clean == place and _planning.clean():
+            _planning.shared[place] = planned  # the same for every salt: planned once
+        _planning.checks.append(planned)
         return
     # Plain mode: the data go through the same encoding the grader uses, so the
     # student's function sees exactly the fresh copies it would see when graded.
@@ -599,26 +649,41 @@ def _plan(check: _Check) -> PlannedCheck:
     return PlannedCheck(check.what, spec, check.judge)
 
 
-def plan_cell(source: str, namespace: PlanNamespace, *, salt: str = "",
-              filename: str = "<test cell>") -> list[PlannedCheck]:
+def plan_cell(source: str, namespace: PlanNamespace, *, salt: str = "", filename: str = "<test cell>",
+              shared: dict[int, PlannedCheck] | None = None) -> list[PlannedCheck]:
     """Run a test cell's code in plan mode (in the grader's trusted process).
 
     Names the test cell does not define are the student's (lazy stand-ins);
     expected values are computed here, with this process's PyTorch. Returns the
     checks in order. Share one ``namespace`` across a notebook's test cells.
     ``salt`` changes the hidden tests' random inputs (:func:`rng`).
+
+    ``shared`` (a dict kept per test cell, across the plans of many salts, with the same ``namespace``
+    history) lets the checks that do not depend on the salt be computed once: those the cell makes
+    before it draws anything random (:func:`rng`) or reads a name that an earlier test cell bound after
+    drawing. A check taken from there has the inputs and expected values of one plan, together.
     """
     global _planning
     if _planning is not None:
         raise RuntimeError("plan_cell is not re-entrant")
     text, code = _compiled(source, filename)
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)  # for tracebacks
-    _planning = _Planning(salt)
+    before = dict(namespace)
+    namespace.read_drawn = False
+    namespace.assigned = set()
+    _planning = planning = _Planning(salt, namespace, shared)
+    namespace.drawing = lambda: not planning.clean()
     try:
         exec(code, namespace)
-        return _planning.checks
+        # Names bound other than by an assignment the namespace saw (`global` in a function): drawn from
+        # random inputs if the cell drew any.
+        bound = {name for name, value in namespace.items() if name not in before or before[name] is not value}
+        if not planning.clean():
+            namespace.drawn_names |= bound - namespace.assigned
+        return planning.checks
     finally:
         _planning = None
+        namespace.drawing = lambda: False
 
 
 @functools.lru_cache(maxsize=256)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import builtins
 import itertools
-from typing import Any
+from typing import Any, Callable
 
 from autograd_lab.checks.wire import AuthoringError, Expression, encode
 
@@ -167,7 +167,32 @@ def _render_arg(data: Any) -> str:
 
 
 class PlanNamespace(dict):
-    """Globals for planning a test cell: names it does not define are the student's."""
+    """Globals for planning a test cell: names it does not define are the student's.
+
+    It also remembers which names test cells bound after drawing random inputs (``drawn_names``, kept by
+    :func:`~autograd_lab.checks.plan_cell`), and whether the running cell read one (``read_drawn``):
+    what the cell computes after that may depend on the salt of the plan.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drawn_names: set[str] = set()
+        self.read_drawn = False
+        self.drawing: Callable[[], bool] = lambda: False  # has the running cell drawn (or read) random inputs?
+        self.assigned: set[str] = set()  # names the running cell assigned at its top level
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.drawn_names:
+            self.read_drawn = True
+        return super().__getitem__(name)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.assigned.add(name)
+        if self.drawing():
+            self.drawn_names.add(name)
+        else:
+            self.drawn_names.discard(name)
+        super().__setitem__(name, value)
 
     def __missing__(self, name: str) -> Any:
         if hasattr(builtins, name):

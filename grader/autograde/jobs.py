@@ -32,6 +32,8 @@ from grader.text import parse_cell, printable
 
 #: (assignment, notebook) → (grade id, source) of its test cells, in order, as the gradebook holds them.
 TestSources = dict[tuple[str, str], list[tuple[str, str]]]
+#: (assignment, notebook, seed) → a plan made already (when the run checked its tests), used by that job.
+Planned = dict[tuple[str, str, str], NotebookPlan]
 
 
 @dataclass
@@ -55,6 +57,8 @@ class JobMaker:
     def __init__(self, course: Course, limits: Limits, sanitizer: Sanitizer, tests: TestSources,
                  preload: list[str], phases: Phases | None = None) -> None:
         self.course, self.limits, self.sanitizer, self.tests, self.preload = course, limits, sanitizer, tests, preload
+        self.planned: Planned = {}  # plans made already (when the run checked its tests), each for one job
+        self.shared: dict[tuple[str, str], dict] = {}  # per notebook: checks that are the same for every seed
         self.phases = phases if phases is not None else Phases()
         self._released: dict[tuple[str, str], dict[str, set[str]]] = {}
         self._files: dict[str, dict[str, bytes]] = {}
@@ -93,12 +97,18 @@ class JobMaker:
             # The submission's own seed (which holds the course secret) seeds the hidden inputs: each
             # submission, and each resubmission, is tested on inputs of its own.
             with self.phases.timed("plan"):
-                plan = plan_notebook(self.tests[(assignment, notebook)], salt=entry.seed)
+                plan = self.planned.pop((assignment, notebook, entry.seed), None) or self.plan(assignment, notebook,
+                                                                                              entry.seed)
         except Exception as error:
             return NotebookOutcome(notebook, Status.ERROR, f"the hidden tests could not be prepared: {error}")
         entry.plans[notebook] = plan
         with self.phases.timed("job and tamper scan"):
             return self._job(entry, notebook, nb, plan, flags, renamed)
+
+    def plan(self, assignment: str, notebook: str, seed: str) -> NotebookPlan:
+        """The notebook's tests planned for this seed (what does not depend on it is computed once per run)."""
+        return plan_notebook(self.tests[(assignment, notebook)], salt=seed,
+                             shared=self.shared.setdefault((assignment, notebook), {}))
 
     def _job(self, entry: Pending, notebook: str, nb, plan: NotebookPlan, flags: list[str], renamed: str) -> Job:
         cells = []

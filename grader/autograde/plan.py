@@ -121,20 +121,26 @@ def demo_cell_problems(cells: list[dict]) -> list[str]:
     return problems
 
 
-def plan_notebook(tests: list[tuple[str, str]], salt: str = "") -> NotebookPlan:
+def plan_notebook(tests: list[tuple[str, str]], salt: str = "", shared: dict | None = None) -> NotebookPlan:
     """Plan every test cell (in order, sharing one namespace, as in a notebook).
 
-    ``salt`` changes the hidden tests' random inputs (``checks.rng``) for this plan.
+    ``salt`` changes the hidden tests' random inputs (``checks.rng``) for this plan. ``shared``: a dict
+    kept across the plans of these same tests (one per notebook), where the checks that do not depend on
+    the salt are kept from the first plan for the next ones (see ``checks.plan_cell``).
     """
-    return NotebookPlan(_plan_cells(tests, PlanNamespace(), salt), fingerprint(tests))
+    return NotebookPlan(_plan_cells(tests, PlanNamespace(), salt, shared), fingerprint(tests))
 
 
-def _plan_cells(tests: list[tuple[str, str]], namespace: PlanNamespace, salt: str) -> dict[str, list[PlannedCheck]]:
+def _plan_cells(tests: list[tuple[str, str]], namespace: PlanNamespace, salt: str,
+                shared: dict | None) -> dict[str, list[PlannedCheck]]:
     planned: dict[str, list[PlannedCheck]] = {}
+    if shared is not None and shared.setdefault(("tests",), fingerprint(tests)) != fingerprint(tests):
+        raise ValueError("plan_notebook: a shared dict serves the plans of one notebook's tests")
     for grade_id, source in tests:
         lint_test_cell(grade_id, source)
         try:
-            planned[grade_id] = plan_cell(source, namespace, salt=salt, filename=f"<test cell {grade_id}>")
+            planned[grade_id] = plan_cell(source, namespace, salt=salt, filename=f"<test cell {grade_id}>",
+                                          shared=None if shared is None else shared.setdefault(grade_id, {}))
         except AuthoringError as error:
             raise AuthoringError(f"test cell {grade_id!r}: {error}") from error
         except Exception as error:

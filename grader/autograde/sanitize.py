@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from types import SimpleNamespace
 
 import nbformat
 
@@ -21,6 +22,7 @@ class Sanitizer:
     """nbgrader's sanitizing preprocessors, sharing one gradebook session for the whole run."""
 
     def __init__(self, course: Course, gradebook) -> None:
+        gradebook = _CourseCells(gradebook)  # (the class's cells are read once, not per submission)
         from nbgrader.preprocessors import (CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells,
                                             OverwriteKernelspec)
 
@@ -40,11 +42,42 @@ class Sanitizer:
                 nb, resources = self.add_missing_grade_cells(nb, resources)
                 return self.add_missing_task_cells(nb, resources)
 
+        from nbgrader.nbgraderformat import MetadataValidator, ValidationError
+
+        class ValidatedOnce(MetadataValidator):
+            """nbgrader's validator, each cell's metadata validated once a run: the class's notebooks hold the
+            same cells (and nbgrader checks the JSON schema itself again on every cell, 4 ms each)."""
+
+            valid: set[tuple[str, str]] = set()
+
+            def validate_cell(self, cell):
+                if "nbgrader" not in cell.metadata:
+                    return
+                # What nbgrader's checks read of a cell (the source only goes into their error messages).
+                key = (cell.cell_type, json.dumps(cell.metadata["nbgrader"], sort_keys=True, default=repr))
+                if key not in self.valid:
+                    super().validate_cell(cell)
+                    self.valid.add(key)
+
+        ValidatedOnce.valid = set()
+        validator = ValidatedOnce()
+
+        class SharedCheckCellMetadata(CheckCellMetadata):
+            """nbgrader's CheckCellMetadata, with one validator for the run."""
+
+            def preprocess(self, nb, resources):
+                try:
+                    validator.validate_nb(nb)
+                except ValidationError as error:
+                    raise ValidationError("Notebook failed to validate; the nbgrader metadata may be corrupted.") \
+                        from error
+                return nb, resources
+
         config = course.config
         self.gradebook = gradebook
         self.steps = [ClearOutput(config=config), DeduplicateIds(config=config),
                       OverwriteKernelspec(config=config), SharedOverwriteCells(config=config),
-                      CheckCellMetadata(config=config)]
+                      SharedCheckCellMetadata(config=config)]
         self.steps[2].preprocess = self._keep_kernelspec(self.steps[2])
 
     def _keep_kernelspec(self, step):
@@ -85,6 +118,51 @@ def _released_read_only_cells(nb, released: dict[str, set[str]]) -> dict[str, st
             if utils.compute_checksum(cell) in released[grade_id]:
                 kept[grade_id] = cell.source
     return kept
+
+
+class _CourseCells:
+    """The gradebook's notebooks and their cells as the sanitizer reads them, each read from the database once.
+
+    Every submission of a notebook is compared with the same cells, which do not change while a run
+    grades: read once (plain copies of the fields nbgrader's preprocessors use), not once per submission
+    and cell (a query each, about a millisecond).
+    """
+
+    def __init__(self, gradebook) -> None:
+        self._gradebook = gradebook
+        self._notebooks: dict[tuple[str, str], SimpleNamespace] = {}
+
+    def find_notebook(self, notebook: str, assignment: str) -> SimpleNamespace:
+        key = (notebook, assignment)
+        if key not in self._notebooks:
+            found = self._gradebook.find_notebook(notebook, assignment)
+
+            def plain(cells, *fields):
+                return [SimpleNamespace(**{name: getattr(cell, name) for name in fields}) for cell in cells]
+
+            self._notebooks[key] = SimpleNamespace(
+                kernelspec=found.kernelspec,
+                source_cells=plain(found.source_cells, "name", "cell_type", "source", "checksum", "locked"),
+                grade_cells=plain(found.grade_cells, "name", "cell_type", "max_score"),
+                solution_cells=plain(found.solution_cells, "name"),
+                task_cells=plain(found.task_cells, "name", "cell_type", "max_score"))
+        return self._notebooks[key]
+
+    def find_source_cell(self, name: str, notebook: str, assignment: str) -> SimpleNamespace:
+        return self._find(self.find_notebook(notebook, assignment).source_cells, name, "source cell")
+
+    def find_graded_cell(self, name: str, notebook: str, assignment: str) -> SimpleNamespace:
+        found = self.find_notebook(notebook, assignment)
+        return self._find(found.grade_cells + found.task_cells, name, "graded cell")
+
+    @staticmethod
+    def _find(cells: list[SimpleNamespace], name: str, what: str) -> SimpleNamespace:
+        from nbgrader.api import MissingEntry
+
+        for cell in cells:
+            if cell.name == name:
+                return cell
+        raise MissingEntry(f"no such {what}: {name}")
 
 
 def _test_cell_changes(nb, gradebook, resources, released: dict[str, str]) -> list[str]:

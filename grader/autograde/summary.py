@@ -13,15 +13,24 @@ from grader.text import printable
 
 
 class Phases(Counter):
-    """Seconds per phase of the work, for the time breakdown (``autograde --timings``, benchmarks/grading.py)."""
+    """Seconds per phase of the work, for the time breakdown (``autograde --timings``, benchmarks/grading.py).
+
+    ``cpu``: the CPU-seconds of the phases timed here, by this thread's own clock (on a busy machine the
+    seconds count the waits for a core too).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.cpu: Counter = Counter()
 
     @contextlib.contextmanager
     def timed(self, phase: str) -> Iterator[None]:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
             self[phase] += time.perf_counter() - started
+            self.cpu[phase] += time.thread_time() - cpu
 
 
 @dataclass
@@ -40,6 +49,7 @@ class Summary:
     worker_phases: Phases = field(default_factory=Phases)  # the workers', summed over notebooks
     worker_rss_mb: float = 0.0  # the largest peak resident memory of a worker process
     sandbox_rss_mb: float = 0.0  # the largest of any notebook's sandbox
+    sandbox_cpu: float = 0.0  # CPU-seconds of every sandbox, summed
 
     def counts(self) -> Counter:
         return Counter(outcome.status for _, _, outcome in self.outcomes)
@@ -100,10 +110,12 @@ def print_timings(summary: Summary, report: Callable[[str], None] = print) -> No
     ran = sum(1 for _, _, outcome in summary.outcomes if outcome.seconds) or 1
     report("")
     report(f"where the time went ({ran} notebook(s) run; wall {summary.seconds:.1f} s):")
-    report("| where | phase | s | ms per notebook run |")
-    report("|---|---|---:|---:|")
+    report("| where | phase | s | ms per notebook run | CPU-s |")
+    report("|---|---|---:|---:|---:|")
     for where, phases in (("grading process", summary.phases), ("workers (summed)", summary.worker_phases)):
         for phase, seconds in phases.most_common():
-            report(f"| {where} | {phase} | {seconds:.2f} | {1000 * seconds / ran:.0f} |")
+            cpu = f"{phases.cpu[phase]:.2f}" if phase in phases.cpu else ""
+            report(f"| {where} | {phase} | {seconds:.2f} | {1000 * seconds / ran:.0f} | {cpu} |")
+    report(f"CPU-seconds of the sandboxes (every process of each, measured outside it): {summary.sandbox_cpu:.1f}")
     report(f"peak resident memory: a worker {summary.worker_rss_mb:.0f} MiB, "
            f"a sandbox {summary.sandbox_rss_mb:.0f} MiB")

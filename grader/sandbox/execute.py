@@ -67,6 +67,7 @@ class Result:
     cgroups: str = ""  # "v1" or "v2" where each sandbox had cgroups of its own, else why not
     max_rss_mb: float = 0.0  # the sandbox's largest process, as the kernel measured it from outside
     worker_rss_mb: float = 0.0  # the worker process's own peak so far (it grades many notebooks)
+    cpu_seconds: float = 0.0  # the sandbox's CPU time, all its processes (from the zygote, outside it)
     phases: dict[str, float] = field(default_factory=dict)  # where this notebook's time went (PHASES), seconds
 
 
@@ -234,7 +235,8 @@ def run(job: Job) -> Result:
     return Result(job.key, status, detail, outputs, observations, execution.flags, time.perf_counter() - started,
                   zygote.isolation, execution.timed_out, execution.stopped_at,
                   cgroups=f"v{zygote.cgroups}" if zygote.cgroups else f"none: {zygote.cgroups_reason}",
-                  max_rss_mb=execution.max_rss_mb(), phases={"zygote wait": waited, **execution.phases})
+                  max_rss_mb=execution.max_rss_mb(), phases={"zygote wait": waited, **execution.phases},
+                  cpu_seconds=execution.cpu_seconds())
 
 
 def _kill_group(pid: int) -> None:
@@ -462,6 +464,11 @@ class _Run:
         now = time.monotonic()
         self.phases[name] += now - self._phase_clock
         self._phase_clock = now
+
+    def cpu_seconds(self) -> float:
+        """The sandbox's CPU time (from the zygote, outside the sandbox)."""
+        value = (self.exit or {}).get("cpu", 0.0)
+        return float(value) if isinstance(value, (int, float)) else 0.0
 
     def max_rss_mb(self) -> float:
         """The peak resident memory of the sandbox's largest process (from the zygote, outside the sandbox)."""
