@@ -8,7 +8,7 @@ import re
 import nbformat
 import pytest
 
-from fixture_course import CORRECT, WRONG, _answered
+from fixture_course import CORRECT, ROOT, WRONG, _answered
 from grader.authoring import translate
 from grader.cli import main
 from grader.notebooks import fill_solutions, is_solution_cell
@@ -142,6 +142,17 @@ def test_release_makes_the_japanese_edition_and_both_editions_grade_alike(course
     failed = next(cell for cell in graded.cells if cell.get("id") == "test-make-leaf")
     text = "".join(output.get("text", "") + output.get("evalue", "") for output in failed.outputs)
     assert re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text), f"the check's message is not in Japanese: {text}"
+
+    # The feedback pages: a Japanese submission's page speaks Japanese, an English one's English.
+    assert main(["feedback", "--course", str(course_dir), "--no-progress"]) == 0
+    japanese_page = (course_dir / "feedback" / "ja-partly" / "ps1" / "ps1.html").read_text(encoding="utf-8")
+    english_page = (course_dir / "feedback" / "en-partly" / "ps1" / "ps1.html").read_text(encoding="utf-8")
+    assert "採点済みです。" in japanese_page and "Graded." not in japanese_page
+    assert "Graded." in english_page and "採点済みです。" not in english_page
+    assert "_package" not in japanese_page and "Open In Colab" not in english_page  # no set-up cell, no badge
+    kept = ROOT / "build" / "feedback"  # to look at, as the browser tests' screenshots
+    kept.mkdir(parents=True, exist_ok=True)
+    (kept / "ps1-ja.html").write_text(japanese_page, encoding="utf-8")
 
 
 def test_japanese_figures_have_a_font_with_japanese_glyphs(recwarn):

@@ -176,6 +176,9 @@ class GradingStatus(NbGraderPreprocessor):
         student, assignment, notebook = info.get("student"), info.get("assignment"), info.get("notebook")
         record = load_record(Course(Path(self.course_root), self.config), assignment, student)
         outcome = record.notebooks.get(notebook) if record else None
+        # The Colab badge (an outside image the page's policy blocks) and set-up cell (the package as a zip) are
+        # for running the notebook, not for reading its grades.
+        nb.cells = [cell for cell in nb.cells if "colab" not in cell.get("metadata", {}).get("tags", [])]
         if outcome is not None:
             with i18n.speaking(edition_of(nb)):  # the page in the language of the edition the student used
                 nb.cells.insert(0, new_markdown_cell(status_markdown(outcome)))
