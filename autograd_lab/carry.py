@@ -25,6 +25,7 @@ import ast
 import importlib.util
 import inspect
 import linecache
+import os
 import sys
 import types
 from pathlib import Path
@@ -242,7 +243,11 @@ def load_engine(names: Iterable[str], path: str | Path | Sequence[str | Path] = 
     places = [Path(path)] if isinstance(path, (str, Path)) else [Path(place) for place in path]
     path = next((place for place in places if place.exists()), places[0])
     problem = None
-    if not path.exists():
+    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
+        # Graded (nbgrader sets this, and so does this course's grader): a notebook is graded on the reference
+        # engine and its own code, never on a file another notebook's grading (or the student) left beside it.
+        problem = _("while grading, every notebook runs on the reference engine with its own code")
+    elif not path.exists():
         problem = _("there is no {files} (run the last cell of the notebook that saves it, and put the file "
                     "beside this notebook)").format(files=_(" or ").join(str(place) for place in places))
     else:

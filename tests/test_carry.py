@@ -230,3 +230,17 @@ def test_the_solved_05_saves_an_engine_the_solved_06_runs_on_and_06_alone_falls_
     g = f / 2.0 + 10.0 / f
     g.backward()
     assert np.allclose([g.data, a.grad, b.grad], [24.7041, 138.8338, 645.5773], atol=1e-4)
+
+
+def test_while_grading_a_notebook_runs_on_the_reference_whatever_file_is_beside_it(shell, tmp_path, monkeypatch,
+                                                                                  capsys):
+    """nbgrader's autograde (and this course's grader) set NBGRADER_EXECUTION=autograde: a file another
+    notebook's grading saved, or the student put beside the notebook, is not what it is graded on."""
+    ns = shell.user_ns
+    carry.save_engine(ns["Function"], ns["Square"], ns["as_array"])
+    assert carry.load_engine(["Function"]).source == "yours"
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert carry.load_engine(["Function"]).source == "reference"
+    assert "while grading, every notebook runs on the reference engine" in capsys.readouterr().out
+    monkeypatch.setenv("NBGRADER_EXECUTION", "validate")  # a student's validation: their own engine
+    assert carry.load_engine(["Function"]).source == "yours"

@@ -405,6 +405,8 @@ def clean_environment() -> None:
     for name in list(os.environ):
         if name not in keep:
             del os.environ[name]
-    os.environ.update({"HOME": WORKDIR, "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "USER": "student"})
+    os.environ.update({"HOME": WORKDIR, "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "USER": "student",
+                       # what nbgrader's autograde sets, for notebooks that skip work when graded
+                       "NBGRADER_EXECUTION": "autograde"})
 
 
