@@ -21,3 +21,14 @@ def course_dir(course_template, tmp_path) -> Path:
     from fixture_course import copy_course
 
     return copy_course(course_template, tmp_path / "course")
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored():
+    """IPython's InteractiveShell (tests that run cells as a notebook would) puts its own module in
+    ``sys.modules["__main__"]``, one without ``__spec__``: multiprocessing's spawn (the grader's workers)
+    then fails in every later test. Each test gets back the ``__main__`` it started with."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
