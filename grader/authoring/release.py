@@ -120,22 +120,31 @@ def verify(course: Course, assignment: str, notebook: str) -> NotebookCheck:
     for grade_id, test in test_sources(source.cells):
         check.problems += visible_promise_problems(grade_id, test)
     check.warnings += solution_in_hint_problems(source.cells)
-    run = run_plain(source_path)
-    check.seconds["source"] = run.seconds
-    for index, error in run.errors_outside_tests():
-        check.problems.append(f"source cell {index} raised {error}")
-    for grade_id, passed in run.test_results().items():
-        if not passed:
-            check.problems.append(f"source fails its own test {grade_id!r}")
+    _source_passes(check, run_plain(source_path), "source", "source fails its own test")
     if not release_path.exists():
         check.problems.append(f"no student version at {release_path}: run release without --no-generate")
         return check
+    _blank_fails(check, release_path, "the blank student version passes test {grade_id!r}: that test cannot fail")
+    return check
+
+
+def _source_passes(check: NotebookCheck, run, cell: str, fails: str) -> None:
+    """The instructor's version ran: no cell outside the tests raised, and every test passed."""
+    check.seconds["source"] = run.seconds
+    for index, error in run.errors_outside_tests():
+        check.problems.append(f"{cell} cell {index} raised {error}")
+    for grade_id, passed in run.test_results().items():
+        if not passed:
+            check.problems.append(f"{fails} {grade_id!r}")
+
+
+def _blank_fails(check: NotebookCheck, release_path: Path, passes: str) -> None:
+    """The blank student version ran: every test failed (``passes`` says which did not, by its grade id)."""
     blank = run_plain(release_path)
     check.seconds["release"] = blank.seconds
     for grade_id, passed in blank.test_results().items():
         if passed:
-            check.problems.append(f"the blank student version passes test {grade_id!r}: that test cannot fail")
-    return check
+            check.problems.append(passes.format(grade_id=grade_id))
 
 
 def edition_checks(course: Course, assignment: str, *, generate_versions: bool = True,
@@ -186,17 +195,8 @@ def edition_checks(course: Course, assignment: str, *, generate_versions: bool =
                 translated_path = Path(scratch) / f"{notebook}.ipynb"
                 nbformat.write(translated, translated_path)
                 run = run_plain(translated_path, folder=course.source / assignment)
-            result.seconds["source"] = run.seconds
-            for index, error in run.errors_outside_tests():
-                result.problems.append(f"translated source cell {index} raised {error}")
-            for grade_id, passed in run.test_results().items():
-                if not passed:
-                    result.problems.append(f"the translated source fails its own test {grade_id!r}")
-            blank = run_plain(target)
-            result.seconds["release"] = blank.seconds
-            for grade_id, passed in blank.test_results().items():
-                if passed:
-                    result.problems.append(f"the blank {language} student version passes test {grade_id!r}")
+            _source_passes(result, run, "translated source", "the translated source fails its own test")
+            _blank_fails(result, target, f"the blank {language} student version passes test {{grade_id!r}}")
     return results
 
 
