@@ -534,6 +534,19 @@ def test_kill_9_with_submissions_waiting_then_every_one_is_graded_once(course_di
 
 
 @pytest.mark.slow
+def _submit_and_wait(browser, button):
+    """Click a form's button and wait until the page it posts to has replaced this one: an element
+    found before that may belong to the page being unloaded (a StaleElementReferenceException)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.CSS_SELECTOR, button).click()
+    WebDriverWait(browser, 60).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, 60).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
 def test_the_web_page_in_headless_chromium(served, tmp_path):
     from test_browser import CHROMEDRIVER, CHROMIUM, _browser
 
@@ -553,10 +566,10 @@ def test_the_web_page_in_headless_chromium(served, tmp_path):
         WebDriverWait(browser, 30).until(lambda b: "Logged in as" in b.page_source)
         browser.find_element(By.NAME, "name").clear()
         browser.find_element(By.NAME, "name").send_keys("Dee")
-        browser.find_element(By.CSS_SELECTOR, "form[action='/name'] button").click()
+        _submit_and_wait(browser, "form[action='/name'] button")
         Select(browser.find_element(By.NAME, "assignment")).select_by_value("ps1")
         browser.find_element(By.NAME, "notebook").send_keys(str(notebook))
-        browser.find_element(By.CSS_SELECTOR, "form[action='/upload'] button").click()
+        _submit_and_wait(browser, "form[action='/upload'] button")
         WebDriverWait(browser, 180, poll_frequency=1).until(  # the page refreshes itself until graded
             lambda b: "refreshes until it is graded" not in b.page_source and "this attempt counts" in b.page_source)
         text = browser.find_element(By.TAG_NAME, "body").text
