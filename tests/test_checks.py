@@ -442,3 +442,35 @@ def test_random_answers_under_the_pytorch_watch_are_not_taken_for_pytorch():
         return x + random.random()
     message = failure(lambda: checks.function(noisy, lambda x: x, [(1.0,)], forbid_torch=True))
     assert "uses PyTorch" not in message and "random numbers" in message
+
+
+def _course_cell(notebook: str, cell_id: str) -> str:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "course" / "source" / notebook / f"{notebook}.ipynb"
+    return next("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c.get("id") == cell_id)
+
+
+def test_to_dot_is_graded_on_the_reference_functions_planned_and_plain_alike(capsys):
+    """06's to-dot test builds its graphs with reference05's Functions on the student's Variable: a
+    student whose Sigmoid, Add and Mul are blank still gets to_dot's points, and a wrong to_dot fails the
+    same way whether the cell runs in the notebook or is planned by the grader."""
+    from autograd_lab import reference05
+
+    def blank(*args):
+        raise NotImplementedError()
+
+    namespace = {"np": np, "Variable": reference05.Variable, "Sigmoid": blank, "Add": blank, "Mul": blank}
+    exec(_course_cell("06-complete-engine", "dot-helpers"), namespace)
+    exec(_course_cell("06-complete-engine", "to-dot-answer"), namespace)
+    test = _course_cell("06-complete-engine", "to-dot")
+    lines, failed = _grade_in_two_processes(test, dict(namespace))
+    assert failed is None and len(lines) == 2 and "match PyTorch's graph on 3 graphs" in lines[0]
+    _run_plain(test, dict(namespace))
+    assert capsys.readouterr().out.splitlines() == lines
+    wrong = _course_cell("06-complete-engine", "to-dot-answer").replace("if id(node) not in seen:", "if True:")
+    exec(wrong, namespace)
+    lines, failed = _grade_in_two_processes(test, dict(namespace))
+    with pytest.raises(CheckFailed) as plain:
+        _run_plain(test, dict(namespace))
+    assert failed.message == str(plain.value) and "nodes are written more than once" in failed.message

@@ -201,7 +201,7 @@ CASCADES = [
      ["manual-backprop", "backward-loop", "accumulate", "generations", "long-chain"]),
     ([(NOTEBOOK, ["square-exp-answer", "add-mul-answer", "final-variable-answer"]),
       ("06-complete-engine", ["sigmoid-answer"])],
-     ["topological-order", "cleargrad", "operators", "two-layer-net", "engine"]),
+     ["topological-order", "cleargrad", "operators", "two-layer-net", "to-dot", "engine"]),
 ]
 
 

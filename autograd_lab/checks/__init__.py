@@ -53,8 +53,8 @@ from autograd_lab.i18n import N_
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", module=r"torch\.jit\._script")
 
 __all__ = [
-    "close", "equal", "tensor", "function", "steps", "unchanged", "gradient", "backward", "graph", "random_graph",
-    "chain", "describe_graph", "raises", "rng",
+    "close", "equal", "tensor", "function", "steps", "unchanged", "gradient", "backward", "graph", "dot",
+    "random_graph", "chain", "describe_graph", "raises", "rng",
     "CheckFailed", "AuthoringError", "plan_cell", "judge_cell", "PlannedCheck",
 ]
 
@@ -329,6 +329,57 @@ def _graph_mistakes(key: str) -> list[tuple[str, Observed]]:
     """What engines that make the typical mistakes give on these graphs (see :mod:`autograd_lab.checks.mistakes`)."""
     _, specs = decode(json.loads(key))
     return mistakes.engine_mistakes(specs)
+
+
+def dot(fn: Callable, ops: dict[str, Any], specs: Sequence[dict], *, leaf: Any, what: str | None = None,
+        forbid: Sequence[str] = (), plug: tuple | None = None) -> None:
+    """``fn(output)`` is the DOT text of the graph that made ``output``, for each graph of ``specs``.
+
+    The text starts with ``digraph`` and ends with ``}``; it has a line with ``label=`` for each
+    Variable and each Function (each once) and a line with ``->`` for each link (an input into its
+    function, a function into its output). How many of each a graph has is counted on PyTorch's graph
+    of the same spec. Each graph is built in the student's kernel with ``ops`` (as in :func:`graph`;
+    give a reference engine's Functions, so that only ``fn`` is under test) on leaves of ``leaf``,
+    without backward. ``forbid`` and ``plug`` are as in :func:`function`.
+    """
+    __tracebackhide__ = True
+    if _reused():
+        return
+    specs = [dict(spec) for spec in specs]
+    expected = [_graph_size(json.dumps(encode(spec), sort_keys=True)) for spec in specs]
+    labels = [describe_graph(spec) for spec in specs]
+    _submit(_Check(
+        what=what or _argument_text(YOUR_FUNCTION), probe="on_graph", target=fn, data=[ops, specs],
+        kwargs={"leaf": leaf}, forbid=tuple(forbid), plug=plug,
+        judge=lambda got, w: compare.compare_dot(got, expected, what=w, inputs=labels),
+    ))
+
+
+@functools.lru_cache(maxsize=256)
+def _graph_size(key: str) -> tuple[int, int]:
+    """Nodes and links of PyTorch's graph of a spec, counted as an engine draws it: a Variable and a
+    Function per operation, each leaf once (and each constant, which the engine makes a Variable)."""
+    from autograd_lab.checks.probes import TORCH_OPS, build_graph
+
+    spec = decode(json.loads(key))
+    output = build_graph({op: "torch" for op, _ in spec["nodes"] if op in TORCH_OPS}, spec, "torch")
+    if output.grad_fn is None:
+        return 1, 0
+    functions, leaves, edges, constants, stack = set(), set(), 0, 0, [output.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node in functions:
+            continue
+        functions.add(node)
+        for before, _ in node.next_functions:
+            edges += 1
+            if before is None:
+                constants += 1
+            elif type(before).__name__ == "AccumulateGrad":
+                leaves.add(before)
+            else:
+                stack.append(before)
+    return 2 * len(functions) + len(leaves) + constants, edges + len(functions)
 
 
 def describe_graph(spec: dict) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from autograd_lab.i18n import _, N_, ngettext
-from autograd_lab.checks.observed import Observed
+from autograd_lab.checks.observed import Observed, observe
 
 PASS = "✓"
 FAIL = "✗"
@@ -785,3 +785,47 @@ def _backward_verdict(got: Observed, expected: Observed, *, what: str, inputs: l
             if not verdict.passed:
                 return verdict
     return None
+
+
+# --- a graph written as DOT text ------------------------------------------------------------
+
+def compare_dot(got: Observed, expected: list[tuple[int, int]], *, what: str, inputs: list[str]) -> Verdict:
+    """``probe_on_graph`` results: for each graph, DOT text with ``expected`` (nodes, edges).
+
+    A node is a line with ``label=``, an edge a line with ``->``. A node written twice (the same
+    id in two node lines) is named as the mistake: it is what a walk that meets a function or a
+    variable again, without remembering what it wrote, produces.
+    """
+    unusable = _unusable(got, what) or _missing_results(
+        got, Observed("sequence", items=[Observed("none")] * len(expected)), what)
+    if unusable:
+        return unusable
+    for record, (nodes, edges), label in zip(got.items or [], expected, inputs):
+        name = f"{what}({label})"
+        verdict = _unusable(record, name)
+        if verdict:
+            return verdict
+        if record.kind != "str":
+            return _verdict_fail(name, _("returned {kind}, not DOT text").format(kind=_describe_kind(record)),
+                                 record, None)
+        lines = [line.strip() for line in record.value.strip().splitlines()]
+        node_lines = [line for line in lines if "label=" in line]
+        edge_lines = [line for line in lines if "->" in line]
+        if not lines or not lines[0].startswith("digraph") or not lines[-1].endswith("}"):
+            return _verdict_fail(name, _("the text must start with 'digraph g {{' and end with '}}'").format(),
+                                 record, None)
+        ids = [line.split("[", 1)[0].strip() for line in node_lines]
+        twice = sorted({node for node in ids if ids.count(node) > 1})
+        hint = (ngettext("{count} node is written more than once: remember the ids you have written (a set), "
+                         "and write each Variable and each Function once",
+                         "{count} nodes are written more than once: remember the ids you have written (a set), "
+                         "and write each Variable and each Function once", len(twice)).format(count=len(twice))
+                if twice else None)
+        for noun, count, want in ((_("nodes (lines with label=)"), len(node_lines), nodes),
+                                  (_("edges (lines with ->)"), len(edge_lines), edges)):
+            if count != want:
+                return _verdict_fail(name, _("wrong number of {noun}").format(noun=noun), observe(count),
+                                     observe(want), hint=hint)
+    total = len(expected)
+    return _pass(what, ngettext("nodes and edges match PyTorch's graph on {total} graph",
+                                "nodes and edges match PyTorch's graph on {total} graphs", total).format(total=total))

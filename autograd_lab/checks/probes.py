@@ -680,16 +680,34 @@ def _graph_once(ops: dict, spec: dict, leaf: Any, seed: str) -> Observed:
     leaves: list = []
 
     def run() -> Any:
-        leaves.extend(_make_leaf(value, leaf) for value in spec["inputs"])
-        values = list(leaves)
-        for op, refs in spec["nodes"]:
-            args = [ref["const"] if isinstance(ref, dict) else values[ref] for ref in refs]
-            values.append(_apply(op, ops, args))
-        output = values[-1]
+        output = build_graph(ops, spec, leaf, leaves)
         _run_backward(output, spec.get("upstream"), leaf, seed)
         return output
 
     return _observed_backward(run, leaves)
+
+
+def build_graph(ops: dict, spec: dict, leaf: Any, leaves: list | None = None) -> Any:
+    """The output of the graph ``spec`` built with ``ops`` on leaves of ``leaf`` (added to ``leaves``)."""
+    made = [_make_leaf(value, leaf) for value in spec["inputs"]]
+    if leaves is not None:
+        leaves.extend(made)
+    values = list(made)
+    for op, refs in spec["nodes"]:
+        args = [ref["const"] if isinstance(ref, dict) else values[ref] for ref in refs]
+        values.append(_apply(op, ops, args))
+    return values[-1]
+
+
+def probe_on_graph(fn: Callable, ops: dict, specs: list, *, leaf: Any) -> Observed:
+    """For each graph of ``specs``, built with ``ops`` (no backward): ``fn(output)`` observed.
+
+    For a function that reads a graph (``to_dot(output)``): the graph comes from ``ops``,
+    which may be a reference engine's, so only ``fn`` is the student's code under test.
+    """
+    return Observed("sequence", type="calls",
+                    items=[_call_observed(lambda spec=spec: fn(build_graph(ops, spec, leaf)), (), {})
+                           for spec in specs])
 
 
 def _apply(op: str, ops: dict, args: list) -> Any:
@@ -710,6 +728,7 @@ def _apply(op: str, ops: dict, args: list) -> Any:
 
 PROBES: dict[str, Callable[..., Observed]] = {
     "graph": probe_graph,
+    "on_graph": probe_on_graph,
     "steps": probe_steps,
     "unchanged": probe_unchanged,
     "value": probe_value,
