@@ -509,7 +509,13 @@ def _as_args(args: Any) -> tuple:
 
 
 def _render_args(args: tuple) -> str:
-    return ", ".join(observe(arg).brief(compact=True) for arg in args)
+    """The arguments of a call, for a message's label; arrays by their shape when that runs long."""
+    records = [observe(arg) for arg in args]
+    text = ", ".join(record.brief(compact=True) for record in records)
+    return text if len(text) <= MAX_LABEL else ", ".join(record.brief(compact=True, shapes=True) for record in records)
+
+
+MAX_LABEL = 100  # characters of a call's arguments shown in full in a message
 
 
 def _single_call(got: Observed) -> Observed:

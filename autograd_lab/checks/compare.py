@@ -605,6 +605,14 @@ def _mistake_named(got: Observed, mistakes: list[tuple[str, Observed]], rtol: fl
     return None
 
 
+def _call_label(what: str, inputs: str) -> str:
+    """A call in a message: ``poly_grad(3.0)`` for a function's name; a check's own description
+    (``train: losses of a network``) keeps its words, and the arguments follow it."""
+    if " " not in what:
+        return f"{what}({inputs})"
+    return _("{what}, called with ({inputs})").format(what=what, inputs=inputs)
+
+
 def compare_calls(got: Observed, expected: Observed, *, what: str, inputs: list[str], rtol: float = 1e-5,
                   atol: float = 1e-6, exact: bool = False, against: str = "PyTorch",
                   mistakes: list[tuple[str, Observed]] | None = None) -> Verdict:
@@ -619,7 +627,7 @@ def compare_calls(got: Observed, expected: Observed, *, what: str, inputs: list[
     wrong = 0
     first: Verdict | None = None
     for index, (g, e) in enumerate(zip(got.items or [], expected.items or [])):
-        label = f"{what}({inputs[index]})"
+        label = _call_label(what, inputs[index])
         evidence = _evidence(g)
         g = evidence.get("first") or Observed("exception", type="MissingObservation", message="no first call")
         verdict = compare_equal(g, e, what=label, role="result") if exact else compare_close(
@@ -699,7 +707,7 @@ def compare_steps(got: Observed, expected: Observed, *, what: str, inputs: list[
                     reset=_reset_words(evidence))
             return verdict
         if len(run.items or []) != len(e.items or []):
-            return _verdict_fail(f"{what}({inputs[index]})", _("made {made} of {steps} calls").format(
+            return _verdict_fail(_call_label(what, inputs[index]), _("made {made} of {steps} calls").format(
                                      made=len(run.items or []), steps=steps),
                                  None, None)
     total = len(expected.items or [])
@@ -714,7 +722,7 @@ def compare_unchanged(got: Observed, expected: Observed, *, what: str, inputs: l
     if unusable:
         return unusable
     for index, (g, e) in enumerate(zip(got.items or [], expected.items or [])):
-        label = f"{what}({inputs[index]})"
+        label = _call_label(what, inputs[index])
         unusable = _unusable(g, label)
         if unusable:
             return unusable
@@ -801,7 +809,7 @@ def compare_dot(got: Observed, expected: list[tuple[int, int]], *, what: str, in
     if unusable:
         return unusable
     for record, (nodes, edges), label in zip(got.items or [], expected, inputs):
-        name = f"{what}({label})"
+        name = _call_label(what, label)
         verdict = _unusable(record, name)
         if verdict:
             return verdict

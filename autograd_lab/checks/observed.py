@@ -59,8 +59,9 @@ class Observed:
     def shape(self) -> tuple[int, ...] | None:
         return None if self.data is None else tuple(self.data.shape)
 
-    def brief(self, compact: bool = False) -> str:
-        """A short, readable rendering for messages; ``compact`` keeps it on one line."""
+    def brief(self, compact: bool = False, shapes: bool = False) -> str:
+        """A short, readable rendering for messages; ``compact`` keeps it on one line, ``shapes`` shows
+        every array by its shape (for a label that names long arguments)."""
         if self.kind == "none":
             return "None"
         if self.kind == "exception":
@@ -70,14 +71,14 @@ class Observed:
         if self.kind == "number":
             return _format_number(self.data.item()) if self.data is not None else repr(self.value)
         if self.kind in ("array", "tensor", "variable"):
-            return self._brief_array(compact)
+            return self._brief_array(compact, shapes)
         if self.kind == "sequence":
-            inner = ", ".join(item.brief(compact) for item in self.items or [])
+            inner = ", ".join(item.brief(compact, shapes) for item in self.items or [])
             if self.type == "tuple":
                 return f"({inner},)" if len(self.items or []) == 1 else f"({inner})"
             return f"[{inner}]"
         if self.kind == "mapping":
-            inner = ", ".join(f"{k!r}: {v.brief(compact)}" for k, v in zip(self.keys or [], self.items or []))
+            inner = ", ".join(f"{k!r}: {v.brief(compact, shapes)}" for k, v in zip(self.keys or [], self.items or []))
             return "{" + inner + "}"
         if self.kind == "too_large":
             return f"<{self.type} too large to check: {self.message}>"
@@ -85,9 +86,9 @@ class Observed:
             return f"<{self.type}>"  # an object's long repr (<MLP object at 0x...>) says nothing in a label
         return self.message or f"<{self.type}>"
 
-    def _brief_array(self, compact: bool) -> str:
+    def _brief_array(self, compact: bool, shapes: bool = False) -> str:
         name = {"array": "array", "tensor": "tensor"}.get(self.kind, self.type)
-        if compact and self.data.size > 6:
+        if shapes and self.data.size > 1 or compact and self.data.size > 6:
             text = f"shape={self.data.shape}"
         else:
             text = np.array2string(self.data, precision=6, threshold=20, separator=", ")
