@@ -149,6 +149,9 @@ def test_release_makes_the_japanese_edition_and_both_editions_grade_alike(course
     english_page = (course_dir / "feedback" / "en-partly" / "ps1" / "ps1.html").read_text(encoding="utf-8")
     assert "採点済みです。" in japanese_page and "Graded." not in japanese_page
     assert "Graded." in english_page and "採点済みです。" not in english_page
+    for english in ["(Score: ", "Student's answer", "Grade cell:", "(Top)"]:  # nbgrader's template's own words
+        assert english not in japanese_page and english in english_page, english
+    assert "(得点: " in japanese_page and "採点セル: <code>" in japanese_page
     assert "_package" not in japanese_page and "Open In Colab" not in english_page  # no set-up cell, no badge
     kept = ROOT / "build" / "feedback"  # to look at, as the browser tests' screenshots
     kept.mkdir(parents=True, exist_ok=True)

@@ -104,7 +104,44 @@ class InertHTMLExporter(HTMLExporter):
 
     def from_notebook_node(self, nb, resources=None, **kw):
         output, resources = super().from_notebook_node(nb, resources, **kw)
+        with i18n.speaking(edition_of(nb)):  # the template's words in the language of the student's edition
+            output = _template_words(output)
         return inert(_name_tests(output)), resources
+
+
+#: nbgrader's feedback template writes these words itself; each is found by the markup around it (so a
+#: student's text that holds the same words is left alone) and given in the language of the page.
+_TEMPLATE_WORDS = [
+    (re.compile(r"(<h4>[^<]*|</a>|<li class=\"late-penalty\">Late submission penalty) \(Score: "), N_("Score")),
+    (re.compile(r"(\n\s*)Score: (?=[-\d.]+ / [-\d.]+ <a href=\"#top\">)"), N_("Score")),
+    (re.compile(r'(<a href="#top">)\(Top\)(</a>)'), N_("Top")),
+    (re.compile(r'(<li class="late-penalty">)Late submission penalty'), N_("Late submission penalty")),
+    (re.compile(r'(<span class="nbgrader-label">)Student\'s answer(</span>)'), N_("Student's answer")),
+    (re.compile(r'(<span class="nbgrader-label">)Student\'s task(</span>)'), N_("Student's task")),
+    (re.compile(r'(<span class="nbgrader-label">)Grade cell:( <code>)'), N_("Grade cell")),
+    (re.compile(r'(<span class="nbgrader-label">)Task:( <code>)'), N_("Task")),
+    (re.compile(r"(<b>)Comments:(</b>)"), N_("Comments")),
+    (re.compile(r'(<a href="#comment-[^"<>]*">)Comment(</a>)'), N_("Comment")),
+    (re.compile(r'(<a href="#[^"<>]*">)Coding free-response(</a>)'), N_("Coding free-response")),
+    (re.compile(r'(<a href="#[^"<>]*">)Written response(</a>)'), N_("Written response")),
+]
+
+
+def _template_words(page: str) -> str:
+    """``page`` with nbgrader's template words in the current language (as they are in English)."""
+    for pattern, word in _TEMPLATE_WORDS:
+        page = pattern.sub(lambda m, word=word: _replace_word(m, _(word)), page)
+    return page
+
+
+def _replace_word(match: re.Match, word: str) -> str:
+    """The match with the English word between its groups replaced by ``word`` (and its punctuation kept)."""
+    text = match.group(0)
+    before = match.group(1)
+    after = match.group(2) if match.re.groups > 1 else ""
+    middle = text[len(before):len(text) - len(after)]
+    english = middle.strip(" ():")
+    return before + middle.replace(english, word, 1) + after
 
 
 def _name_tests(page: str) -> str:
