@@ -271,11 +271,12 @@ def backward(fn: Callable, reference: Callable, inputs: Sequence, *, names: Sequ
     _reference_ok(expected, "the reference function")
     labels = [_render_args(tuple(args)) for args, _ in cases]
     torch_leaves = isinstance(leaf, str) and leaf == "torch"  # (when planning, a Variable class is a stand-in)
-    arg_names = list(names) if names else [f"input {i + 1}" for i in range(len(cases[0][0]) if cases else 0)]
+    count = len(cases[0][0]) if cases else 0
     _submit(_Check(
         what=what or _argument_text(YOUR_FUNCTION), probe="backward", target=fn, data=[cases],
         kwargs={"leaf": leaf, "seed": seed}, forbid_torch=forbid_torch, forbid=tuple(forbid), plug=plug,
-        judge=lambda got, w: compare.compare_backward(got, expected, what=w, inputs=labels, names=arg_names,
+        judge=lambda got, w: compare.compare_backward(got, expected, what=w, inputs=labels,
+                                                      names=list(names) if names else _input_names(count),
                                                       rtol=rtol, atol=atol, check_output=check_output,
                                                       torch_leaves=torch_leaves),
     ))
@@ -303,7 +304,7 @@ def graph(ops: dict[str, Any], specs: Sequence[dict], *, leaf: Any, seed: str = 
     # Plugged into a reference engine, the student's code is not the engine: an engine's mistakes are not evidence.
     mistakes = [] if plug is not None else _graph_mistakes(key)
     labels = [describe_graph(spec) for spec in specs]
-    names = [f"input {i + 1}" for i in range(max((len(s["inputs"]) for s in specs), default=0))]
+    names = [f"x{i + 1}" for i in range(max((len(s["inputs"]) for s in specs), default=0))]  # describe_graph's
     _submit(_Check(
         what=what or YOUR_ENGINE, probe="graph", target=ops, data=[specs], kwargs={"leaf": leaf, "seed": seed},
         forbid_torch=forbid_torch, forbid=tuple(forbid), plug=plug,
@@ -516,6 +517,11 @@ def _render_args(args: tuple) -> str:
 
 
 MAX_LABEL = 100  # characters of a call's arguments shown in full in a message
+
+
+def _input_names(count: int) -> list[str]:
+    """"input 1", "input 2"... in the language of the verdict (made when judging, not when planning)."""
+    return [i18n._("input {number}").format(number=number) for number in range(1, count + 1)]
 
 
 def _single_call(got: Observed) -> Observed:

@@ -568,8 +568,8 @@ def _missing_results(got: Observed, expected: Observed, what: str) -> Verdict | 
 
 #: Gradients that add up over backward() calls, named in each engine's words.
 RESET_WORDS = {
-    "torch": "optimizer.zero_grad(), or x.grad = None",
-    "autograd_lab": "model.cleargrads(), or x.cleargrad()",
+    "torch": ("optimizer.zero_grad()", "x.grad = None"),
+    "autograd_lab": ("model.cleargrads()", "x.cleargrad()"),
 }
 
 
@@ -583,7 +583,8 @@ def _evidence(record: Observed) -> dict[str, Observed]:
 def _reset_words(evidence: dict[str, Observed]) -> str:
     kinds = evidence.get("reset_kind")
     names = (kinds.value or "").split(",") if kinds is not None and kinds.kind == "str" else []
-    return "; ".join(RESET_WORDS[name] for name in names if name in RESET_WORDS) or RESET_WORDS["torch"]
+    ways = [RESET_WORDS[name] for name in names if name in RESET_WORDS] or [RESET_WORDS["torch"]]
+    return "; ".join(_(" or ").join(way) for way in ways)
 
 
 def _close(got: Observed, expected: Observed, rtol: float, atol: float, exact: bool = False) -> bool:
