@@ -15,6 +15,7 @@ running notebook. A message with no translation in the catalog stays in English.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import gettext
 import os
 from pathlib import Path
@@ -23,6 +24,10 @@ DOMAIN = "autograd_lab"
 LOCALE_DIR = Path(__file__).parent / "locale"
 
 _translations: gettext.NullTranslations | None = None
+_language: str | None = None  # what set_language chose (None: the environment's)
+#: The language of :func:`speaking`, for this thread or task alone (a server renders pages in several at once).
+_spoken: contextvars.ContextVar[tuple[str, gettext.NullTranslations] | None] = contextvars.ContextVar(
+    "autograd_lab_spoken", default=None)
 
 
 def set_language(language: str | None, locale_dir: str | Path | None = None) -> None:
@@ -36,10 +41,13 @@ def set_language(language: str | None, locale_dir: str | Path | None = None) -> 
 
 
 def _choose(language: str | None, locale_dir: str | Path | None = None) -> None:
-    global _translations
+    global _translations, _language
+    _language, _translations = language, _catalog_for(language, locale_dir)
+
+
+def _catalog_for(language: str | None, locale_dir: str | Path | None = None) -> gettext.NullTranslations:
     languages = [language] if language else _environment_languages()
-    _translations = gettext.translation(DOMAIN, localedir=str(locale_dir or LOCALE_DIR), languages=languages,
-                                        fallback=True)
+    return gettext.translation(DOMAIN, localedir=str(locale_dir or LOCALE_DIR), languages=languages, fallback=True)
 
 
 def japanese_figures() -> bool:
@@ -55,17 +63,32 @@ def japanese_figures() -> bool:
 
 @contextlib.contextmanager
 def speaking(language: str | None):
-    """Messages in ``language`` inside the block (None: as before), then back to the language before it."""
-    global _translations
+    """Messages in ``language`` inside the block (None: as before), then back to the language before it.
+
+    Only in this thread (or asyncio task): a server answering two students at once speaks to each in theirs.
+    """
     if not language:
         yield
         return
-    before = _translations
-    _choose(language)
+    token = _spoken.set((language, _catalog_for(language)))
     try:
         yield
     finally:
-        _translations = before
+        _spoken.reset(token)
+
+
+def language() -> str:
+    """The language messages are shown in now (``"en"`` when no catalog is chosen)."""
+    spoken = _spoken.get()
+    if spoken is not None:
+        return spoken[0]
+    if _language:
+        return _language
+    languages = _environment_languages() or [os.environ.get(name, "") for name in
+                                             ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")]
+    found = next((code for code in languages if code), "")
+    code = found.split(":")[0].split(".")[0].split("_")[0]
+    return "en" if code in ("", "C", "POSIX") else code
 
 
 def _environment_languages() -> list[str] | None:
@@ -74,6 +97,9 @@ def _environment_languages() -> list[str] | None:
 
 
 def _catalog() -> gettext.NullTranslations:
+    spoken = _spoken.get()
+    if spoken is not None:
+        return spoken[1]
     if _translations is None:
         set_language(None)
     return _translations
@@ -92,3 +118,14 @@ def ngettext(singular: str, plural: str, count: int) -> str:
 def N_(message: str) -> str:
     """Marks ``message`` for a catalog where it is defined; it is translated (with :func:`_`) where it is shown."""
     return message
+
+
+class Later:
+    """A message made now and translated where it is shown, in that reader's language: its English
+    template (marked with :func:`N_`) and the values of its placeholders."""
+
+    def __init__(self, template: str, **values: object) -> None:
+        self.template, self.values = template, values
+
+    def __str__(self) -> str:
+        return _(self.template).format(**self.values)

@@ -29,6 +29,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from autograd_lab import i18n
 from autograd_lab.i18n import N_, _
 
 #: Which attempt counts, by the server's rule ("best" or "last") and whether it is this one: a message per
@@ -162,7 +163,8 @@ def _describe(sent) -> str:
 def _request(method: str, url: str, token: str, data: bytes | None = None) -> dict:
     global _token
     request = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/x-ipynb+json", "Accept": "application/json"})
+        "Authorization": f"Bearer {token}", "Content-Type": "application/x-ipynb+json", "Accept": "application/json",
+        "Accept-Language": i18n.language()})  # the server's refusals in the notebook's language
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())

@@ -31,7 +31,8 @@ def _catalog():
 
 #: The grader's modules whose messages a student reads (feedback pages, the grading kernel's time-outs): they
 #: mark them with autograd_lab.i18n's _ and N_, and the same catalog translates them.
-GRADER_MODULES = ("grader/outputs/feedback.py", "grader/sandbox/kernel_probes.py")
+GRADER_MODULES = ("grader/outputs/feedback.py", "grader/sandbox/kernel_probes.py", "grader/server/app.py",
+                  "grader/server/policy.py", "grader/server/grading.py")
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 
 
@@ -42,7 +43,21 @@ def _extracted() -> set:
     for module in GRADER_MODULES:
         messages |= {message for _, message, _, _ in extract_from_file("python", str(ROOT / module),
                                                                        keywords=KEYWORDS)}
-    return messages
+    return messages | _server_page_messages()
+
+
+def _server_page_messages() -> set:
+    """What the course server's pages say (Jinja templates, with ``_()``), as Babel extracts them."""
+    import io
+
+    from jinja2.ext import babel_extract
+
+    from grader.server.app import _TEMPLATES
+
+    return {message for template in _TEMPLATES.values()
+            for _, _, message, _ in babel_extract(io.BytesIO(template.encode()), list(KEYWORDS), [],
+                                                  {"extensions": "jinja2.ext.i18n"})
+            if isinstance(message, str)}
 
 
 def _fields(text: str) -> list[str]:

@@ -84,14 +84,14 @@ def test_a_policy_that_cannot_be_read_says_what_to_write(settings, words):
 def test_refusals_count_attempts_in_all_and_per_day_and_wait_for_the_opening():
     policy = _policy({"ps1": {"attempts": 3, "per_day": 2, "opens": "2026-11-20 09:00 Europe/Berlin"}})
     before = dt.datetime(2026, 11, 20, 7, 59)  # 08:59 in Berlin
-    assert "open at 2026-11-20 08:00 UTC" in policy.refusal("ps1", "ann", [], before)
+    assert "open at 2026-11-20 08:00 UTC" in str(policy.refusal("ps1", "ann", [], before))
     now = dt.datetime(2026, 11, 22, 12, 0)
     today = dt.datetime(2026, 11, 22, 9, 0, tzinfo=dt.timezone.utc).timestamp()
     yesterday = today - 86400
     assert policy.refusal("ps1", "ann", [yesterday, today], now) is None
     assert policy.attempts_left("ps1", [yesterday, today], now) == 1
-    assert "today's 2 attempts" in policy.refusal("ps1", "ann", [today, today], now)
-    assert "all 3 attempts" in policy.refusal("ps1", "ann", [yesterday, yesterday, today], now)
+    assert "today's 2 attempts" in str(policy.refusal("ps1", "ann", [today, today], now))
+    assert "all 3 attempts" in str(policy.refusal("ps1", "ann", [yesterday, yesterday, today], now))
     assert policy.attempts_left("ps1", [yesterday, yesterday, today], now) == 0
 
 
@@ -274,6 +274,34 @@ def test_before_the_due_date_a_verdict_shows_pass_or_fail_only_where_the_policy_
     server.policy.deadlines.due["ps1"] = dt.datetime(2000, 1, 1)  # after the due date: the messages too
     view = client.get(f"/api/submissions/{number}", headers=_bearer("ann")).json()
     assert view["details"] is True and view["verdict"]["exercises"][0]["messages"] == ["expected: 6.0"]
+
+
+def test_the_server_speaks_the_language_the_browser_or_the_student_chooses(app_client, course_dir):
+    from grader.server.app import preferred_language
+
+    assert preferred_language("ja,en-US;q=0.8") == "ja" and preferred_language("en-GB,ja;q=0.9") == "en"
+    assert preferred_language("de, fr;q=0.9") == "en" and preferred_language("de,ja;q=0.5,en;q=bad") == "ja"
+    client, server = app_client
+    japanese = {"Accept-Language": "ja,en;q=0.5"}
+    page = client.get("/", headers=japanese)
+    assert '<html lang="ja">' in page.text and "ログイン" in page.text and "Log in" not in page.text
+    reply = client.post("/api/submissions", content=b"{}", headers={"Authorization": "Bearer wrong", **japanese})
+    assert reply.status_code == 401 and reply.json()["error"].startswith("有効なトークンではありません")
+    client.post("/login", data={"token": "token-ann"})
+    uploaded = client.post("/upload", data={"assignment": "ps1"}, headers=japanese,
+                           files={"notebook": ("ps1.ipynb", _student_notebook(course_dir, "correct"))})
+    assert "提出 #1 を受け付けました" in uploaded.text and "採点待ち" in uploaded.text
+    submission = server.store.claim(10)[0]
+    server.store.finish(submission, status="graded", score=3.0, max_score=5.0, seconds=1.0, verdict={
+        "status": "graded", "summary": "Graded.", "detail": "", "score": 3.0, "max_score": 5.0, "penalty": 1.0,
+        "score_text": "2 / 5 (late penalty 1)", "exercises": [{"exercise": "test-square-grad", "passed": False,
+                                                               "points": 0.0, "max_points": 2.0, "messages": []}]})
+    page = client.get("/", headers=japanese).text
+    assert "採点済みです。" in page and "2 / 5 （提出遅れの減点 1）" in page
+    assert "不合格" in page and "Graded." not in page and "late penalty" not in page
+    english = client.get("/?lang=en", headers=japanese).text  # chosen on the page: kept for the session
+    assert '<html lang="en">' in english and "Graded." in english and "2 / 5 (late penalty 1)" in english
+    assert '<html lang="en">' in client.get("/", headers=japanese).text
 
 
 def test_guessing_tokens_is_rate_limited_per_address(app_client):

@@ -40,6 +40,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from autograd_lab import i18n
+from autograd_lab.i18n import N_, Later
 from grader.intake.collect import MAX_FILE_BYTES
 from grader.course import Course, write_atomically
 from grader.errors import GraderError
@@ -58,9 +60,21 @@ LOGINS_PER_MINUTE = 10
 
 
 class Refused(Exception):
-    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.retry_after = status, message, retry_after
+    """A request the server will not do, with why in the words of the student who reads it (:attr:`message`
+    is translated when it is read, in the language of the request being answered)."""
+
+    def __init__(self, status: int, message: str | Later, retry_after: int | None = None) -> None:
+        super().__init__(str(message))
+        self.status, self.said, self.retry_after = status, message, retry_after
+
+    @property
+    def message(self) -> str:
+        return str(self.said)
+
+
+#: The languages of the server's pages and messages (the course's editions): a student's browser says which
+#: it prefers (Accept-Language), and ?lang= on any page chooses one for the session.
+LANGUAGES = ("en", "ja")
 
 
 class BodyLimit:
@@ -162,9 +176,10 @@ class Server:
                 return student
         wait = self.logins.wait(_client(request))
         if wait is not None:
-            raise Refused(429, f"too many attempts with an unknown token: try again in {wait} s", wait)
-        raise Refused(401, "no valid token: use the token your instructor sent you (ask them for a new one if it "
-                           "was revoked or lost)")
+            raise Refused(429, Later(N_("too many attempts with an unknown token: try again in {wait} s"),
+                                     wait=wait), wait)
+        raise Refused(401, Later(N_("no valid token: use the token your instructor sent you (ask them for a new one "
+                                    "if it was revoked or lost)")))
 
     def api_student(self, request: Request) -> str:
         header = request.headers.get("authorization", "")
@@ -184,11 +199,12 @@ class Server:
         """Check an upload and queue it; :class:`Refused` says why not (nothing is kept then)."""
         filename = printable(Path(filename or "notebook.ipynb").name, newlines=False)[:200] or "notebook.ipynb"
         if len(data) > MAX_FILE_BYTES:
-            raise Refused(413, f"the notebook is larger than {MAX_FILE_BYTES // 2**20} MiB: clear large outputs "
-                               "and try again")
+            raise Refused(413, Later(N_("the notebook is larger than {size} MiB: clear large outputs and try "
+                                        "again"), size=MAX_FILE_BYTES // 2**20))
         if assignment is not None and assignment not in self.assignments:
-            raise Refused(422, f"there is no assignment {assignment!r} to submit to (the course has: "
-                               f"{', '.join(self.assignments)})")
+            raise Refused(422, Later(N_("there is no assignment {assignment} to submit to (the course has: "
+                                        "{assignments})"), assignment=repr(assignment),
+                                     assignments=", ".join(self.assignments)))
         nb = _parse(data, filename)
         assignment, notebook = self._identify(nb, assignment, filename)
         busy = self.store.in_flight(student)
@@ -201,7 +217,8 @@ class Server:
             raise Refused(403, why)
         wait = self.uploads.wait(student)
         if wait is not None:
-            raise Refused(429, f"at most {self.policy.per_minute} uploads a minute: try again in {wait} s", wait)
+            raise Refused(429, Later(N_("at most {count} uploads a minute: try again in {wait} s"),
+                                     count=self.policy.per_minute, wait=wait), wait)
         try:
             submission = self.store.add(student=student, assignment=assignment, notebook=notebook,
                                         filename=filename, data=data, received=time.time())
@@ -218,9 +235,12 @@ class Server:
                   if assignment is None or key[0] == assignment]
         best = max(scores, default=(0, None))
         if best[0] == 0:
-            where = f"of {assignment}" if assignment else "of this course"
-            raise Refused(422, f"{filename} is not a notebook {where}: it has none of its exercises' grading marks. "
-                               "Submit your copy of the released notebook (opened and saved in Jupyter or Colab)")
+            raise Refused(422, Later(
+                N_("{filename} is not a notebook of {assignment}: it has none of its exercises' grading marks. Submit "
+                   "your copy of the released notebook (opened and saved in Jupyter or Colab)") if assignment else
+                N_("{filename} is not a notebook of this course: it has none of its exercises' grading marks. Submit "
+                   "your copy of the released notebook (opened and saved in Jupyter or Colab)"),
+                filename=filename, assignment=assignment))
         return best[1]
 
     # -- what a student sees ----------------------------------------------------------------------
@@ -266,9 +286,9 @@ class Server:
         return sorted(rows, key=lambda r: (-r["score"], r["name"]))
 
 
-def _still_grading(busy: Submission) -> str:
-    return (f"your submission #{busy.id} ({busy.assignment}) is still being graded: "
-            "wait for its verdict, then submit again")
+def _still_grading(busy: Submission) -> Later:
+    return Later(N_("your submission #{number} ({assignment}) is still being graded: wait for its verdict, then "
+                    "submit again"), number=busy.id, assignment=busy.assignment)
 
 
 def _client(request: Request) -> str:
@@ -287,14 +307,18 @@ def _parse(data: bytes, filename: str):
         try:
             return read_notebook(path)
         except GraderError as error:
-            raise Refused(400, printable(str(error).replace(str(path), filename), newlines=False)[:500]
-                          + ": upload the .ipynb file itself, as Jupyter or Colab saved it") from None
+            raise Refused(400, Later(N_("{problem}: upload the .ipynb file itself, as Jupyter or Colab saved it"),
+                                     problem=printable(str(error).replace(str(path), filename),
+                                                       newlines=False)[:500])) from None
 
 
 # -- the HTTP side ----------------------------------------------------------------------------------
 
 def build_app(server: Server, *, secure_cookies: bool = False) -> Starlette:
-    pages = Environment(loader=DictLoader(_TEMPLATES), autoescape=True)
+    pages = Environment(loader=DictLoader(_TEMPLATES), autoescape=True, extensions=["jinja2.ext.i18n"])
+    pages.install_gettext_callables(i18n._, i18n.ngettext, newstyle=False)
+    pages.filters["score_text"] = _score_text
+    pages.globals["states"] = STATES
 
     def refused(error: Refused) -> JSONResponse:
         headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
@@ -337,7 +361,7 @@ def build_app(server: Server, *, secure_cookies: bool = False) -> Starlette:
         return JSONResponse({"student": student, "assignments": _assignments(server, student)})
 
     def page(request: Request, template: str, status: int = 200, **values) -> HTMLResponse:
-        return HTMLResponse(pages.get_template(template).render(**values), status)
+        return HTMLResponse(pages.get_template(template).render(lang=i18n.language(), **values), status)
 
     async def home(request: Request) -> Response:
         student = server.session_student(request)
@@ -375,12 +399,12 @@ def build_app(server: Server, *, secure_cookies: bool = False) -> Starlette:
         assignment = str(form.get("assignment", "")) or None
         try:
             if notebook is None or isinstance(notebook, str):
-                raise Refused(400, "choose the notebook file to upload")
+                raise Refused(400, Later(N_("choose the notebook file to upload")))
             submission = await run_in_threadpool(server.accept, student, assignment, notebook.filename or "",
                                                  await notebook.read())
         except Refused as error:
             return _back(request, error.message)
-        return _back(request, f"submission #{submission.id} received: it is being graded")
+        return _back(request, i18n._("submission #{number} received: it is being graded").format(number=submission.id))
 
     async def set_name(request: Request) -> Response:
         student = server.session_student(request)
@@ -389,7 +413,7 @@ def build_app(server: Server, *, secure_cookies: bool = False) -> Starlette:
         form = await request.form(max_files=0, max_fields=1, max_part_size=1024)
         name = " ".join(printable(str(form.get("name", "")), newlines=False).split())[:MAX_NAME]
         server.store.set_display_name(student, name)
-        return _back(request, "display name saved" if name else "display name removed")
+        return _back(request, i18n._("display name saved") if name else i18n._("display name removed"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -399,11 +423,20 @@ def build_app(server: Server, *, secure_cookies: bool = False) -> Starlette:
         if server.loop is not None:
             server.loop.stop()
 
+    def speaking(handler):
+        """The handler answering in the request's language (see :func:`_language`)."""
+        async def answer(request: Request) -> Response:
+            with i18n.speaking(_language(request)):
+                return await handler(request)
+        return answer
+
     routes = [
-        Route("/", home), Route("/login", login, methods=["POST"]), Route("/logout", logout, methods=["POST"]),
-        Route("/upload", upload, methods=["POST"]), Route("/name", set_name, methods=["POST"]),
-        Route("/api/submissions", api_submit, methods=["POST"]), Route("/api/submissions", api_history),
-        Route("/api/submissions/{id:int}", api_submission), Route("/api/assignments", api_assignments),
+        Route("/", speaking(home)), Route("/login", speaking(login), methods=["POST"]),
+        Route("/logout", speaking(logout), methods=["POST"]), Route("/upload", speaking(upload), methods=["POST"]),
+        Route("/name", speaking(set_name), methods=["POST"]),
+        Route("/api/submissions", speaking(api_submit), methods=["POST"]),
+        Route("/api/submissions", speaking(api_history)), Route("/api/submissions/{id:int}", speaking(api_submission)),
+        Route("/api/assignments", speaking(api_assignments)),
     ]
     middleware = [Middleware(BodyLimit, limit=MAX_FILE_BYTES + 64 * 1024), Middleware(_SecurityHeaders),
                   Middleware(SessionMiddleware, secret_key=_session_key(server.course), session_cookie="session",
@@ -444,12 +477,50 @@ def _assignments(server: Server, student: str) -> list[dict]:
         due = server.policy.due(assignment, student)
         best = counting(history, server.policy[assignment].counts)
         listed.append({"assignment": assignment, "open": server.policy.refusal(assignment, student, [], now) is None,
-                       "refusal": server.policy.refusal(assignment, student, earlier, now),
+                       "refusal": _text(server.policy.refusal(assignment, student, earlier, now)),
                        "deadline": due.isoformat() + "Z" if due else None,
                        "attempts_left": server.policy.attempts_left(assignment, earlier, now),
                        "counts": server.policy[assignment].counts,
-                       "grade": None if best is None else (best.verdict_data() or {}).get("score_text")})
+                       "grade": _grade_text(best)})
     return listed
+
+
+def _grade_text(best: Submission | None) -> str | None:
+    verdict = None if best is None else best.verdict_data()
+    return None if not verdict or "score_text" not in verdict else _score_text(verdict)
+
+
+def _text(said: Later | None) -> str | None:
+    return None if said is None else str(said)
+
+
+def _language(request: Request) -> str:
+    """The language to answer in: chosen with ?lang= (kept in the session), else the browser's preference."""
+    chosen = request.query_params.get("lang")
+    if chosen in LANGUAGES:
+        request.session["lang"] = chosen
+    if request.session.get("lang") in LANGUAGES:
+        return request.session["lang"]
+    return preferred_language(request.headers.get("accept-language", ""))
+
+
+def preferred_language(header: str) -> str:
+    """The first of :data:`LANGUAGES` an Accept-Language header prefers (``ja,en-US;q=0.8`` → ``ja``); English
+    when it names none of them."""
+    best, best_weight = "en", 0.0
+    for part in header.split(","):
+        tag, _, parameters = part.strip().partition(";")
+        weight = 1.0
+        name, _, value = parameters.strip().partition("=")
+        if name.strip() == "q":
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = 0.0
+        code = tag.strip().lower().split("-")[0]
+        if code in LANGUAGES and weight > best_weight:
+            best, best_weight = code, weight
+    return best
 
 
 def _back(request: Request, message: str) -> RedirectResponse:
@@ -467,54 +538,73 @@ def _session_key(course: Course) -> str:
     return path.read_text().strip()
 
 
-_BASE = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+def _score_text(verdict: dict) -> str:
+    """A verdict's score as the page shows it, in the page's language."""
+    score, penalty = verdict.get("score"), verdict.get("penalty") or 0.0
+    if score is None:
+        return i18n._("not graded")
+    text = f"{score - penalty:g} / {verdict.get('max_score', 0.0):g}"
+    return text + (" " + i18n._("(late penalty {penalty})").format(penalty=f"{penalty:g}") if penalty else "")
+
+
+#: What the pages say about a submission on its way (a submission's state).
+STATES = {"queued": N_("queued"), "grading": N_("grading")}
+
+_BASE = """<!DOCTYPE html><html lang="{{ lang }}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">{% if pending %}
-<meta http-equiv="refresh" content="2">{% endif %}<title>Course submissions</title>
+<meta http-equiv="refresh" content="2">{% endif %}<title>{{ _("Course submissions") }}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:.5rem 0}\
 td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}
 .pass{color:#1a7f37}.fail{color:#b3261e}.note{background:#fff6d5;padding:.5rem;border-radius:4px}
-pre{white-space:pre-wrap;margin:0;font-size:.9em}section{margin:1.5rem 0}</style></head><body>
+nav{float:right}pre{white-space:pre-wrap;margin:0;font-size:.9em}section{margin:1.5rem 0}</style></head><body>
+<nav>{% if lang == "ja" %}<a href="/?lang=en">English</a>{% else %}<a href="/?lang=ja">日本語</a>{% endif %}</nav>
 {% block body %}{% endblock %}</body></html>"""
 
 _TEMPLATES = {
     "base.html": _BASE,
-    "login.html": """{% extends "base.html" %}{% block body %}<h1>Course submissions</h1>
+    "login.html": """{% extends "base.html" %}{% block body %}<h1>{{ _("Course submissions") }}</h1>
 {% if message %}<p class="note">{{ message }}</p>{% endif %}
-<form method="post" action="/login"><label>Your token <input type="password" name="token" autocomplete="off"
- size="50" required></label> <button>Log in</button></form>
-<p>The token is the one your instructor sent you. It is not stored in your browser: a session cookie is.</p>
+<form method="post" action="/login"><label>{{ _("Your token") }} <input type="password" name="token"
+ autocomplete="off" size="50" required></label> <button>{{ _("Log in") }}</button></form>
+<p>{{ _("The token is the one your instructor sent you. It is not stored in your browser: a session cookie is.") }}</p>
 {% endblock %}""",
-    "home.html": """{% extends "base.html" %}{% block body %}<h1>Course submissions</h1>
-<form method="post" action="/logout">Logged in as <b>{{ student }}</b>. <button>Log out</button></form>
+    "home.html": """{% extends "base.html" %}{% block body %}<h1>{{ _("Course submissions") }}</h1>
+<form method="post" action="/logout">{{ _("Logged in as") }} <b>{{ student }}</b>. \
+<button>{{ _("Log out") }}</button></form>
 {% if message %}<p class="note">{{ message }}</p>{% endif %}
-<section><h2>Submit a notebook</h2><form method="post" action="/upload" enctype="multipart/form-data">
+<section><h2>{{ _("Submit a notebook") }}</h2><form method="post" action="/upload" enctype="multipart/form-data">
 <select name="assignment">{% for a in assignments %}\
 <option value="{{ a.assignment }}"{% if not a.open %} disabled{% endif %}>{{ a.assignment }}</option>\
 {% endfor %}</select>
-<input type="file" name="notebook" accept=".ipynb" required> <button>Submit</button></form>
-<table><tr><th>assignment</th><th>due</th><th>attempts left</th><th>counts</th><th>grade</th></tr>
-{% for a in assignments %}<tr><td>{{ a.assignment }}</td><td>{{ a.deadline or "no due date" }}</td>
-<td>{{ "no limit" if a.attempts_left is none else a.attempts_left }}</td><td>{{ a.counts }} attempt</td>\
+<input type="file" name="notebook" accept=".ipynb" required> <button>{{ _("Submit") }}</button></form>
+<table><tr><th>{{ _("assignment") }}</th><th>{{ _("due") }}</th><th>{{ _("attempts left") }}</th>\
+<th>{{ _("counts") }}</th><th>{{ _("grade") }}</th></tr>
+{% for a in assignments %}<tr><td>{{ a.assignment }}</td><td>{{ a.deadline or _("no due date") }}</td>
+<td>{{ _("no limit") if a.attempts_left is none else a.attempts_left }}</td>\
+<td>{{ _("the best attempt") if a.counts == "best" else _("the last attempt") }}</td>\
 <td>{{ a.grade or "" }}</td></tr>{% endfor %}</table></section>
-<section><h2>Your submissions</h2>{% if not history %}<p>None yet.</p>{% endif %}
+<section><h2>{{ _("Your submissions") }}</h2>{% if not history %}<p>{{ _("None yet.") }}</p>{% endif %}
 {% for s in history %}<h3 id="s{{ s.id }}">#{{ s.id }} {{ s.assignment }}: {{ s.filename }}, {{ s.received }}</h3>
-{% if s.state != "done" %}<p>{{ s.state }}{% if s.position %} ({{ s.position }} ahead of it){% endif %}\
-: this page refreshes until it is graded.</p>
-{% else %}<p><b>{{ s.verdict.score_text }}</b> {{ s.verdict.summary }}\
-{% if s.counting %} (this attempt counts){% endif %}</p>
+{% if s.state != "done" %}<p>{{ _(states.get(s.state, s.state)) }}\
+{% if s.position %} ({{ _("{count} ahead of it").format(count=s.position) }}){% endif %}: \
+{{ _("this page refreshes until it is graded.") }}</p>
+{% else %}<p><b>{{ s.verdict|score_text }}</b> {{ _(s.verdict.summary) }}\
+{% if s.counting %} ({{ _("this attempt counts") }}){% endif %}</p>
 {% if s.verdict.detail %}<p>{{ s.verdict.detail }}</p>{% endif %}
-{% if not s.details %}<p class="note">Until the due date only pass or fail is shown for each exercise.</p>{% endif %}
+{% if not s.details %}<p class="note">{{ _("Until the due date only pass or fail is shown for each exercise.") }}</p>\
+{% endif %}
 <table>{% for e in s.verdict.exercises %}<tr><td class="{{ 'pass' if e.passed else 'fail' }}">\
-{{ "passed" if e.passed else "failed" }}</td>
+{{ _("passed") if e.passed else _("failed") }}</td>
 <td>{{ e.exercise }}</td><td>{{ "%g"|format(e.points) }} / {{ "%g"|format(e.max_points) }}</td>
 <td>{% if e.messages %}<pre>{{ e.messages|join("\n") }}</pre>{% endif %}</td></tr>{% endfor %}</table>{% endif %}
 {% endfor %}</section>
-{% if boards %}<section><h2>Leaderboard</h2><form method="post" action="/name"><label>Your display name
+{% if boards %}<section><h2>{{ _("Leaderboard") }}</h2><form method="post" action="/name">\
+<label>{{ _("Your display name") }}
 <input name="name" value="{{ name }}" maxlength="40"></label> \
-<button>Save</button> (leave empty not to be listed)</form>
+<button>{{ _("Save") }}</button> ({{ _("leave empty not to be listed") }})</form>
 {% for assignment, rows in boards.items() %}<h3>{{ assignment }}</h3>\
-<table><tr><th>#</th><th>name</th><th>score</th></tr>
+<table><tr><th>#</th><th>{{ _("name") }}</th><th>{{ _("score") }}</th></tr>
 {% for r in rows %}<tr><td>{{ loop.index }}</td><td>{{ r.name }}</td>\
 <td>{{ "%g"|format(r.score) }} / {{ "%g"|format(r.max_score) }}</td></tr>{% endfor %}
 </table>{% endfor %}</section>{% endif %}

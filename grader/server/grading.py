@@ -28,6 +28,7 @@ from typing import Callable
 
 import nbformat
 
+from autograd_lab.i18n import N_
 from grader.autograde.jobs import course_imports
 from grader.autograde.run import DEFAULT_PRELOAD, Autograder
 from grader.course import Course, write_atomically
@@ -245,7 +246,7 @@ def _messages(cell) -> list[str]:
 
 
 def _error_verdict(why: str) -> dict:
-    return {"status": "error", "summary": "Not graded: the grader had a problem with this submission. Your "
-                                          "instructor has been told; it does not count as an attempt.",
+    return {"status": "error", "summary": N_("Not graded: the grader had a problem with this submission. Your "
+                                             "instructor has been told; it does not count as an attempt."),
             "detail": printable(why), "score": None, "max_score": 0.0, "penalty": 0.0, "score_text": "not graded",
             "exercises": []}

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from traitlets import Dict, Int
 from traitlets.config import LoggingConfigurable
 
+from autograd_lab.i18n import N_, Later
 from grader.deadlines import CourseDeadlines, parse_due
 from grader.errors import GraderError
 
@@ -108,18 +109,20 @@ class CoursePolicy:
             return None
         return due + (self.deadlines.extensions.get(assignment, {}).get(student) or dt.timedelta())
 
-    def refusal(self, assignment: str, student: str, earlier: list[float], now: dt.datetime) -> str | None:
+    def refusal(self, assignment: str, student: str, earlier: list[float], now: dt.datetime) -> Later | None:
         """Why this student may not submit to this assignment now (``earlier``: their submissions' times), or None."""
         policy = self.policies[assignment]
         if policy.opens is not None and now < policy.opens:
-            return f"submissions to {assignment} open at {policy.opens:%Y-%m-%d %H:%M} UTC"
+            return Later(N_("submissions to {assignment} open at {time} UTC"), assignment=assignment,
+                         time=f"{policy.opens:%Y-%m-%d %H:%M}")
         if policy.attempts is not None and len(earlier) >= policy.attempts:
-            return f"you have used all {policy.attempts} attempts at {assignment}"
+            return Later(N_("you have used all {count} attempts at {assignment}"), count=policy.attempts,
+                         assignment=assignment)
         if policy.per_day is not None:
             today = [t for t in earlier if dt.datetime.fromtimestamp(t, dt.timezone.utc).date() == now.date()]
             if len(today) >= policy.per_day:
-                return (f"you have used today's {policy.per_day} attempts at {assignment}; more from 00:00 UTC "
-                        "tomorrow")
+                return Later(N_("you have used today's {count} attempts at {assignment}; more from 00:00 UTC "
+                                "tomorrow"), count=policy.per_day, assignment=assignment)
         return None
 
     def attempts_left(self, assignment: str, earlier: list[float], now: dt.datetime) -> int | None:
