@@ -94,6 +94,30 @@ def setup_code(archive: str, width: int = 100, language: str = "") -> str:
     return _setup_text(SETUP_MARKER, digest, lines, language)
 
 
+#: What the set-up cell says, in each edition's language (the code is the same in all of them).
+_SETUP_WORDS = {
+    "": {
+        "title": "run this cell first (it does nothing where the course is installed)",
+        "comment": "# Where `autograd_lab`, the course's package, is not installed (Colab, a notebook opened from\n"
+                   "# Drive or uploaded), this cell unpacks the copy it carries (_package, at the end), so the checks\n"
+                   "# work with no network at all. On Colab it also tries to install torchviz, which only the graph\n"
+                   "# drawings use.",
+        "carried": "autograd_lab: using the copy this notebook carries",
+        "no_torchviz": "torchviz could not be installed (no network?): graph drawings use a plainer style",
+    },
+    "ja": {
+        "title": "最初にこのセルを実行してください（講座のパッケージが入っている環境では何もしません）",
+        "comment": "# 講座のパッケージ `autograd_lab` が入っていない環境（Colab、Drive から開いた\n"
+                   "# ノートブック、アップロードしたノートブック）では、このセルが末尾の _package に\n"
+                   "# 入っている複製を展開するので、ネットワークがなくてもチェックが動きます。\n"
+                   "# Colab では、グラフの描画だけに使う torchviz のインストールも試みます。",
+        "carried": "autograd_lab: このノートブックに入っている複製を使います",
+        "no_torchviz": "torchviz をインストールできませんでした（ネットワークがない？）: "
+                       "グラフは簡素な描き方になります",
+    },
+}
+
+
 def _setup_text(marker: str, digest: str, lines: str, language: str = "") -> str:
     chosen = ("    if \"google.colab\" in sys.modules and importlib.util.find_spec(\"matplotlib_fontja\") is None:\n"
               "        try:  # a Japanese font for the figures (without it, i18n says what to install)\n"
@@ -103,11 +127,10 @@ def _setup_text(marker: str, digest: str, lines: str, language: str = "") -> str
               "            pass\n"
               "    from autograd_lab import i18n\n"
               f"    i18n.set_language({language!r})  # the checks speak this edition's language\n" if language else "")
+    words = _SETUP_WORDS.get(language, _SETUP_WORDS[""])
     return (
-        f"#@title {marker.lstrip('# ')}: run this cell first (it does nothing where the course is installed)\n"
-        "# Where `autograd_lab`, the course's package, is not installed (Colab, a notebook opened from Drive or\n"
-        "# uploaded), this cell unpacks the copy it carries (_package, at the end), so the checks work with no\n"
-        "# network at all. On Colab it also tries to install torchviz, which only the graph drawings use.\n"
+        f"#@title {marker.lstrip('# ')}: {words['title']}\n"
+        f"{words['comment']}\n"
         "import base64, importlib.util, io, os, subprocess, sys, tempfile, zipfile\n"
         "\n"
         "\n"
@@ -117,13 +140,13 @@ def _setup_text(marker: str, digest: str, lines: str, language: str = "") -> str
         "        if not os.path.isdir(os.path.join(home, \"autograd_lab\")):\n"
         "            zipfile.ZipFile(io.BytesIO(base64.b64decode(_package))).extractall(home)\n"
         "        sys.path.insert(0, home)\n"
-        "        print(\"autograd_lab: using the copy this notebook carries\")\n"
+        f"        print(\"{words['carried']}\")\n"
         "    if \"google.colab\" in sys.modules and importlib.util.find_spec(\"torchviz\") is None:\n"
         "        try:\n"
         "            subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"--quiet\", \"torchviz\"],\n"
         "                           check=True, timeout=120, capture_output=True)\n"
         "        except (subprocess.SubprocessError, OSError):\n"
-        "            print(\"torchviz could not be installed (no network?): graph drawings use a plainer style\")\n"
+        f"            print(\"{words['no_torchviz']}\")\n"
         f"{chosen}"
         "\n"
         "\n"
