@@ -605,6 +605,11 @@ def test_the_web_page_in_headless_chromium(served, tmp_path):
         folder = ROOT / "build" / "browser"
         folder.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(folder / "server.png"))
+        browser.find_element(By.LINK_TEXT, "日本語").click()  # the page in Japanese, kept for the session
+        WebDriverWait(browser, 30).until(lambda b: "あなたの提出" in b.page_source)
+        text = browser.find_element(By.TAG_NAME, "body").text
+        assert "採点済みです。" in text and "この提出が成績に使われます" in text and "Log out" not in text
+        browser.save_screenshot(str(folder / "server-ja.png"))
         errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
         assert errors == []  # no CSP violation, nothing failed to load
     finally:
