@@ -142,6 +142,7 @@ def test_release_makes_the_japanese_edition_and_both_editions_grade_alike(course
     failed = next(cell for cell in graded.cells if cell.get("id") == "test-make-leaf")
     text = "".join(output.get("text", "") + output.get("evalue", "") for output in failed.outputs)
     assert re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text), f"the check's message is not in Japanese: {text}"
+    assert "解答:" in text and "got:" not in text  # the verdict's labels too
 
     # The feedback pages: a Japanese submission's page speaks Japanese, an English one's English.
     assert main(["feedback", "--course", str(course_dir), "--no-progress"]) == 0

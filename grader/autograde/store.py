@@ -94,9 +94,9 @@ class Store:
                 continue
             if is_test_cell(cell) and result.status != Status.ERROR:
                 grade_id = cell.metadata.nbgrader.grade_id
-                with i18n.speaking(language):
+                with i18n.speaking(language):  # the verdict's words, and its labels (rendered by _test_outputs)
                     lines, verdict = judge_cell(plan.checks.get(grade_id, []), result.observations.get(index))
-                outcomes = _test_outputs(lines, verdict)
+                    outcomes = _test_outputs(lines, verdict)
                 outcome.tests[grade_id] = verdict is None
                 if verdict is not None:
                     if defined is None:
