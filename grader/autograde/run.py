@@ -13,6 +13,7 @@ import glob
 import hashlib
 import json
 import os
+import resource
 import secrets
 import stat
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from grader.authoring.release import unreleased_test_changes
+from grader.autograde.preload import DEFAULT_PRELOAD
 from grader.autograde.jobs import JobMaker, Pending, TestSources, course_imports, gradebook_tests, test_digests
 from grader.autograde.sanitize import Sanitizer
 from grader.autograde.store import Store, failure
@@ -37,7 +39,6 @@ from grader.sandbox.linux import Limits, Sandbox
 from grader.text import printable
 
 GRADER_VERSION = "1"
-DEFAULT_PRELOAD = ["torch", "numpy", "matplotlib.pyplot", "autograd_lab", "autograd_lab.checks", "IPython"]
 
 
 def course_secret(course: Course) -> str:
@@ -90,7 +91,7 @@ class Autograder:
 
     def run(self, assignments: list[str] | None = None, students: list[str] | None = None) -> Summary:
         started = time.perf_counter()
-        summary = Summary(workers=self.workers)
+        summary = Summary(workers=self.workers, started_at=time.time())
         selected = self.course.select(assignments)
         if not assignments:  # every assignment that has submissions (one never released has none)
             selected = [a for a in selected if any(self.course.submitted.glob(f"*/{a}"))]
@@ -144,6 +145,9 @@ class Autograder:
                         summary.worker_rss_mb = max(summary.worker_rss_mb, result.worker_rss_mb)
                         summary.sandbox_rss_mb = max(summary.sandbox_rss_mb, result.max_rss_mb)
                         summary.sandbox_cpu += result.cpu_seconds
+                        if result.worker:
+                            summary.worker_spans.setdefault(result.worker, []).append((result.started_at,
+                                                                                       result.ended_at))
                         self._finish_notebook(entry, result.key.notebook, outcome, summary)
             unfinished = [str(key) for key, entry in pending.items() if entry.waiting]
             if unfinished:
@@ -151,6 +155,8 @@ class Autograder:
             if self._bar is not None:
                 self._bar.close()
         summary.seconds = time.perf_counter() - started
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        summary.process_cpu = usage.ru_utime + usage.ru_stime
         return summary
 
     def _warn_unreleased(self, tests: TestSources, assignments: set[str]) -> None:
