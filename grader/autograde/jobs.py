@@ -58,6 +58,7 @@ class JobMaker:
                  preload: list[str], phases: Phases | None = None) -> None:
         self.course, self.limits, self.sanitizer, self.tests, self.preload = course, limits, sanitizer, tests, preload
         self.planned: Planned = {}  # plans made already (when the run checked its tests), each for one job
+        self.checked: set[tuple[str, str]] = set()  # (assignment, notebook) whose tests the run checked
         self.shared: dict[tuple[str, str], dict] = {}  # per notebook: checks that are the same for every seed
         self.phases = phases if phases is not None else Phases()
         self._released: dict[tuple[str, str], dict[str, set[str]]] = {}

@@ -132,11 +132,12 @@ class Autograder:
                     self._warn_unreleased(tests, assignments)
                     maker = JobMaker(self.course, self.limits, Sanitizer(self.course, gradebook), tests, preload,
                                      summary.phases)
-                    with summary.phases.timed("check plans"):
-                        self._check_plans(maker, submissions)
+                    first = self._first_submissions(submissions)
                     pending: dict[Submission, Pending] = {}
-                    jobs = self._prepare(submissions, gradebook, maker, store, pending, summary)
+                    jobs = self._prepare(submissions, gradebook, maker, store, pending, summary, first)
                     for result in executor.run(jobs):
+                        with summary.phases.timed("check plans"):  # (done after the first results are in)
+                            self._check_plans(maker, first)
                         entry = pending[result.key.submission]
                         outcome = store.finished(entry, result.key.notebook, result)
                         summary.isolation = result.isolation or summary.isolation
@@ -220,16 +221,27 @@ class Autograder:
                 self.report(f"warning: no submission from {student} for {', '.join(assignments)}")
         return found
 
-    def _check_plans(self, maker: JobMaker, submissions: list[Submission]) -> None:
-        """Plan every notebook once here, so a broken test stops the run before anything is graded.
-
-        Each with the seed of the assignment's first submission: the job of that submission's notebook
-        takes its plan from here (``maker.planned``) rather than planning it again.
-        """
-        first = {}
+    @staticmethod
+    def _first_submissions(submissions: list[Submission]) -> dict[str, Submission]:
+        first: dict[str, Submission] = {}
         for submission in submissions:
             first.setdefault(submission.assignment, submission)
+        return first
+
+    def _check_plans(self, maker: JobMaker, first: dict[str, Submission], only: str | None = None) -> None:
+        """Plan every notebook (``only``: of this assignment) once here, so a broken test stops the run before
+        its results are stored.
+
+        Streamed: the first assignment's notebooks are planned before its jobs are made, so the workers start on
+        them at once, and the others (seconds, the first plans of a run import parts of PyTorch) while those jobs
+        run, before the first result is stored; a notebook never planned before is planned here before its jobs.
+        Each with the seed of the assignment's first submission: the job of that submission's notebook
+        takes its plan from here (``maker.planned``) rather than planning it again. Planned once a run.
+        """
         for assignment, notebook in maker.tests:
+            if (assignment, notebook) in maker.checked or (only is not None and assignment != only):
+                continue
+            maker.checked.add((assignment, notebook))
             seed = self.seed(*first[assignment]) if assignment in first else self.salt
             try:
                 maker.planned[(assignment, notebook, seed)] = maker.plan(assignment, notebook, seed)
@@ -270,9 +282,12 @@ class Autograder:
                    in NOT_RUN for n in self.course.notebooks(submission.assignment))
 
     def _prepare(self, submissions: list[Submission], gradebook, maker: JobMaker, store: Store,
-                 pending: dict[Submission, Pending], summary: Summary) -> Iterator[Job]:
+                 pending: dict[Submission, Pending], summary: Summary,
+                 first: dict[str, Submission]) -> Iterator[Job]:
         for submission in submissions:
             student, assignment = submission
+            with summary.phases.timed("check plans"):
+                self._check_plans(maker, first, only=assignment)
             with summary.phases.timed("fingerprint"):
                 seed = self.seed(student, assignment)
                 fingerprint = self.fingerprint(student, assignment, maker.tests, seed)
