@@ -315,7 +315,8 @@ def _early_workers(args: argparse.Namespace):
     # it; nothing autograde does checks formats (nbformat validates without): unimported, as jsonschema allows.
     sys.modules.setdefault("rfc3987_syntax", None)
     root = Path(args.course) if args.course else default_course_dir()
-    assignments = args.assignments or sorted({path.name for path in root.glob("submitted/*/*") if path.is_dir()})
+    submitted = {path.name for path in root.glob("submitted/*/*") if path.is_dir()}
+    assignments = sorted(submitted & set(args.assignments) if args.assignments else submitted)
     if args.scheduler or not assignments or not (root / "release").is_dir():
         return None
     from grader.autograde.preload import released_imports
