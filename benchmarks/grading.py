@@ -234,13 +234,14 @@ def floor(course_path: Path, timeout: float) -> dict[str, float]:
         notebook = read_notebook(path)
         plan = plan_notebook(tests[(path.parent.name, path.stem)], salt=str(path))
         cells = []
-        for cell in notebook.cells:
+        for index, cell in enumerate(notebook.cells):
             if cell.cell_type != "code" or (is_demo_cell(cell) and not is_test_cell(cell)):
                 continue
+            label = (path.stem, _cell_label(index, cell))
             if is_test_cell(cell):
-                cells.append(("test", [check.spec for check in plan.checks[cell.metadata.nbgrader.grade_id]]))
+                cells.append(("test", [check.spec for check in plan.checks[cell.metadata.nbgrader.grade_id]], label))
             else:
-                cells.append(("code", cell.source))
+                cells.append(("code", cell.source, label))
         jobs.append(cells)
 
     def interrupt(*_):
@@ -250,12 +251,14 @@ def floor(course_path: Path, timeout: float) -> dict[str, float]:
     gc.collect()
     gc.freeze()  # as the zygote does: the imports out of the collector's sight
     default_dtype = torch.get_default_dtype()
+    by_cell: dict[tuple[str, str], list[float]] = {}  # (notebook, cell) → [CPU-s summed over the class, runs, most]
     started, cpu = time.perf_counter(), time.process_time()
     for cells in jobs:
         shell.reset(new_session=False)
         kernel_probes._stopped.clear()
         torch.set_default_dtype(default_dtype)  # (a set-up cell changes it; a notebook graded gets a fresh process)
-        for kind, content in cells:
+        for kind, content, label in cells:
+            cell_cpu = time.process_time()
             signal.setitimer(signal.ITIMER_REAL, timeout)
             try:
                 if kind == "code":
@@ -267,7 +270,23 @@ def floor(course_path: Path, timeout: float) -> dict[str, float]:
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             pyplot.close("all")
-    return {"notebooks": len(jobs), "seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
+            spent, used = by_cell.setdefault(label, [0.0, 0, 0.0]), time.process_time() - cell_cpu
+            spent[0] += used
+            spent[1] += 1
+            spent[2] = max(spent[2], used)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    top = sorted(by_cell.items(), key=lambda item: -item[1][0])[:15]
+    return {"notebooks": len(jobs), "seconds": seconds, "cpu": cpu,
+            "cells": [[notebook, cell, *spent] for (notebook, cell), spent in top]}
+
+
+def _cell_label(index: int, cell) -> str:
+    """A cell as the floor's table names it: its grade id, else its number and first line."""
+    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    if grade_id:
+        return grade_id
+    first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+    return f"cell {index}: {first[:50]}"
 
 
 def _peak_children_mb() -> float:
@@ -335,8 +354,14 @@ def main(argv: list[str] | None = None) -> int:
               f"({1000 * measured['cpu'] / max(1, measured['notebooks']):.0f} ms each); ours is "
               f"{ours_run.cpu / measured['cpu']:.2f}x its CPU-s, and {ours_seconds / measured['seconds']:.2f}x its "
               f"seconds on {args.workers} worker(s) (at best {1 / args.workers:.2f}x)", flush=True)
+        print("the floor's costliest cells (CPU-s summed over the class, how many notebooks ran it, the most one "
+              "took):")
+        print("| notebook | cell | CPU-s | runs | ms per run | most, ms |\n|---|---|---:|---:|---:|---:|")
+        for notebook, cell, spent, runs, most in measured["cells"]:
+            print(f"| {notebook} | {cell} | {spent:.2f} | {runs} | {1000 * spent / runs:.0f} | {1000 * most:.0f} |")
 
         if args.only:
+            print(f"total points of the class: {sum(scores(ours).values()):g} for {len(scores(ours))} notebooks")
             return 0
         stock_scores, our_scores = scores(stock), scores(ours)
         differ = {key: (stock_scores.get(key), our_scores.get(key)) for key in kinds

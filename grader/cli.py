@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     autograde.add_argument("--timings", action="store_true",
                            help="also print where the time went (the grading process's and the workers' phases) "
                                 "and peak memory")
-    autograde.set_defaults(run=_autograde)
+    autograde.set_defaults(run=_autograde, start=_early_workers)
 
     regrade = commands.add_parser(
         "regrade", parents=[course, parallel],
@@ -278,25 +278,51 @@ def _at_least_one(text: str) -> int:
 
 
 def _autograde(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+    workers = getattr(args, "started", None)  # started by main(), before the imports below
+    try:
+        from dataclasses import replace
 
-    from grader.autograde.run import Autograder
+        from grader.autograde.run import Autograder
+        from grader.course import open_course
+        from grader.sandbox.linux import Sandbox
 
+        course = open_course(args.course)
+        limits = Sandbox(config=course.config).limits()
+        if args.cell_timeout:
+            limits = replace(limits, cell_timeout=args.cell_timeout)
+        grader = Autograder(course, workers=args.workers, scheduler=args.scheduler, force=args.force, limits=limits,
+                            progress=not args.no_progress, report=say, executor=workers)
+        summary = grader.run(args.assignments, args.student)
+    finally:
+        if workers is not None:
+            workers.close()
     from grader.autograde.summary import print_summary, print_timings
-    from grader.course import open_course
-    from grader.sandbox.linux import Sandbox
 
-    course = open_course(args.course)
-    limits = Sandbox(config=course.config).limits()
-    if args.cell_timeout:
-        limits = replace(limits, cell_timeout=args.cell_timeout)
-    grader = Autograder(course, workers=args.workers, scheduler=args.scheduler, force=args.force, limits=limits,
-                        progress=not args.no_progress, report=say)
-    summary = grader.run(args.assignments, args.student)
     print_summary(summary, report=say)
     if args.timings:
         print_timings(summary, report=say)
     return 0
+
+
+def _early_workers(args: argparse.Namespace):
+    """The local workers, started before this process imports nbgrader and reads the gradebook (seconds), with
+    what the released notebooks import to preload; None when there is nothing to grade here, or on Dask."""
+    from pathlib import Path
+
+    from grader.course import default_course_dir
+
+    # jsonschema compiles a grammar for its "iri" format (rfc3987_syntax, over a CPU-second) when nbformat imports
+    # it; nothing autograde does checks formats (nbformat validates without): unimported, as jsonschema allows.
+    sys.modules.setdefault("rfc3987_syntax", None)
+    root = Path(args.course) if args.course else default_course_dir()
+    submitted = {path.name for path in root.glob("submitted/*/*") if path.is_dir()}
+    assignments = sorted(submitted & set(args.assignments) if args.assignments else submitted)
+    if args.scheduler or not assignments or not (root / "release").is_dir():
+        return None
+    from grader.autograde.preload import released_imports
+    from grader.sandbox.executors import start_executor
+
+    return start_executor(args.workers or os.cpu_count() or 1, None, released_imports(root / "release", assignments))
 
 
 def _regrade(args: argparse.Namespace) -> int:
@@ -377,6 +403,8 @@ def _quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _put_environment_on_path()
+    # autograde's workers, first: their imports (torch, in their zygotes) overlap with this process's (nbgrader).
+    args.started = args.start(args) if getattr(args, "start", None) else None
     _quiet_libraries()
     try:
         return args.run(args)

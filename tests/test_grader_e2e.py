@@ -278,3 +278,34 @@ def test_timings_give_the_grading_process_cpu_seconds_beside_its_seconds():
     assert any(line.startswith("| grading process | plan |") and line.endswith(f"| {summary.phases.cpu['plan']:.2f} |")
                for line in lines)
     assert "CPU-seconds of the sandboxes (every process of each, measured outside it): 12.5" in lines
+
+
+def test_a_test_that_cannot_be_planned_stops_the_run_before_anything_is_stored(course_dir, tmp_path):
+    """The plans are checked streamed (the first assignment's before its first job): a broken test still stops the
+    run with what to do, and no grade, record or graded notebook is written."""
+    from grader.errors import GraderError
+
+    download = tmp_path / "download"
+    write_class(course_dir, download)
+    main(["collect", "--course", str(course_dir), "ps1", str(download)])
+    course = open_course(course_dir)
+    with course.gradebook() as gradebook:
+        cell = gradebook.find_source_cell("test-make-leaf", "ps1", "ps1")
+        cell.source = "from autograd_lab import checks\nchecks.close(1 / 0, 0.0)\n"
+        gradebook.db.commit()
+    with pytest.raises(GraderError, match="the tests of ps1/ps1 cannot be run"):
+        Autograder(course, workers=2, progress=False, report=lambda _: None).run()
+    assert _records(course) == {}
+    assert _gradebook_scores(course) == {}
+    assert not any(course.autograded.glob("*/ps1/*.ipynb"))
+
+
+def test_timings_give_the_workers_timeline():
+    from grader.autograde.summary import Summary, timeline
+
+    summary = Summary(started_at=1000.0, seconds=10.0,
+                      worker_spans={"a:1": [(1002.0, 1005.0), (1005.0, 1010.0)], "a:2": [(1002.5, 1007.0)]})
+    text = timeline(summary)
+    assert "the first notebook started at 2.0 s, the last ended at 10.0 s" in text
+    assert "worker 1: 2 notebooks, busy 8.0 s, first from 2.0 s, idle 0.0 s at the end" in text
+    assert "worker 2: 1 notebooks, busy 4.5 s, first from 2.5 s, idle 3.0 s at the end" in text

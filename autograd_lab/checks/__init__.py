@@ -302,7 +302,8 @@ def graph(ops: dict[str, Any], specs: Sequence[dict], *, leaf: Any, seed: str = 
     expected = _graph_reference(key)
     _reference_ok(expected, "the PyTorch reference graph")
     # Plugged into a reference engine, the student's code is not the engine: an engine's mistakes are not evidence.
-    mistakes = [] if plug is not None else _graph_mistakes(key)
+    # Computed only for a result that fails (each mistaken engine runs every graph: most of a long chain's plan).
+    mistakes = [] if plug is not None else functools.partial(_graph_mistakes, key)
     labels = [describe_graph(spec) for spec in specs]
     names = [f"x{i + 1}" for i in range(max((len(s["inputs"]) for s in specs), default=0))]  # describe_graph's
     _submit(_Check(

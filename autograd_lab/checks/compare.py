@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -742,12 +743,13 @@ def compare_unchanged(got: Observed, expected: Observed, *, what: str, inputs: l
 def compare_backward(got: Observed, expected: Observed, *, what: str, inputs: list[str], names: list[str],
                      rtol: float = 1e-5, atol: float = 1e-6, check_output: bool = True,
                      noun: str = "input", torch_leaves: bool = True,
-                     mistakes: list[tuple[str, Observed]] | None = None) -> Verdict:
+                     mistakes: list[tuple[str, Observed]] | Callable[[], list] | None = None) -> Verdict:
     """``probe_backward`` results per input set: the output value and every input's gradient.
 
     ``torch_leaves``: the inputs were PyTorch leaves (a None gradient then means the output
     was not computed from that input); otherwise Variables of an engine, whose None
-    gradient may also be a backward that returned too few. ``mistakes`` as in :func:`compare_calls`.
+    gradient may also be a backward that returned too few. ``mistakes`` as in :func:`compare_calls`, or
+    a function that computes them (called only when the results do not match).
     """
     verdict = _backward_verdict(got, expected, what=what, inputs=inputs, names=names, rtol=rtol, atol=atol,
                                 check_output=check_output, role="gradient" if torch_leaves else "engine gradient")
@@ -760,7 +762,7 @@ def compare_backward(got: Observed, expected: Observed, *, what: str, inputs: li
                          "value and gradients match PyTorch on {total} inputs", total))
         return _pass(what, text.format(total=total))
     if got.kind == "sequence" and got.type == "cases":
-        named = _mistake_named(got, mistakes or [], rtol, atol)
+        named = _mistake_named(got, (mistakes() if callable(mistakes) else mistakes) or [], rtol, atol)
         if named:
             verdict.hint = named
     return verdict

@@ -6,7 +6,6 @@ A notebook that cannot become a job (missing, unreadable, broken metadata) becom
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import nbformat
 from grader.authoring.release import released_checksums
 from grader.autograde.diagnose import exercise_names, name_cells
 from grader.autograde.plan import NotebookPlan, plan_notebook
+from grader.autograde.preload import imported_modules
 from grader.autograde.sanitize import Sanitizer, broken_metadata, drop_duplicate_tests
 from grader.autograde.summary import Phases
 from grader.autograde.tamper import scan
@@ -28,7 +28,7 @@ from grader.notebooks import is_demo_cell, is_test_cell, read_notebook
 from grader.records import NotebookOutcome, Status, Submission, test_key
 from grader.sandbox.execute import Job
 from grader.sandbox.linux import Limits
-from grader.text import parse_cell, printable
+from grader.text import printable
 
 #: (assignment, notebook) → (grade id, source) of its test cells, in order, as the gradebook holds them.
 TestSources = dict[tuple[str, str], list[tuple[str, str]]]
@@ -58,6 +58,7 @@ class JobMaker:
                  preload: list[str], phases: Phases | None = None) -> None:
         self.course, self.limits, self.sanitizer, self.tests, self.preload = course, limits, sanitizer, tests, preload
         self.planned: Planned = {}  # plans made already (when the run checked its tests), each for one job
+        self.checked: set[tuple[str, str]] = set()  # (assignment, notebook) whose tests the run checked
         self.shared: dict[tuple[str, str], dict] = {}  # per notebook: checks that are the same for every seed
         self.phases = phases if phases is not None else Phases()
         self._released: dict[tuple[str, str], dict[str, set[str]]] = {}
@@ -179,19 +180,5 @@ def course_imports(gradebook, assignments: set[str]) -> list[str]:
         for notebook in gradebook.find_assignment(assignment).notebooks:
             for cell in notebook.source_cells:
                 if cell.cell_type == "code":
-                    modules |= _imported_modules(cell.source)
+                    modules |= imported_modules(cell.source)
     return sorted(modules)
-
-
-def _imported_modules(source: str) -> set[str]:
-    try:
-        tree = parse_cell(source)
-    except SyntaxError:
-        return set()
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-    return found

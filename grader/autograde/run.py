@@ -13,6 +13,7 @@ import glob
 import hashlib
 import json
 import os
+import resource
 import secrets
 import stat
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from grader.authoring.release import unreleased_test_changes
+from grader.autograde.preload import DEFAULT_PRELOAD
 from grader.autograde.jobs import JobMaker, Pending, TestSources, course_imports, gradebook_tests, test_digests
 from grader.autograde.sanitize import Sanitizer
 from grader.autograde.store import Store, failure
@@ -37,7 +39,6 @@ from grader.sandbox.linux import Limits, Sandbox
 from grader.text import printable
 
 GRADER_VERSION = "1"
-DEFAULT_PRELOAD = ["torch", "numpy", "matplotlib.pyplot", "autograd_lab", "autograd_lab.checks", "IPython"]
 
 
 def course_secret(course: Course) -> str:
@@ -90,7 +91,7 @@ class Autograder:
 
     def run(self, assignments: list[str] | None = None, students: list[str] | None = None) -> Summary:
         started = time.perf_counter()
-        summary = Summary(workers=self.workers)
+        summary = Summary(workers=self.workers, started_at=time.time())
         selected = self.course.select(assignments)
         if not assignments:  # every assignment that has submissions (one never released has none)
             selected = [a for a in selected if any(self.course.submitted.glob(f"*/{a}"))]
@@ -131,11 +132,12 @@ class Autograder:
                     self._warn_unreleased(tests, assignments)
                     maker = JobMaker(self.course, self.limits, Sanitizer(self.course, gradebook), tests, preload,
                                      summary.phases)
-                    with summary.phases.timed("check plans"):
-                        self._check_plans(maker, submissions)
+                    first = self._first_submissions(submissions)
                     pending: dict[Submission, Pending] = {}
-                    jobs = self._prepare(submissions, gradebook, maker, store, pending, summary)
+                    jobs = self._prepare(submissions, gradebook, maker, store, pending, summary, first)
                     for result in executor.run(jobs):
+                        with summary.phases.timed("check plans"):  # (done after the first results are in)
+                            self._check_plans(maker, first)
                         entry = pending[result.key.submission]
                         outcome = store.finished(entry, result.key.notebook, result)
                         summary.isolation = result.isolation or summary.isolation
@@ -144,6 +146,9 @@ class Autograder:
                         summary.worker_rss_mb = max(summary.worker_rss_mb, result.worker_rss_mb)
                         summary.sandbox_rss_mb = max(summary.sandbox_rss_mb, result.max_rss_mb)
                         summary.sandbox_cpu += result.cpu_seconds
+                        if result.worker:
+                            summary.worker_spans.setdefault(result.worker, []).append((result.started_at,
+                                                                                       result.ended_at))
                         self._finish_notebook(entry, result.key.notebook, outcome, summary)
             unfinished = [str(key) for key, entry in pending.items() if entry.waiting]
             if unfinished:
@@ -151,6 +156,8 @@ class Autograder:
             if self._bar is not None:
                 self._bar.close()
         summary.seconds = time.perf_counter() - started
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        summary.process_cpu = usage.ru_utime + usage.ru_stime
         return summary
 
     def _warn_unreleased(self, tests: TestSources, assignments: set[str]) -> None:
@@ -214,16 +221,27 @@ class Autograder:
                 self.report(f"warning: no submission from {student} for {', '.join(assignments)}")
         return found
 
-    def _check_plans(self, maker: JobMaker, submissions: list[Submission]) -> None:
-        """Plan every notebook once here, so a broken test stops the run before anything is graded.
-
-        Each with the seed of the assignment's first submission: the job of that submission's notebook
-        takes its plan from here (``maker.planned``) rather than planning it again.
-        """
-        first = {}
+    @staticmethod
+    def _first_submissions(submissions: list[Submission]) -> dict[str, Submission]:
+        first: dict[str, Submission] = {}
         for submission in submissions:
             first.setdefault(submission.assignment, submission)
+        return first
+
+    def _check_plans(self, maker: JobMaker, first: dict[str, Submission], only: str | None = None) -> None:
+        """Plan every notebook (``only``: of this assignment) once here, so a broken test stops the run before
+        its results are stored.
+
+        Streamed: the first assignment's notebooks are planned before its jobs are made, so the workers start on
+        them at once, and the others (seconds, the first plans of a run import parts of PyTorch) while those jobs
+        run, before the first result is stored; a notebook never planned before is planned here before its jobs.
+        Each with the seed of the assignment's first submission: the job of that submission's notebook
+        takes its plan from here (``maker.planned``) rather than planning it again. Planned once a run.
+        """
         for assignment, notebook in maker.tests:
+            if (assignment, notebook) in maker.checked or (only is not None and assignment != only):
+                continue
+            maker.checked.add((assignment, notebook))
             seed = self.seed(*first[assignment]) if assignment in first else self.salt
             try:
                 maker.planned[(assignment, notebook, seed)] = maker.plan(assignment, notebook, seed)
@@ -264,9 +282,12 @@ class Autograder:
                    in NOT_RUN for n in self.course.notebooks(submission.assignment))
 
     def _prepare(self, submissions: list[Submission], gradebook, maker: JobMaker, store: Store,
-                 pending: dict[Submission, Pending], summary: Summary) -> Iterator[Job]:
+                 pending: dict[Submission, Pending], summary: Summary,
+                 first: dict[str, Submission]) -> Iterator[Job]:
         for submission in submissions:
             student, assignment = submission
+            with summary.phases.timed("check plans"):
+                self._check_plans(maker, first, only=assignment)
             with summary.phases.timed("fingerprint"):
                 seed = self.seed(student, assignment)
                 fingerprint = self.fingerprint(student, assignment, maker.tests, seed)

@@ -50,6 +50,10 @@ class Summary:
     worker_rss_mb: float = 0.0  # the largest peak resident memory of a worker process
     sandbox_rss_mb: float = 0.0  # the largest of any notebook's sandbox
     sandbox_cpu: float = 0.0  # CPU-seconds of every sandbox, summed
+    started_at: float = 0.0  # when the run started (time.time())
+    process_cpu: float = 0.0  # the grading process's CPU-seconds when the run ended (since it started: imports too)
+    #: each worker's notebooks, (started, ended) by time.time(): when the workers were busy, for --timings
+    worker_spans: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def counts(self) -> Counter:
         return Counter(outcome.status for _, _, outcome in self.outcomes)
@@ -117,5 +121,30 @@ def print_timings(summary: Summary, report: Callable[[str], None] = print) -> No
             cpu = f"{phases.cpu[phase]:.2f}" if phase in phases.cpu else ""
             report(f"| {where} | {phase} | {seconds:.2f} | {1000 * seconds / ran:.0f} | {cpu} |")
     report(f"CPU-seconds of the sandboxes (every process of each, measured outside it): {summary.sandbox_cpu:.1f}")
+    if summary.process_cpu:
+        timed = sum(summary.phases.cpu.values())
+        report(f"CPU-seconds of the grading process since it started: {summary.process_cpu:.1f} (the phases above "
+               f"{timed:.1f}; the rest is its imports, starting the workers and reading their results)")
+    spans = timeline(summary)
+    if spans:
+        report(spans)
     report(f"peak resident memory: a worker {summary.worker_rss_mb:.0f} MiB, "
            f"a sandbox {summary.sandbox_rss_mb:.0f} MiB")
+
+
+def timeline(summary: Summary) -> str:
+    """When the workers were busy: how long the run took to give them their first notebook, and how long each
+    waited at the end for the others (the tail)."""
+    spans = {worker: sorted(times) for worker, times in summary.worker_spans.items() if times}
+    if not spans or not summary.started_at:
+        return ""
+    end = summary.started_at + summary.seconds
+    first = min(times[0][0] for times in spans.values()) - summary.started_at
+    last = max(times[-1][1] for times in spans.values()) - summary.started_at
+    idle = []
+    for number, (worker, times) in enumerate(sorted(spans.items(), key=lambda item: item[1][0][0]), 1):
+        busy = sum(ended - started for started, ended in times)
+        idle.append(f"worker {number}: {len(times)} notebooks, busy {busy:.1f} s, first from "
+                    f"{times[0][0] - summary.started_at:.1f} s, idle {end - times[-1][1]:.1f} s at the end")
+    return (f"workers' timeline (s into the run of {summary.seconds:.1f} s): the first notebook started at "
+            f"{first:.1f} s, the last ended at {last:.1f} s; " + "; ".join(idle))

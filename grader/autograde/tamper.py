@@ -10,6 +10,7 @@ runner's check after every cell of what was replaced at run time
 from __future__ import annotations
 
 import ast
+import functools
 
 from grader.text import parse_cell
 
@@ -64,10 +65,16 @@ def _dotted(node: ast.AST) -> str | None:
 
 def scan(source: str) -> list[tuple[int, str]]:
     """(line, finding) for each suspicious construct in a cell's code."""
+    return list(_scan(source))
+
+
+@functools.lru_cache(maxsize=4096)
+def _scan(source: str) -> tuple[tuple[int, str], ...]:
+    """:func:`scan`, once per distinct cell (the course's own unlocked cells are in every submission)."""
     try:
         tree = parse_cell(source)
     except SyntaxError:
-        return []
+        return ()
     findings: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         line = getattr(node, "lineno", 0)
@@ -105,4 +112,4 @@ def scan(source: str) -> list[tuple[int, str]]:
                 if name.split(".")[0] in SUSPICIOUS_IMPORTS:
                     findings.append((line, f"imports {name}"))
     unique = sorted(set(findings))
-    return unique[:20]
+    return tuple(unique[:20])

@@ -69,6 +69,9 @@ class Result:
     worker_rss_mb: float = 0.0  # the worker process's own peak so far (it grades many notebooks)
     cpu_seconds: float = 0.0  # the sandbox's CPU time, all its processes (from the zygote, outside it)
     phases: dict[str, float] = field(default_factory=dict)  # where this notebook's time went (PHASES), seconds
+    worker: str = ""  # which worker graded it ("host:pid"), and when (its clock, time.time()): for --timings
+    started_at: float = 0.0
+    ended_at: float = 0.0
 
 
 # --- the worker's zygote -----------------------------------------------------------------------

@@ -12,8 +12,10 @@ import contextlib
 import multiprocessing
 import os
 import resource
+import socket
 import sys
 import threading
+import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -29,13 +31,16 @@ _lock = threading.Lock()  # a worker's zygote serves one job at a time (Dask may
 def run_safely(job: Job) -> Result:
     """:func:`grader.sandbox.execute.run`, turning a failure of the grader itself into an "error" result."""
     with _lock:
+        started = time.time()
         try:
             result = run(job)
             result.worker_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            return result
         except Exception as error:
-            return failed(job.key, f"the grader failed on this notebook: {type(error).__name__}: {error}",
-                          traceback.format_exc(limit=3)[-500:])
+            result = failed(job.key, f"the grader failed on this notebook: {type(error).__name__}: {error}",
+                            traceback.format_exc(limit=3)[-500:])
+        result.worker = f"{socket.gethostname()}:{os.getpid()}"
+        result.started_at, result.ended_at = started, time.time()
+        return result
 
 
 def failed(key: str, detail: str, trace: str = "") -> Result:
@@ -182,14 +187,18 @@ def _take(source: Iterator[Job], count: int) -> list[Job]:
     return taken
 
 
+def start_executor(workers: int, scheduler: str | None = None, preload: list[str] = ()):
+    """The executor, started (its workers and their zygotes begin their imports now); ``close()`` it when done."""
+    if scheduler:
+        return DaskCluster(scheduler)
+    if workers <= 1:
+        return InProcess(list(preload))
+    return LocalPool(workers, list(preload))
+
+
 @contextlib.contextmanager
 def make_executor(workers: int, scheduler: str | None = None, preload: list[str] = ()):
-    if scheduler:
-        executor = DaskCluster(scheduler)
-    elif workers <= 1:
-        executor = InProcess(list(preload))
-    else:
-        executor = LocalPool(workers, list(preload))
+    executor = start_executor(workers, scheduler, preload)
     try:
         yield executor
     finally:
