@@ -278,7 +278,7 @@ def _at_least_one(text: str) -> int:
 
 
 def _autograde(args: argparse.Namespace) -> int:
-    workers = getattr(args, "started", None)  # started by main(), before the imports below
+    workers = getattr(args, "early_workers", None)  # started by main(), before the imports below
     try:
         from dataclasses import replace
 
@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _put_environment_on_path()
     # autograde's workers, first: their imports (torch, in their zygotes) overlap with this process's (nbgrader).
-    args.started = args.start(args) if getattr(args, "start", None) else None
+    args.early_workers = args.start(args) if getattr(args, "start", None) else None
     _quiet_libraries()
     try:
         return args.run(args)
