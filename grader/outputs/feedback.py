@@ -109,39 +109,33 @@ class InertHTMLExporter(HTMLExporter):
         return inert(_name_tests(output)), resources
 
 
-#: nbgrader's feedback template writes these words itself; each is found by the markup around it (so a
-#: student's text that holds the same words is left alone) and given in the language of the page.
-_TEMPLATE_WORDS = [
-    (re.compile(r"(<h4>[^<]*|</a>|<li class=\"late-penalty\">Late submission penalty) \(Score: "), N_("Score")),
-    (re.compile(r"(\n\s*)Score: (?=[-\d.]+ / [-\d.]+ <a href=\"#top\">)"), N_("Score")),
-    (re.compile(r'(<a href="#top">)\(Top\)(</a>)'), N_("Top")),
-    (re.compile(r'(<li class="late-penalty">)Late submission penalty'), N_("Late submission penalty")),
-    (re.compile(r'(<span class="nbgrader-label">)Student\'s answer(</span>)'), N_("Student's answer")),
-    (re.compile(r'(<span class="nbgrader-label">)Student\'s task(</span>)'), N_("Student's task")),
-    (re.compile(r'(<span class="nbgrader-label">)Grade cell:( <code>)'), N_("Grade cell")),
-    (re.compile(r'(<span class="nbgrader-label">)Task:( <code>)'), N_("Task")),
-    (re.compile(r"(<b>)Comments:(</b>)"), N_("Comments")),
-    (re.compile(r'(<a href="#comment-[^"<>]*">)Comment(</a>)'), N_("Comment")),
-    (re.compile(r'(<a href="#[^"<>]*">)Coding free-response(</a>)'), N_("Coding free-response")),
-    (re.compile(r'(<a href="#[^"<>]*">)Written response(</a>)'), N_("Written response")),
-]
+#: nbgrader's feedback template writes these words itself (the group ``word``); each is found by the markup
+#: around it, so a student's text that holds the same words is left alone, and given in the page's language.
+_TEMPLATE_WORDS = [re.compile(pattern) for pattern in (
+    r'(?:<h4>[^<]*|</a>|<li class="late-penalty">Late submission penalty) \((?P<word>Score): ',
+    r'\n\s*(?P<word>Score): (?=[-\d.]+ / [-\d.]+ <a href="#top">)',
+    r'<a href="#top">\((?P<word>Top)\)</a>',
+    r'<li class="late-penalty">(?P<word>Late submission penalty)',
+    r'<span class="nbgrader-label">(?P<word>Student\'s answer|Student\'s task)</span>',
+    r'<span class="nbgrader-label">(?P<word>Grade cell|Task): <code>',
+    r'<b>(?P<word>Comments):</b>',
+    r'<a href="#[^"<>]*">(?P<word>Comment|Coding free-response|Written response)</a>',
+)]
+#: The words, for the message catalog.
+_TEMPLATE_MESSAGES = (N_("Score"), N_("Top"), N_("Late submission penalty"), N_("Student's answer"),
+                      N_("Student's task"), N_("Grade cell"), N_("Task"), N_("Comments"), N_("Comment"),
+                      N_("Coding free-response"), N_("Written response"))
 
 
 def _template_words(page: str) -> str:
     """``page`` with nbgrader's template words in the current language (as they are in English)."""
-    for pattern, word in _TEMPLATE_WORDS:
-        page = pattern.sub(lambda m, word=word: _replace_word(m, _(word)), page)
+    def translated(match: re.Match) -> str:
+        text, start = match.group(0), match.start()
+        return text[:match.start("word") - start] + _(match["word"]) + text[match.end("word") - start:]
+
+    for pattern in _TEMPLATE_WORDS:
+        page = pattern.sub(translated, page)
     return page
-
-
-def _replace_word(match: re.Match, word: str) -> str:
-    """The match with the English word between its groups replaced by ``word`` (and its punctuation kept)."""
-    text = match.group(0)
-    before = match.group(1)
-    after = match.group(2) if match.re.groups > 1 else ""
-    middle = text[len(before):len(text) - len(after)]
-    english = middle.strip(" ():")
-    return before + middle.replace(english, word, 1) + after
 
 
 def _name_tests(page: str) -> str:

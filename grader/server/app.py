@@ -46,7 +46,7 @@ from grader.intake.collect import MAX_FILE_BYTES
 from grader.course import Course, write_atomically
 from grader.errors import GraderError
 from grader.notebooks import read_notebook
-from grader.server.grading import GradingLoop, counting
+from grader.server.grading import GradingLoop, counting, score_text
 from grader.server.policy import CoursePolicy, utc_now
 from grader.server.store import Busy, Store, Submission, server_folder
 from grader.server.tokens import digest
@@ -317,7 +317,7 @@ def _parse(data: bytes, filename: str):
 def build_app(server: Server, *, secure_cookies: bool = False) -> Starlette:
     pages = Environment(loader=DictLoader(_TEMPLATES), autoescape=True, extensions=["jinja2.ext.i18n"])
     pages.install_gettext_callables(i18n._, i18n.ngettext, newstyle=False)
-    pages.filters["score_text"] = _score_text
+    pages.filters["score_text"] = score_text
     pages.globals["states"] = STATES
 
     def refused(error: Refused) -> JSONResponse:
@@ -487,7 +487,7 @@ def _assignments(server: Server, student: str) -> list[dict]:
 
 def _grade_text(best: Submission | None) -> str | None:
     verdict = None if best is None else best.verdict_data()
-    return None if not verdict or "score_text" not in verdict else _score_text(verdict)
+    return None if not verdict or "score_text" not in verdict else score_text(verdict)
 
 
 def _text(said: Later | None) -> str | None:
@@ -536,15 +536,6 @@ def _session_key(course: Course) -> str:
         write_atomically(path, secrets.token_hex(32).encode(), private=True)
     os.chmod(path, 0o600)
     return path.read_text().strip()
-
-
-def _score_text(verdict: dict) -> str:
-    """A verdict's score as the page shows it, in the page's language."""
-    score, penalty = verdict.get("score"), verdict.get("penalty") or 0.0
-    if score is None:
-        return i18n._("not graded")
-    text = f"{score - penalty:g} / {verdict.get('max_score', 0.0):g}"
-    return text + (" " + i18n._("(late penalty {penalty})").format(penalty=f"{penalty:g}") if penalty else "")
 
 
 #: What the pages say about a submission on its way (a submission's state).

@@ -28,7 +28,7 @@ from typing import Callable
 
 import nbformat
 
-from autograd_lab.i18n import N_
+from autograd_lab.i18n import N_, _
 from grader.autograde.jobs import course_imports
 from grader.autograde.run import DEFAULT_PRELOAD, Autograder
 from grader.course import Course, write_atomically
@@ -227,11 +227,19 @@ class GradingLoop:
             "summary": STATUS_TEXT.get(outcome.status, outcome.status),
             "detail": printable(outcome.detail) if outcome.status != Status.GRADED else "",
             "score": score, "max_score": outcome.max_score, "penalty": penalty,
-            "score_text": "not graded" if score is None else
-                          f"{score - penalty:g} / {outcome.max_score:g}"
-                          + (f" (late penalty {penalty:g})" if penalty else ""),
+            "score_text": score_text({"score": score, "max_score": outcome.max_score, "penalty": penalty}),
             "exercises": exercises,
         }
+
+
+def score_text(verdict: dict) -> str:
+    """A verdict's score as a student reads it (``4 / 5 (late penalty 1)``), in the current language: stored
+    with the verdict (the log and the API, in English), and made again by each page in its reader's."""
+    score, penalty = verdict.get("score"), verdict.get("penalty") or 0.0
+    if score is None:
+        return _("not graded")
+    text = f"{score - penalty:g} / {verdict.get('max_score', 0.0):g}"
+    return text + (" " + _("(late penalty {penalty})").format(penalty=f"{penalty:g}") if penalty else "")
 
 
 def _messages(cell) -> list[str]:
@@ -248,5 +256,6 @@ def _messages(cell) -> list[str]:
 def _error_verdict(why: str) -> dict:
     return {"status": "error", "summary": N_("Not graded: the grader had a problem with this submission. Your "
                                              "instructor has been told; it does not count as an attempt."),
-            "detail": printable(why), "score": None, "max_score": 0.0, "penalty": 0.0, "score_text": "not graded",
+            "detail": printable(why), "score": None, "max_score": 0.0, "penalty": 0.0,
+            "score_text": score_text({"score": None}),
             "exercises": []}
