@@ -238,3 +238,14 @@ def test_hidden_tests_can_be_planned_under_any_salt(assignment, salt):
     tests = [(cell.metadata.nbgrader.grade_id, cell.source) for cell in _notebook("source", assignment).cells
              if is_test_cell(cell)]
     plan_notebook(tests, salt=salt)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_no_first_hint_holds_code(assignment):
+    """Hints go from a question or a concept to a partial step, and at most to a sketch in a last box labelled
+    as one (issue 18): a first hint never shows a code block."""
+    for cell in _notebook("source", assignment).cells:
+        hints = re.findall(r"<details><summary>([^<]*)</summary>(.*?)</details>", cell.source, flags=re.S)
+        if hints:
+            title, text = hints[0]
+            assert "```" not in text, f"{assignment} {cell.get('id')}: its first hint ({title!r}) shows code"
